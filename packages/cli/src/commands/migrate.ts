@@ -1,0 +1,129 @@
+import {
+  type MigrateOptions,
+  type SetStatus,
+  extractMigrationSql,
+  migrate,
+  migrationStatus,
+  parsePgmqProvider,
+  planMigrations,
+  renderMigrationSql,
+  renderSqlText,
+} from "@awa/migrator"
+import { type FlagSpec, exclusive, flagHelp, parseCommandLine } from "../CommandLine.js"
+import { ExitCode } from "../ExitCode.js"
+import { type Output, formatTable } from "../Output.js"
+import { UsageError } from "../UsageError.js"
+
+/** Flags shared by every command that connects to a database. */
+export const connectionFlags: Record<string, FlagSpec> = {
+  "database-url": { type: "string", description: "primary database (default: $DATABASE_URL)" },
+  "pgmq-database-url": { type: "string", description: "pgmq database (default: $PGMQ_DATABASE_URL, else the primary)" },
+}
+
+const flags: Record<string, FlagSpec> = {
+  ...connectionFlags,
+  "with-pgmq": { type: "boolean", description: "also apply the optional pgmq set (role pgmq)" },
+  "pgmq-provider": { type: "string", description: "force the pgmq provider: existing | extension | sql" },
+  set: { type: "string", multiple: true, description: "only these sets: canonical, queue-storage, pgmq" },
+  status: { type: "boolean", description: "show applied / pending / drift per database and set" },
+  json: { type: "boolean", description: "print data as JSON (with --status, --dry-run, or the apply report)" },
+  "dry-run": { type: "boolean", description: "print the plan and its SQL; change nothing" },
+  sql: { type: "boolean", description: "print all SQL (ledger rows included) grouped by target database; no database needed" },
+  "extract-to": { type: "string", description: "write one file per migration into DIR/<database>/; no database needed" },
+  help: { type: "boolean", short: "h", description: "show this help" },
+}
+
+/** Help text of `awa migrate`. */
+export const migrateHelp = `Usage: awa migrate [flags]
+
+Applies the canonical and queue-storage (schema awa) migration sets to the primary database, and the
+pgmq set to the pgmq database with --with-pgmq. Each migration commits with its ledger row; running it
+again changes nothing. Refuses a database ahead of the code or with drifted migrations.
+
+Flags:
+${flagHelp(flags)}`
+
+const statusRows = (statuses: ReadonlyArray<SetStatus>) =>
+  formatTable(
+    ["database", "target", "set", "instance", "applied", "latest", "pending", "drift"],
+    statuses.map((s) => [
+      s.role,
+      s.target,
+      s.set,
+      s.instance,
+      String(s.applied),
+      String(s.latest),
+      s.pending.length === 0 ? "-" : s.pending.map((p) => p.version).join(","),
+      s.ahead ? "AHEAD OF CODE" : s.drift.length === 0 ? "-" : `DRIFT ${s.drift.map((d) => d.version).join(",")}`,
+    ]),
+  )
+
+/** Runs `awa migrate`; returns the exit code. */
+export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): Promise<number> => {
+  const parsed = parseCommandLine("migrate", argv, flags)
+  if (parsed instanceof UsageError) throw parsed
+  const f = parsed.flags
+  if (f.help) {
+    output.out(migrateHelp)
+    return ExitCode.ok
+  }
+  if (parsed.positionals.length > 0) {
+    throw new UsageError({ reason: `awa migrate takes no arguments (got "${parsed.positionals.join(" ")}").` })
+  }
+  const conflict = exclusive(f, ["status", "dry-run", "sql", "extract-to"])
+  if (conflict) throw conflict
+  if (f.json && (f.sql || f["extract-to"] !== undefined)) {
+    throw new UsageError({ reason: "--json does not apply to --sql or --extract-to (they print SQL)." })
+  }
+  let pgmqProvider: MigrateOptions["pgmqProvider"]
+  if (typeof f["pgmq-provider"] === "string") {
+    const provider = parsePgmqProvider(f["pgmq-provider"])
+    if (typeof provider !== "string") throw provider
+    pgmqProvider = provider
+  }
+  const options = {
+    databaseUrl: f["database-url"] as string | undefined,
+    pgmqDatabaseUrl: f["pgmq-database-url"] as string | undefined,
+    withPgmq: f["with-pgmq"] === true,
+    sets: f.set as ReadonlyArray<string> | undefined,
+    pgmqProvider,
+  }
+
+  if (f.sql) {
+    output.out(renderSqlText(renderMigrationSql(options)))
+    return ExitCode.ok
+  }
+  if (typeof f["extract-to"] === "string") {
+    const written = extractMigrationSql(f["extract-to"], options)
+    output.out(`Wrote ${written.length} files:\n${written.map((p) => `  ${p}`).join("\n")}`)
+    return ExitCode.ok
+  }
+  if (f.status) {
+    const statuses = await migrationStatus(options)
+    output.out(f.json ? JSON.stringify(statuses, null, 2) : statusRows(statuses))
+    return statuses.some((s) => s.ahead || s.drift.length > 0) ? ExitCode.refused : ExitCode.ok
+  }
+  if (f["dry-run"]) {
+    const plan = await planMigrations(options)
+    if (f.json) output.out(JSON.stringify(plan, null, 2))
+    else if (plan.length === 0) output.out("Nothing to apply: every selected migration is already applied.")
+    else {
+      output.out(`Would apply ${plan.length} migration(s):`)
+      for (const step of plan) {
+        output.out(`\n-- ${step.role} (${step.target}): ${step.set}/${step.instance} ${step.file}\n${step.sql.trim() === "" ? "-- (no statements; ledger row only)" : step.sql.trimEnd()}`)
+      }
+    }
+    return ExitCode.ok
+  }
+  const report = await migrate(options)
+  if (f.json) output.out(JSON.stringify(report, null, 2))
+  else {
+    output.out(
+      report.applied.length === 0
+        ? "Already up to date: nothing to apply."
+        : `Applied ${report.applied.length} migration(s):\n${report.applied.map((a) => `  ${a.role}  ${a.set}/${a.instance}  ${a.file}  (${a.durationMs} ms)`).join("\n")}`,
+    )
+    output.out(`\n${statusRows(report.status)}`)
+  }
+  return ExitCode.ok
+}

@@ -1,0 +1,139 @@
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import pg from "pg"
+import { afterAll, describe, expect, it } from "vitest"
+import { runCli } from "../src/Cli.js"
+import { ExitCode } from "../src/ExitCode.js"
+import { freshDatabases } from "./support/databases.js"
+
+const cli = async (argv: ReadonlyArray<string>, env: Record<string, string | undefined> = {}) => {
+  const out: Array<string> = []
+  const err: Array<string> = []
+  const saved = { DATABASE_URL: process.env.DATABASE_URL, PGMQ_DATABASE_URL: process.env.PGMQ_DATABASE_URL }
+  Object.assign(process.env, { DATABASE_URL: undefined, PGMQ_DATABASE_URL: undefined })
+  delete process.env.DATABASE_URL
+  delete process.env.PGMQ_DATABASE_URL
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) process.env[k] = v
+  try {
+    const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) })
+    return { code, stdout: out.join("\n"), stderr: err.join("\n") }
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
+  }
+}
+
+const schemas = async (url: string) => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ nspname: string }>(
+      "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN ('information_schema', 'public') ORDER BY 1",
+    )
+    return rows.map((r) => r.nspname)
+  } finally {
+    await client.end()
+  }
+}
+
+const tmp: Array<string> = []
+afterAll(() => {
+  for (const d of tmp) rmSync(d, { recursive: true, force: true })
+})
+
+describe("awa migrate", () => {
+  it("applies on a fresh database, then changes nothing; --status shows nothing pending", async () => {
+    const db = await freshDatabases("single")
+    const first = await cli(["migrate", "--database-url", db.primaryUrl])
+    expect(first.code, first.stderr).toBe(ExitCode.ok)
+    expect(first.stdout).toMatch(/Applied \d+ migration\(s\)/)
+    for (let i = 0; i < 2; i++) {
+      const again = await cli(["migrate"], { DATABASE_URL: db.primaryUrl })
+      expect(again.code).toBe(ExitCode.ok)
+      expect(again.stdout).toContain("Already up to date")
+    }
+    const status = await cli(["migrate", "--status", "--json"], { DATABASE_URL: db.primaryUrl })
+    expect(status.code).toBe(ExitCode.ok)
+    const parsed = JSON.parse(status.stdout) as Array<{ set: string; pending: Array<unknown>; drift: Array<unknown> }>
+    expect(parsed.map((s) => s.set)).toEqual(["canonical", "queue-storage"])
+    expect(parsed.every((s) => s.pending.length === 0 && s.drift.length === 0)).toBe(true)
+    const table = await cli(["migrate", "--status"], { DATABASE_URL: db.primaryUrl })
+    expect(table.stdout).toMatch(/^database\s+target\s+set\s+instance\s+applied\s+latest\s+pending\s+drift/)
+  })
+
+  it("--dry-run shows the plan and SQL and changes nothing", async () => {
+    const db = await freshDatabases("single")
+    const r = await cli(["migrate", "--dry-run", "--database-url", db.primaryUrl])
+    expect(r.code).toBe(ExitCode.ok)
+    expect(r.stdout).toContain("Would apply")
+    expect(r.stdout).toContain("CREATE")
+    expect(await schemas(db.primaryUrl)).toEqual([])
+  })
+
+  it("--sql and --extract-to need no database", async () => {
+    const sql = await cli(["migrate", "--sql", "--with-pgmq"])
+    expect(sql.code, sql.stderr).toBe(ExitCode.ok)
+    expect(sql.stdout).toContain("-- ==== awa target database: primary ====")
+    expect(sql.stdout).toContain("-- ==== awa target database: pgmq ====")
+    const dir = mkdtempSync(join(tmpdir(), "awa-cli-extract-"))
+    tmp.push(dir)
+    const extracted = await cli(["migrate", "--extract-to", join(dir, "sql")])
+    expect(extracted.code).toBe(ExitCode.ok)
+    expect(readdirSync(join(dir, "sql"))).toEqual(["primary"])
+  })
+
+  it("prepare-queue-storage-schema installs a substrate; --reset --schema awa is refused and changes nothing", async () => {
+    const db = await freshDatabases("single")
+    expect((await cli(["migrate", "--database-url", db.primaryUrl])).code).toBe(ExitCode.ok)
+    const ok = await cli(["storage", "prepare-queue-storage-schema", "--schema", "tenant_a", "--database-url", db.primaryUrl])
+    expect(ok.code, ok.stderr).toBe(ExitCode.ok)
+    expect(await schemas(db.primaryUrl)).toEqual(["awa", "awa_migrator", "tenant_a"])
+    const refused = await cli(["storage", "prepare-queue-storage-schema", "--reset", "--schema", "awa", "--database-url", db.primaryUrl])
+    expect(refused.code).toBe(ExitCode.unsafe)
+    expect(refused.stderr).toContain('Refusing to reset schema "awa"')
+    expect(await schemas(db.primaryUrl)).toEqual(["awa", "awa_migrator", "tenant_a"])
+    const status = await cli(["migrate", "--status", "--json", "--database-url", db.primaryUrl])
+    expect((JSON.parse(status.stdout) as Array<{ instance: string }>).map((s) => s.instance)).toEqual(["awa", "awa", "tenant_a"])
+  })
+})
+
+describe("awa migrate: bad input gives clear errors and exit codes, changing nothing", () => {
+  it.each([
+    [["migrate", "--set", "canonicl", "--sql"], ExitCode.usage, 'Did you mean "canonical"?'],
+    [["migrate", "--stauts"], ExitCode.usage, 'Did you mean "--status"?'],
+    [["migrate", "--status", "--dry-run"], ExitCode.usage, "cannot be used together"],
+    [["migrate", "--sql", "--extract-to", "/tmp/x"], ExitCode.usage, "cannot be used together"],
+    [["migrate", "--sql", "--json"], ExitCode.usage, "--json does not apply"],
+    [["migrate", "--with-pgmq", "--pgmq-provider", "sqll", "--sql"], ExitCode.usage, 'did you mean "sql"'],
+    [["migrate", "--pgmq-provider", "sql"], ExitCode.usage, "add --with-pgmq"],
+    [["migrate"], ExitCode.database, "DATABASE_URL"],
+    [["migrate", "--database-url", "mysql://x@y/z"], ExitCode.usage, 'scheme is "mysql"'],
+    [["migrate", "--database-url", "postgres://u:pw@127.0.0.1:1/db"], ExitCode.database, "Cannot connect"],
+    [["migrat"], ExitCode.usage, 'Did you mean "migrate"?'],
+    [["storage", "prepare-queue-storage-schema"], ExitCode.usage, "--schema NAME is required"],
+    [["storage", "prepare-queue-storage-schema", "--schema", 'a"b', "--database-url", "postgres://u@127.0.0.1:1/db"], ExitCode.usage, "Invalid schema name"],
+    [["storage", "prepare-queue-storage-schema", "--schema", "Tenant", "--database-url", "postgres://u@127.0.0.1:1/db"], ExitCode.usage, "upper-case"],
+    [["storage", "prepare-queue-storage-schema", "--schema", "t".repeat(64), "--database-url", "postgres://u@127.0.0.1:1/db"], ExitCode.usage, "at most 63"],
+  ] as const)("awa %j exits %i", async (argv, code, message) => {
+    const r = await cli(argv)
+    expect(r.code, r.stderr).toBe(code)
+    expect(r.stderr).toContain(message)
+  })
+
+  it("drift makes migrate exit 4 without changing anything, and the real binary passes the code through", async () => {
+    const db = await freshDatabases("single")
+    expect((await cli(["migrate", "--database-url", db.primaryUrl])).code).toBe(ExitCode.ok)
+    const client = new pg.Client({ connectionString: db.primaryUrl })
+    await client.connect()
+    await client.query("UPDATE awa_migrator.ledger SET checksum = 'edited' WHERE migration_set = 'queue-storage'")
+    await client.end()
+    const bin = join(import.meta.dirname, "..", "dist", "bin.js")
+    const r = spawnSync(process.execPath, [bin, "migrate", "--database-url", db.primaryUrl], { encoding: "utf8" })
+    expect(r.status).toBe(ExitCode.refused)
+    expect(r.stderr).toMatch(/Migration drift: queue-storage\/awa version 1/)
+  })
+})

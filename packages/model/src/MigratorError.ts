@@ -1,0 +1,147 @@
+import { Data } from "effect"
+
+/**
+ * A database role in a topology: `primary` holds schema `awa`; `pgmq` holds the optional pgmq set
+ * (the same database as `primary` unless `PGMQ_DATABASE_URL` names another).
+ */
+export type DatabaseRole = "primary" | "pgmq"
+
+/** A required connection string was not given (neither as an option nor through its environment variable). */
+export class MissingDatabaseUrl extends Data.TaggedError("MissingDatabaseUrl")<{
+  readonly role: DatabaseRole
+  readonly envVar: string
+}> {
+  override get message(): string {
+    return `No database URL for role "${this.role}". Pass --database-url (or the option \`databaseUrl\`) or set ${this.envVar}.`
+  }
+}
+
+/** A database could not be reached or refused the connection. */
+export class DatabaseUnreachable extends Data.TaggedError("DatabaseUnreachable")<{
+  readonly role: DatabaseRole
+  readonly target: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `Cannot connect to the ${this.role} database at ${this.target}: ${this.reason}. Check that the server is running and the URL (host, port, user, password, database) is right.`
+  }
+}
+
+/** A connection string could not be parsed. */
+export class InvalidDatabaseUrl extends Data.TaggedError("InvalidDatabaseUrl")<{
+  readonly role: DatabaseRole
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `The ${this.role} database URL is not valid: ${this.reason}. Expected postgres://user:password@host:port/database.`
+  }
+}
+
+/** A migration set name that no bundled set has. */
+export class UnknownMigrationSet extends Data.TaggedError("UnknownMigrationSet")<{
+  readonly name: string
+  readonly known: ReadonlyArray<string>
+  readonly suggestion: string | undefined
+}> {
+  override get message(): string {
+    const hint = this.suggestion ? ` Did you mean "${this.suggestion}"?` : ""
+    return `Unknown migration set "${this.name}".${hint} Known sets: ${this.known.join(", ")}.`
+  }
+}
+
+/** A Postgres identifier (such as a queue-storage schema name) that awa will not use. */
+export class InvalidIdentifier extends Data.TaggedError("InvalidIdentifier")<{
+  readonly kind: string
+  readonly value: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `Invalid ${this.kind} ${JSON.stringify(this.value)}: ${this.reason}. Use 1 to 63 characters of lower-case letters, digits and underscores, starting with a letter or underscore.`
+  }
+}
+
+/** Options that cannot be used together, or an option value that is not allowed. */
+export class InvalidMigratorOptions extends Data.TaggedError("InvalidMigratorOptions")<{
+  readonly reason: string
+}> {
+  override get message(): string {
+    return this.reason
+  }
+}
+
+/** The database has a migration newer than this code knows: the code is older than the schema. */
+export class DatabaseAheadOfCode extends Data.TaggedError("DatabaseAheadOfCode")<{
+  readonly role: DatabaseRole
+  readonly set: string
+  readonly instance: string
+  readonly databaseVersion: number
+  readonly codeVersion: number
+}> {
+  override get message(): string {
+    return `The ${this.role} database has ${this.set}/${this.instance} at version ${this.databaseVersion}, but this code only knows up to version ${this.codeVersion}. Upgrade awa to a release that includes version ${this.databaseVersion}; nothing was changed.`
+  }
+}
+
+/** An applied migration whose SQL differs from the bundled file (it was edited after it was applied). */
+export class MigrationDrift extends Data.TaggedError("MigrationDrift")<{
+  readonly role: DatabaseRole
+  readonly set: string
+  readonly instance: string
+  readonly version: number
+  readonly name: string
+  readonly appliedChecksum: string
+  readonly codeChecksum: string
+}> {
+  override get message(): string {
+    return `Migration drift: ${this.set}/${this.instance} version ${this.version} (${this.name}) was applied to the ${this.role} database with checksum ${this.appliedChecksum.slice(0, 12)}, but the bundled SQL now has checksum ${this.codeChecksum.slice(0, 12)}. Applied migrations must never be edited: restore the original file or add a new migration; nothing was changed.`
+  }
+}
+
+/** A migration failed; its transaction (objects and ledger row) was rolled back. */
+export class MigrationFailed extends Data.TaggedError("MigrationFailed")<{
+  readonly role: DatabaseRole
+  readonly set: string
+  readonly instance: string
+  readonly file: string
+  readonly reason: string
+  readonly sqlState: string | undefined
+}> {
+  override get message(): string {
+    const code = this.sqlState ? ` [SQLSTATE ${this.sqlState}]` : ""
+    return `Migration ${this.set}/${this.file} (instance ${this.instance}) failed on the ${this.role} database and was rolled back: ${this.reason}${code}. Fix the cause and run migrate again.`
+  }
+}
+
+/** A `--reset` of a schema that awa will not drop (schema `awa`, or any schema holding canonical tables). */
+export class ResetRefused extends Data.TaggedError("ResetRefused")<{
+  readonly schema: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `Refusing to reset schema "${this.schema}": ${this.reason}. Nothing was changed. Reset only applies to custom queue-storage schemas.`
+  }
+}
+
+/** The requested pgmq provider cannot be used on the target database. */
+export class PgmqProviderUnavailable extends Data.TaggedError("PgmqProviderUnavailable")<{
+  readonly provider: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `The pgmq provider "${this.provider}" cannot be used: ${this.reason}.`
+  }
+}
+
+/** Any error the migrator can fail with. */
+export type MigratorError =
+  | MissingDatabaseUrl
+  | DatabaseUnreachable
+  | InvalidDatabaseUrl
+  | UnknownMigrationSet
+  | InvalidIdentifier
+  | InvalidMigratorOptions
+  | DatabaseAheadOfCode
+  | MigrationDrift
+  | MigrationFailed
+  | ResetRefused
+  | PgmqProviderUnavailable

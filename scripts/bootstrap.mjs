@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// Runs the README's commands on a machine that has only Node and npm: finds pnpm (or runs the pinned
+// one through npx), installs the workspace with the frozen lockfile when needed, builds, and then runs
+// the requested task. Usage: node scripts/bootstrap.mjs <setup|demo|test> [args...]
+import { spawnSync } from "node:child_process"
+import { existsSync, statSync } from "node:fs"
+import { join } from "node:path"
+
+const root = new URL("..", import.meta.url).pathname
+const [task = "setup", ...args] = process.argv.slice(2)
+const env = { ...process.env, TURBO_TELEMETRY_DISABLED: "1", TURBO_NO_UPDATE_NOTIFIER: "1" }
+
+const run = (cmd, cmdArgs, options = {}) => {
+  const result = spawnSync(cmd, cmdArgs, { cwd: root, stdio: "inherit", env, ...options })
+  if (result.error) throw result.error
+  return result.status ?? 1
+}
+const must = (cmd, cmdArgs) => {
+  const status = run(cmd, cmdArgs)
+  if (status !== 0) process.exit(status)
+}
+
+const hasPnpm = spawnSync("pnpm", ["--version"], { stdio: "ignore", env }).status === 0
+const pnpm = hasPnpm ? ["pnpm"] : ["npx", "--yes", "pnpm@12"]
+const pnpmRun = (pnpmArgs) => must(pnpm[0], [...pnpm.slice(1), ...pnpmArgs])
+
+const lockfile = join(root, "pnpm-lock.yaml")
+const marker = join(root, "node_modules", ".pnpm", "lock.yaml")
+if (!existsSync(marker) || statSync(marker).mtimeMs < statSync(lockfile).mtimeMs) {
+  pnpmRun(["install", "--frozen-lockfile"])
+}
+pnpmRun(["run", "build"])
+
+switch (task) {
+  case "setup":
+    break
+  case "demo":
+    pnpmRun(["run", "awa", "demo", ...args])
+    break
+  case "test":
+    pnpmRun(["run", "test:run", ...args])
+    break
+  default:
+    console.error(`bootstrap: unknown task "${task}" (use setup, demo or test)`)
+    process.exit(2)
+}
