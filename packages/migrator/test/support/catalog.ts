@@ -36,7 +36,7 @@ export const snapshotCatalog = (url: string): Promise<CatalogSnapshot> =>
       schemas: await column(client, `SELECT n.nspname AS v FROM pg_namespace n WHERE ${userSchemas} AND n.nspname <> 'public' ORDER BY 1`),
       tables: await column(
         client,
-        `SELECT n.nspname || '.' || c.relname || ':' || c.relkind || ':' || c.relpersistence AS v FROM pg_class c
+        `SELECT n.nspname || '.' || c.relname || ':' || c.relkind::text || ':' || c.relpersistence::text AS v FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${userSchemas} AND c.relkind IN ('r','p','v','m','S') ORDER BY 1`,
       ),
       columns: await column(
@@ -44,7 +44,7 @@ export const snapshotCatalog = (url: string): Promise<CatalogSnapshot> =>
         `SELECT n.nspname || '.' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
            || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
            || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
-           || CASE WHEN a.attidentity <> '' THEN ' identity ' || a.attidentity ELSE '' END AS v
+           || CASE WHEN a.attidentity <> '' THEN ' identity ' || a.attidentity::text ELSE '' END AS v
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
          WHERE ${userSchemas} AND c.relkind IN ('r','p','v','m') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1`,
@@ -67,7 +67,7 @@ export const snapshotCatalog = (url: string): Promise<CatalogSnapshot> =>
       ),
       types: await column(
         client,
-        `SELECT n.nspname || '.' || t.typname || ':' || t.typtype AS v FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        `SELECT n.nspname || '.' || t.typname || ':' || t.typtype::text AS v FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
          WHERE ${userSchemas} AND t.typtype IN ('e','d','c') AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind <> 'c') ORDER BY 1`,
       ),
       triggers: await column(

@@ -1,0 +1,10 @@
+// Fresh, empty databases for migrator tests: each call gets its own, dropped when the test finishes.
+import { onTestFinished } from "vitest"
+import type { TestDatabases, TestDbMode } from "@awa/testing/TestDatabases"
+import { createEmptyDatabases } from "@awa/testing/vitest/TestPostgres"
+
+export const freshDatabases = async (mode: TestDbMode): Promise<TestDatabases> => {
+  const databases = await createEmptyDatabases(mode)
+  onTestFinished(() => databases.drop())
+  return databases
+}
