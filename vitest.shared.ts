@@ -32,7 +32,10 @@ const testingSrc = join(import.meta.dirname, "packages", "testing", "src")
  * Packages below @awa/testing in the dependency graph (migrator, runtime) cannot depend on it without a
  * cycle, so their tests reach its source through an alias instead of a package.json edge.
  */
-export const awaVitestConfig = (packageDir: string, options: { readonly aliasTesting?: boolean } = {}): ViteUserConfig =>
+export const awaVitestConfig = (
+  packageDir: string,
+  options: { readonly aliasTesting?: boolean } = {},
+): ViteUserConfig =>
   defineConfig({
     root: packageDir,
     resolve: options.aliasTesting

@@ -5,7 +5,7 @@
 //   - packages/*/src/index.ts: the package barrels, one `export *` per public module.
 // `--check` exits 1 when a generated file differs from what is committed (CI drift check).
 import { createHash } from "node:crypto"
-import { readdirSync, readFileSync, statSync, writeFileSync, existsSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join, relative } from "node:path"
 
 const root = new URL("..", import.meta.url).pathname
@@ -66,7 +66,9 @@ for (const [file, text] of outputs) {
   if (current === text) continue
   if (check) {
     drift++
-    console.error(`codegen: ${relative(root, file)} is out of date; run \`pnpm codegen\` and commit the result.`)
+    console.error(
+      `codegen: ${relative(root, file)} is out of date; run \`pnpm codegen\` and commit the result.`,
+    )
   } else {
     writeFileSync(file, text)
     console.log(`codegen: wrote ${relative(root, file)}`)

@@ -1,6 +1,6 @@
+import { runDemo } from "./commands/demo.js"
 import { runMigrate } from "./commands/migrate.js"
 import { runStorage } from "./commands/storage.js"
-import { runDemo } from "./commands/demo.js"
 import { ExitCode, exitCodeFor, exitCodeHelp } from "./ExitCode.js"
 import { type Output, processOutput } from "./Output.js"
 import { unknownWord } from "./UsageError.js"
@@ -9,7 +9,10 @@ type CommandRunner = (argv: ReadonlyArray<string>, output: Output) => Promise<nu
 
 const commands: Record<string, { readonly run: CommandRunner; readonly summary: string }> = {
   migrate: { run: runMigrate, summary: "apply, inspect, dry-run or export the awa migration sets" },
-  storage: { run: runStorage, summary: "prepare-queue-storage-schema: install the queue-storage set in a custom schema" },
+  storage: {
+    run: runStorage,
+    summary: "prepare-queue-storage-schema: install the queue-storage set in a custom schema",
+  },
   demo: { run: runDemo, summary: "start an embedded Postgres and show awa working end to end" },
 }
 
@@ -29,7 +32,10 @@ ${exitCodeHelp}`
  * Runs the `awa` command line in-process and returns its exit code. Errors are printed to
  * `output.err` as one message that says what to do next; nothing is thrown.
  */
-export const runCli = async (argv: ReadonlyArray<string>, output: Output = processOutput): Promise<number> => {
+export const runCli = async (
+  argv: ReadonlyArray<string>,
+  output: Output = processOutput,
+): Promise<number> => {
   const [name, ...rest] = argv
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     output.out(rootHelp())

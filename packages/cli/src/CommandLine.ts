@@ -26,19 +26,33 @@ export const parseCommandLine = (
 ): ParsedCommandLine | UsageError => {
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {}
   for (const [name, spec] of Object.entries(specs)) {
-    options[name] = { type: spec.type, ...(spec.multiple ? { multiple: true } : {}), ...(spec.short ? { short: spec.short } : {}) }
+    options[name] = {
+      type: spec.type,
+      ...(spec.multiple ? { multiple: true } : {}),
+      ...(spec.short ? { short: spec.short } : {}),
+    }
   }
   try {
-    const { values, positionals } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true })
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      options,
+      strict: true,
+      allowPositionals: true,
+    })
     return { flags: values as ParsedCommandLine["flags"], positionals }
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
     const unknown = /Unknown option '(-{1,2}[^']+)'/.exec(message)
     if (unknown?.[1]) {
-      return unknownWord(`flag for \`awa ${command}\``, unknown[1], Object.keys(specs).map((n) => `--${n}`))
+      return unknownWord(
+        `flag for \`awa ${command}\``,
+        unknown[1],
+        Object.keys(specs).map((n) => `--${n}`),
+      )
     }
     const missing = /Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec(message)
-    if (missing?.[1]) return new UsageError({ reason: `${missing[1]} needs a value (awa ${command} --help shows usage).` })
+    if (missing?.[1])
+      return new UsageError({ reason: `${missing[1]} needs a value (awa ${command} --help shows usage).` })
     return new UsageError({ reason: `${message} (awa ${command} --help shows usage).` })
   }
 }
@@ -59,6 +73,8 @@ export const exclusive = (
 ): UsageError | undefined => {
   const given = names.filter((n) => flags[n] !== undefined && flags[n] !== false)
   return given.length > 1
-    ? new UsageError({ reason: `${given.map((n) => `--${n}`).join(" and ")} cannot be used together; pick one.` })
+    ? new UsageError({
+        reason: `${given.map((n) => `--${n}`).join(" and ")} cannot be used together; pick one.`,
+      })
     : undefined
 }

@@ -44,7 +44,9 @@ export const exitCodeFor = (error: unknown): number => {
     case "JobNotFound":
       return ExitCode.notFound
     default:
-      return typeof tag === "string" && /Invalid|Unknown|Validation/.test(tag) ? ExitCode.usage : ExitCode.internal
+      return typeof tag === "string" && /Invalid|Unknown|Validation/.test(tag)
+        ? ExitCode.usage
+        : ExitCode.internal
   }
 }
 

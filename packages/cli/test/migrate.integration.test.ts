@@ -58,7 +58,11 @@ describe("awa migrate", () => {
     }
     const status = await cli(["migrate", "--status", "--json"], { DATABASE_URL: db.primaryUrl })
     expect(status.code).toBe(ExitCode.ok)
-    const parsed = JSON.parse(status.stdout) as Array<{ set: string; pending: Array<unknown>; drift: Array<unknown> }>
+    const parsed = JSON.parse(status.stdout) as Array<{
+      set: string
+      pending: Array<unknown>
+      drift: Array<unknown>
+    }>
     expect(parsed.map((s) => s.set)).toEqual(["canonical", "queue-storage"])
     expect(parsed.every((s) => s.pending.length === 0 && s.drift.length === 0)).toBe(true)
     const table = await cli(["migrate", "--status"], { DATABASE_URL: db.primaryUrl })
@@ -89,15 +93,34 @@ describe("awa migrate", () => {
   it("prepare-queue-storage-schema installs a substrate; --reset --schema awa is refused and changes nothing", async () => {
     const db = await freshDatabases("single")
     expect((await cli(["migrate", "--database-url", db.primaryUrl])).code).toBe(ExitCode.ok)
-    const ok = await cli(["storage", "prepare-queue-storage-schema", "--schema", "tenant_a", "--database-url", db.primaryUrl])
+    const ok = await cli([
+      "storage",
+      "prepare-queue-storage-schema",
+      "--schema",
+      "tenant_a",
+      "--database-url",
+      db.primaryUrl,
+    ])
     expect(ok.code, ok.stderr).toBe(ExitCode.ok)
     expect(await schemas(db.primaryUrl)).toEqual(["awa", "awa_migrator", "tenant_a"])
-    const refused = await cli(["storage", "prepare-queue-storage-schema", "--reset", "--schema", "awa", "--database-url", db.primaryUrl])
+    const refused = await cli([
+      "storage",
+      "prepare-queue-storage-schema",
+      "--reset",
+      "--schema",
+      "awa",
+      "--database-url",
+      db.primaryUrl,
+    ])
     expect(refused.code).toBe(ExitCode.unsafe)
     expect(refused.stderr).toContain('Refusing to reset schema "awa"')
     expect(await schemas(db.primaryUrl)).toEqual(["awa", "awa_migrator", "tenant_a"])
     const status = await cli(["migrate", "--status", "--json", "--database-url", db.primaryUrl])
-    expect((JSON.parse(status.stdout) as Array<{ instance: string }>).map((s) => s.instance)).toEqual(["awa", "awa", "tenant_a"])
+    expect((JSON.parse(status.stdout) as Array<{ instance: string }>).map((s) => s.instance)).toEqual([
+      "awa",
+      "awa",
+      "tenant_a",
+    ])
   })
 })
 
@@ -115,9 +138,42 @@ describe("awa migrate: bad input gives clear errors and exit codes, changing not
     [["migrate", "--database-url", "postgres://u:pw@127.0.0.1:1/db"], ExitCode.database, "Cannot connect"],
     [["migrat"], ExitCode.usage, 'Did you mean "migrate"?'],
     [["storage", "prepare-queue-storage-schema"], ExitCode.usage, "--schema NAME is required"],
-    [["storage", "prepare-queue-storage-schema", "--schema", 'a"b', "--database-url", "postgres://u@127.0.0.1:1/db"], ExitCode.usage, "Invalid schema name"],
-    [["storage", "prepare-queue-storage-schema", "--schema", "Tenant", "--database-url", "postgres://u@127.0.0.1:1/db"], ExitCode.usage, "upper-case"],
-    [["storage", "prepare-queue-storage-schema", "--schema", "t".repeat(64), "--database-url", "postgres://u@127.0.0.1:1/db"], ExitCode.usage, "at most 63"],
+    [
+      [
+        "storage",
+        "prepare-queue-storage-schema",
+        "--schema",
+        'a"b',
+        "--database-url",
+        "postgres://u@127.0.0.1:1/db",
+      ],
+      ExitCode.usage,
+      "Invalid schema name",
+    ],
+    [
+      [
+        "storage",
+        "prepare-queue-storage-schema",
+        "--schema",
+        "Tenant",
+        "--database-url",
+        "postgres://u@127.0.0.1:1/db",
+      ],
+      ExitCode.usage,
+      "upper-case",
+    ],
+    [
+      [
+        "storage",
+        "prepare-queue-storage-schema",
+        "--schema",
+        "t".repeat(64),
+        "--database-url",
+        "postgres://u@127.0.0.1:1/db",
+      ],
+      ExitCode.usage,
+      "at most 63",
+    ],
   ] as const)("awa %j exits %i", async (argv, code, message) => {
     const r = await cli(argv)
     expect(r.code, r.stderr).toBe(code)
@@ -129,10 +185,14 @@ describe("awa migrate: bad input gives clear errors and exit codes, changing not
     expect((await cli(["migrate", "--database-url", db.primaryUrl])).code).toBe(ExitCode.ok)
     const client = new pg.Client({ connectionString: db.primaryUrl })
     await client.connect()
-    await client.query("UPDATE awa_migrator.ledger SET checksum = 'edited' WHERE migration_set = 'queue-storage'")
+    await client.query(
+      "UPDATE awa_migrator.ledger SET checksum = 'edited' WHERE migration_set = 'queue-storage'",
+    )
     await client.end()
     const bin = join(import.meta.dirname, "..", "dist", "bin.js")
-    const r = spawnSync(process.execPath, [bin, "migrate", "--database-url", db.primaryUrl], { encoding: "utf8" })
+    const r = spawnSync(process.execPath, [bin, "migrate", "--database-url", db.primaryUrl], {
+      encoding: "utf8",
+    })
     expect(r.status).toBe(ExitCode.refused)
     expect(r.stderr).toMatch(/Migration drift: queue-storage\/awa version 1/)
   })

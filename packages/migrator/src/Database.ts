@@ -1,9 +1,9 @@
 import {
+  classifySqlState,
   type DatabaseRole,
   DatabaseUnreachable,
   InvalidDatabaseUrl,
   type SqlStateClass,
-  classifySqlState,
 } from "@awa/model"
 import { Data, Effect, Redacted, type Scope } from "effect"
 import pg from "pg"
@@ -60,7 +60,10 @@ export const describeTarget = (url: string): string => {
 }
 
 /** Validates that `url` is a postgres:// or postgresql:// connection string. */
-export const parseDatabaseUrl = (role: DatabaseRole, url: string): Effect.Effect<string, InvalidDatabaseUrl> =>
+export const parseDatabaseUrl = (
+  role: DatabaseRole,
+  url: string,
+): Effect.Effect<string, InvalidDatabaseUrl> =>
   Effect.suspend(() => {
     let parsed: URL
     try {
@@ -142,7 +145,9 @@ export const openDatabase = (
       withConnection((connection) => connection.query(sql, params))
     // Fail fast with a clear error when the server is not there, before any planning.
     yield* query("SELECT 1").pipe(
-      Effect.mapError((e) => (e._tag === "QueryFailed" ? new DatabaseUnreachable({ role, target, reason: e.reason }) : e)),
+      Effect.mapError((e) =>
+        e._tag === "QueryFailed" ? new DatabaseUnreachable({ role, target, reason: e.reason }) : e,
+      ),
     )
     return { role, url: Redacted.make(url), target, withConnection, query }
   })

@@ -1,5 +1,6 @@
 import type { InvalidMigratorOptions } from "@awa/model"
 import { Cause, Effect, Exit, Layer } from "effect"
+import { validateSchemaName } from "./MigrationSet.js"
 import {
   type ApplyReport,
   type MigrateOptions,
@@ -9,8 +10,7 @@ import {
   type SetStatus,
   validateMigrateOptions,
 } from "./Migrator.js"
-import { validateSchemaName } from "./MigrationSet.js"
-import { type RenderSqlOptions, type TargetScript, extractScripts, renderScripts } from "./SqlScript.js"
+import { extractScripts, type RenderSqlOptions, renderScripts, type TargetScript } from "./SqlScript.js"
 import { Topology, type TopologyConfig } from "./Topology.js"
 
 /** Where to connect, for the Promise API: explicit URLs, falling back to `DATABASE_URL` / `PGMQ_DATABASE_URL`. */
@@ -57,8 +57,9 @@ export const migrate = (options: ConnectionOptions & MigrateOptions = {}): Promi
   withMigrator(options, (m) => m.apply(options))
 
 /** Reports applied, pending, drifted and ahead migrations per database and set instance. Changes nothing. */
-export const migrationStatus = (options: ConnectionOptions & MigrateOptions = {}): Promise<ReadonlyArray<SetStatus>> =>
-  withMigrator(options, (m) => m.status(options))
+export const migrationStatus = (
+  options: ConnectionOptions & MigrateOptions = {},
+): Promise<ReadonlyArray<SetStatus>> => withMigrator(options, (m) => m.status(options))
 
 /** Lists the migrations `migrate` would run, with their SQL (a dry run). Changes nothing. */
 export const planMigrations = (
@@ -72,7 +73,9 @@ export const prepareQueueStorageSchema = (
   // Bad names are refused before any connection is opened.
   const schema = validateSchemaName(options.schema)
   if (typeof schema !== "string") return Promise.reject(schema)
-  return withMigrator({ databaseUrl: options.databaseUrl, pgmqDatabaseUrl: options.pgmqDatabaseUrl }, (m) => m.prepareQueueStorageSchema(options))
+  return withMigrator({ databaseUrl: options.databaseUrl, pgmqDatabaseUrl: options.pgmqDatabaseUrl }, (m) =>
+    m.prepareQueueStorageSchema(options),
+  )
 }
 
 /** Renders the SQL an external tool needs to reproduce `migrate`, grouped by target database; needs no database. */

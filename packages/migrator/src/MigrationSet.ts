@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto"
 import {
+  closestMatch,
   type DatabaseRole,
   InvalidIdentifier,
   InvalidMigratorOptions,
-  UnknownMigrationSet,
-  closestMatch,
   quoteIdentifier,
+  UnknownMigrationSet,
   validateIdentifier,
 } from "@awa/model"
 import { bundledSets } from "./internal/bundledMigrations.generated.js"
@@ -212,7 +212,9 @@ export const renderSet = (
 export const canonicalTableNames = (): ReadonlyArray<string> => {
   const names = new Set<string>()
   for (const m of getMigrationSet("canonical").migrations) {
-    for (const match of m.source.matchAll(/CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?awa\.("?)([a-z_0-9]+)\1/gi)) {
+    for (const match of m.source.matchAll(
+      /CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?awa\.("?)([a-z_0-9]+)\1/gi,
+    )) {
       if (match[2]) names.add(match[2])
     }
   }

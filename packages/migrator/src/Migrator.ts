@@ -7,22 +7,22 @@ import {
   MigrationDrift,
   MigrationFailed,
   PgmqProviderUnavailable,
+  quoteIdentifier,
   ResetRefused,
   type UnknownMigrationSet,
-  quoteIdentifier,
 } from "@awa/model"
 import { Context, Effect, Layer } from "effect"
 import type { Connection, Database, QueryFailed } from "./Database.js"
-import * as ledger from "./internal/ledgerStatements.js"
 import { ledgerBootstrapSql } from "./internal/bundledMigrations.generated.js"
+import * as ledger from "./internal/ledgerStatements.js"
 import {
-  type MigrationSet,
-  type MigrationSetName,
-  type PgmqProvider,
-  type RenderedMigration,
   canonicalTableNames,
   getMigrationSet,
+  type MigrationSet,
+  type MigrationSetName,
   migrationSetNames,
+  type PgmqProvider,
+  type RenderedMigration,
   renderSet,
   resolveSetNames,
   validateSchemaName,
@@ -176,7 +176,11 @@ const statusOf = (unit: Unit, index: LedgerIndex): SetStatus => {
 }
 
 /** Fails with the first refusal a status shows: a database ahead of the code, or drift. */
-const refuseProblems = (statuses: ReadonlyArray<SetStatus>, index: Map<Database, LedgerIndex>, units: ReadonlyArray<Unit>) =>
+const refuseProblems = (
+  statuses: ReadonlyArray<SetStatus>,
+  index: Map<Database, LedgerIndex>,
+  units: ReadonlyArray<Unit>,
+) =>
   Effect.gen(function* () {
     for (const [i, s] of statuses.entries()) {
       if (s.ahead) {
@@ -191,7 +195,9 @@ const refuseProblems = (statuses: ReadonlyArray<SetStatus>, index: Map<Database,
       const first = s.drift[0]
       if (first) {
         const unit = units[i]
-        const row = unit ? index.get(unit.database)?.get(unitKey(s.set, s.instance))?.get(first.version) : undefined
+        const row = unit
+          ? index.get(unit.database)?.get(unitKey(s.set, s.instance))?.get(first.version)
+          : undefined
         const rendered = unit?.rendered.find((r) => r.migration.version === first.version)
         return yield* new MigrationDrift({
           role: s.role,
@@ -279,14 +285,18 @@ export class Migrator extends Context.Service<
     /** Reports, per database and (set, instance), what is applied, pending, drifted or ahead. Changes nothing. */
     readonly status: (options?: MigrateOptions) => Effect.Effect<ReadonlyArray<SetStatus>, MigratorFailure>
     /** Lists the migrations `apply` would run, with their SQL, after the same checks. Changes nothing. */
-    readonly plan: (options?: MigrateOptions) => Effect.Effect<ReadonlyArray<PlannedMigration>, MigratorFailure>
+    readonly plan: (
+      options?: MigrateOptions,
+    ) => Effect.Effect<ReadonlyArray<PlannedMigration>, MigratorFailure>
     /** Applies every pending migration, each in its own transaction with its ledger row. */
     readonly apply: (options?: MigrateOptions) => Effect.Effect<ApplyReport, MigratorFailure>
     /**
      * Installs (or upgrades) the queue-storage set in a custom schema, ledgered per schema so later
      * `apply` calls upgrade it too. With `reset`, drops the schema first (refused for canonical schemas).
      */
-    readonly prepareQueueStorageSchema: (options: PrepareQueueStorageOptions) => Effect.Effect<ApplyReport, MigratorFailure>
+    readonly prepareQueueStorageSchema: (
+      options: PrepareQueueStorageOptions,
+    ) => Effect.Effect<ApplyReport, MigratorFailure>
   }
 >()("@awa/migrator/Migrator") {
   /** Builds the migrator on the current topology. */
@@ -309,7 +319,9 @@ export class Migrator extends Context.Service<
       override: PgmqProvider | undefined,
     ): Effect.Effect<PgmqProvider, PgmqProviderUnavailable | QueryFailed | DatabaseUnreachable> =>
       Effect.gen(function* () {
-        const recorded = index.get(unitKey("pgmq", "pgmq"))?.get(1)?.params.provider as PgmqProvider | undefined
+        const recorded = index.get(unitKey("pgmq", "pgmq"))?.get(1)?.params.provider as
+          | PgmqProvider
+          | undefined
         if (recorded !== undefined) {
           if (override !== undefined && override !== recorded) {
             return yield* new PgmqProviderUnavailable({
@@ -358,7 +370,9 @@ export class Migrator extends Context.Service<
             // The default instance plus every custom schema already ledgered, so upgrades reach them.
             const instances = new Set(["awa"])
             for (const key of index.keys()) if (key.startsWith("queue-storage/")) instances.add(key.slice(14))
-            for (const schema of [...instances].sort((a, b) => (a === "awa" ? -1 : b === "awa" ? 1 : a.localeCompare(b)))) {
+            for (const schema of [...instances].sort((a, b) =>
+              a === "awa" ? -1 : b === "awa" ? 1 : a.localeCompare(b),
+            )) {
               paramSets.push({ schema })
             }
           } else if (name === "pgmq") {
@@ -366,7 +380,8 @@ export class Migrator extends Context.Service<
           } else {
             paramSets.push({})
           }
-          for (const params of paramSets) units.push({ database, set, params, rendered: renderSet(set, params) })
+          for (const params of paramSets)
+            units.push({ database, set, params, rendered: renderSet(set, params) })
         }
         return units
       })
@@ -379,15 +394,24 @@ export class Migrator extends Context.Service<
       return indexes
     })
 
-    const inspect = (options: MigrateOptions, units?: (indexes: Map<Database, LedgerIndex>) => Effect.Effect<ReadonlyArray<Unit>, MigratorFailure>) =>
+    const inspect = (
+      options: MigrateOptions,
+      units?: (indexes: Map<Database, LedgerIndex>) => Effect.Effect<ReadonlyArray<Unit>, MigratorFailure>,
+    ) =>
       Effect.gen(function* () {
         const indexes = yield* readAll
-        const resolved = yield* (units ? units(indexes) : unitsFor(options, indexes))
+        const resolved = yield* units ? units(indexes) : unitsFor(options, indexes)
         const statuses = resolved.map((u) => statusOf(u, indexes.get(u.database) ?? new Map()))
         return { indexes, units: resolved, statuses }
       })
 
-    const applyUnits = (units: ReadonlyArray<Unit>, options: MigrateOptions, unitsAgain: (indexes: Map<Database, LedgerIndex>) => Effect.Effect<ReadonlyArray<Unit>, MigratorFailure>) =>
+    const applyUnits = (
+      units: ReadonlyArray<Unit>,
+      options: MigrateOptions,
+      unitsAgain: (
+        indexes: Map<Database, LedgerIndex>,
+      ) => Effect.Effect<ReadonlyArray<Unit>, MigratorFailure>,
+    ) =>
       Effect.gen(function* () {
         const applied: Array<PlannedMigration & { durationMs: number }> = []
         const touched = new Set(units.map((u) => u.database))
@@ -402,8 +426,7 @@ export class Migrator extends Context.Service<
         return { applied, status: after.statuses }
       })
 
-    const status = (options: MigrateOptions = {}) =>
-      inspect(options).pipe(Effect.map((r) => r.statuses))
+    const status = (options: MigrateOptions = {}) => inspect(options).pipe(Effect.map((r) => r.statuses))
 
     const plan = (options: MigrateOptions = {}) =>
       Effect.gen(function* () {
@@ -411,7 +434,9 @@ export class Migrator extends Context.Service<
         yield* refuseProblems(statuses, indexes, units)
         const steps: Array<PlannedMigration> = []
         for (const unit of units) {
-          const rows = indexes.get(unit.database)?.get(unitKey(unit.set.name, unit.rendered[0]?.instance ?? "")) ?? new Map()
+          const rows =
+            indexes.get(unit.database)?.get(unitKey(unit.set.name, unit.rendered[0]?.instance ?? "")) ??
+            new Map()
           for (const r of unit.rendered) if (!rows.has(r.migration.version)) steps.push(toPlanned(unit, r))
         }
         return steps
@@ -435,9 +460,15 @@ export class Migrator extends Context.Service<
         const single = () => Effect.succeed(unitFor())
         if (options.reset === true) {
           if (schema === "awa") {
-            return yield* new ResetRefused({ schema, reason: "schema awa holds the canonical tables and the default substrate" })
+            return yield* new ResetRefused({
+              schema,
+              reason: "schema awa holds the canonical tables and the default substrate",
+            })
           }
-          const canonical = yield* topology.primary.query<{ name: string }>(ledger.tablesNamedIn, [schema, canonicalTableNames()])
+          const canonical = yield* topology.primary.query<{ name: string }>(ledger.tablesNamedIn, [
+            schema,
+            canonicalTableNames(),
+          ])
           if (canonical.length > 0) {
             return yield* new ResetRefused({
               schema,
@@ -470,7 +501,11 @@ export class Migrator extends Context.Service<
 
 /** Validates option combinations that do not need a database. */
 export const validateMigrateOptions = (options: MigrateOptions): InvalidMigratorOptions | undefined => {
-  if (options.pgmqProvider !== undefined && options.withPgmq !== true && !(options.sets ?? []).includes("pgmq")) {
+  if (
+    options.pgmqProvider !== undefined &&
+    options.withPgmq !== true &&
+    !(options.sets ?? []).includes("pgmq")
+  ) {
     return new InvalidMigratorOptions({
       reason: "--pgmq-provider only applies to the pgmq set: add --with-pgmq (or --set pgmq).",
     })

@@ -1,13 +1,18 @@
-import { mkdirSync, readdirSync, writeFileSync, existsSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { type DatabaseRole, InvalidMigratorOptions, type InvalidIdentifier, type UnknownMigrationSet } from "@awa/model"
+import {
+  type DatabaseRole,
+  type InvalidIdentifier,
+  InvalidMigratorOptions,
+  type UnknownMigrationSet,
+} from "@awa/model"
 import { ledgerBootstrapSql } from "./internal/bundledMigrations.generated.js"
 import {
+  getMigrationSet,
   type MigrationSetName,
+  migrationSetNames,
   type PgmqProvider,
   type RenderedMigration,
-  getMigrationSet,
-  migrationSetNames,
   renderSet,
   resolveSetNames,
   validateSchemaName,
@@ -44,7 +49,10 @@ const wrap = (r: RenderedMigration): string => {
     "INSERT INTO awa_migrator.ledger (migration_set, instance, version, name, checksum, params, duration_ms)\n" +
     `  VALUES (${literal(m.set)}, ${literal(r.instance)}, ${m.version}, ${literal(m.name)}, ${literal(r.checksum)}, ${literal(JSON.stringify(r.params))}::jsonb, 0);\n`
   const header = `-- awa migration ${m.set}/${r.instance} version ${m.version} (${m.file}), checksum ${r.checksum}\n`
-  const body = r.sql.trim() === "" ? `-- (no statements for parameters ${JSON.stringify(r.params)})\n` : `${r.sql.trimEnd()}\n`
+  const body =
+    r.sql.trim() === ""
+      ? `-- (no statements for parameters ${JSON.stringify(r.params)})\n`
+      : `${r.sql.trimEnd()}\n`
   if (m.directives.noTransaction) return `${header}${body}${ledgerRow}`
   const lock = `SELECT pg_advisory_xact_lock(hashtext('awa_migrator'), hashtext(${literal(m.set)} || '/' || ${literal(r.instance)}));\n`
   return `${header}BEGIN;\n${lock}${body}${ledgerRow}COMMIT;\n`
@@ -57,7 +65,9 @@ const wrap = (r: RenderedMigration): string => {
 export const renderScripts = (
   options: RenderSqlOptions = {},
 ): ReadonlyArray<TargetScript> | UnknownMigrationSet | InvalidIdentifier | InvalidMigratorOptions => {
-  let names: ReadonlyArray<MigrationSetName> = migrationSetNames.filter((n) => n !== "pgmq" || options.withPgmq === true)
+  let names: ReadonlyArray<MigrationSetName> = migrationSetNames.filter(
+    (n) => n !== "pgmq" || options.withPgmq === true,
+  )
   if (options.sets !== undefined && options.sets.length > 0) {
     const resolved = resolveSetNames(options.sets)
     if (!Array.isArray(resolved)) return resolved as UnknownMigrationSet

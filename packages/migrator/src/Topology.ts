@@ -34,7 +34,11 @@ export class Topology extends Context.Service<
   /** Opens the pools described by `config` for the lifetime of the layer; fails if a server does not answer. */
   static readonly make = (
     config: TopologyConfig,
-  ): Effect.Effect<Topology["Service"], DatabaseUnreachable | InvalidDatabaseUrl, import("effect").Scope.Scope> =>
+  ): Effect.Effect<
+    Topology["Service"],
+    DatabaseUnreachable | InvalidDatabaseUrl,
+    import("effect").Scope.Scope
+  > =>
     Effect.gen(function* () {
       const primary = yield* openDatabase("primary", config.databaseUrl.trim())
       const split = isSplit(config)
@@ -43,27 +47,31 @@ export class Topology extends Context.Service<
     })
 
   /** A layer from explicit connection strings. */
-  static readonly layer = (config: TopologyConfig): Layer.Layer<Topology, DatabaseUnreachable | InvalidDatabaseUrl> =>
+  static readonly layer = (
+    config: TopologyConfig,
+  ): Layer.Layer<Topology, DatabaseUnreachable | InvalidDatabaseUrl> =>
     Layer.effect(Topology, Topology.make(config))
 
   /** A layer from `DATABASE_URL` and `PGMQ_DATABASE_URL`; fails with `MissingDatabaseUrl` when the first is unset. */
-  static readonly layerConfig: Layer.Layer<Topology, DatabaseUnreachable | InvalidDatabaseUrl | MissingDatabaseUrl> =
-    Layer.effect(
-      Topology,
-      Effect.gen(function* () {
-        const databaseUrl = yield* Config.option(Config.String("DATABASE_URL")).pipe(
-          Effect.orElseSucceed(() => Option.none<string>()),
-        )
-        const pgmqDatabaseUrl = yield* Config.option(Config.String("PGMQ_DATABASE_URL")).pipe(
-          Effect.orElseSucceed(() => Option.none<string>()),
-        )
-        if (Option.isNone(databaseUrl) || databaseUrl.value.trim() === "") {
-          return yield* new MissingDatabaseUrl({ role: "primary", envVar: "DATABASE_URL" })
-        }
-        return yield* Topology.make({
-          databaseUrl: databaseUrl.value,
-          pgmqDatabaseUrl: Option.getOrUndefined(pgmqDatabaseUrl),
-        })
-      }),
-    )
+  static readonly layerConfig: Layer.Layer<
+    Topology,
+    DatabaseUnreachable | InvalidDatabaseUrl | MissingDatabaseUrl
+  > = Layer.effect(
+    Topology,
+    Effect.gen(function* () {
+      const databaseUrl = yield* Config.option(Config.String("DATABASE_URL")).pipe(
+        Effect.orElseSucceed(() => Option.none<string>()),
+      )
+      const pgmqDatabaseUrl = yield* Config.option(Config.String("PGMQ_DATABASE_URL")).pipe(
+        Effect.orElseSucceed(() => Option.none<string>()),
+      )
+      if (Option.isNone(databaseUrl) || databaseUrl.value.trim() === "") {
+        return yield* new MissingDatabaseUrl({ role: "primary", envVar: "DATABASE_URL" })
+      }
+      return yield* Topology.make({
+        databaseUrl: databaseUrl.value,
+        pgmqDatabaseUrl: Option.getOrUndefined(pgmqDatabaseUrl),
+      })
+    }),
+  )
 }

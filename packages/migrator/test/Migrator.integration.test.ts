@@ -32,14 +32,22 @@ describe("migrate on a fresh database", () => {
     expect(third.applied).toEqual([])
     expect(await snapshotCatalog(db.primaryUrl)).toEqual(before)
     const status = await migrationStatus({ databaseUrl: db.primaryUrl })
-    expect(status.map((s) => [s.set, s.instance, s.applied, s.latest, s.pending.length, s.drift.length])).toEqual([
+    expect(
+      status.map((s) => [s.set, s.instance, s.applied, s.latest, s.pending.length, s.drift.length]),
+    ).toEqual([
       ["canonical", "awa", expectedCanonical, expectedCanonical, 0, 0],
       ["queue-storage", "awa", expectedQueueStorage, expectedQueueStorage, 0, 0],
     ])
     expect(await hasTable(db.primaryUrl, "awa.jobs")).toBe(true)
     // The ledger records every migration with its checksum and duration.
-    const ledger = await withClient(db.primaryUrl, async (c) =>
-      (await c.query("SELECT migration_set, instance, version, checksum, duration_ms, applied_at FROM awa_migrator.ledger")).rows,
+    const ledger = await withClient(
+      db.primaryUrl,
+      async (c) =>
+        (
+          await c.query(
+            "SELECT migration_set, instance, version, checksum, duration_ms, applied_at FROM awa_migrator.ledger",
+          )
+        ).rows,
     )
     expect(ledger).toHaveLength(expectedCanonical + expectedQueueStorage)
     for (const row of ledger) {
@@ -51,14 +59,25 @@ describe("migrate on a fresh database", () => {
 
   it("16 concurrent migrate calls all succeed and apply every migration exactly once", async () => {
     const db = await freshDatabases("single")
-    const reports = await Promise.all(Array.from({ length: 16 }, () => migrate({ databaseUrl: db.primaryUrl })))
+    const reports = await Promise.all(
+      Array.from({ length: 16 }, () => migrate({ databaseUrl: db.primaryUrl })),
+    )
     const appliedNow = reports.flatMap((r) => r.applied.map((a) => `${a.set}/${a.instance}/${a.version}`))
     expect(appliedNow).toHaveLength(expectedCanonical + expectedQueueStorage)
     expect(new Set(appliedNow).size).toBe(appliedNow.length)
-    const rows = await withClient(db.primaryUrl, async (c) =>
-      (await c.query("SELECT count(*)::int AS n, count(DISTINCT (migration_set, instance, version))::int AS d FROM awa_migrator.ledger")).rows[0],
+    const rows = await withClient(
+      db.primaryUrl,
+      async (c) =>
+        (
+          await c.query(
+            "SELECT count(*)::int AS n, count(DISTINCT (migration_set, instance, version))::int AS d FROM awa_migrator.ledger",
+          )
+        ).rows[0],
     )
-    expect(rows).toEqual({ n: expectedCanonical + expectedQueueStorage, d: expectedCanonical + expectedQueueStorage })
+    expect(rows).toEqual({
+      n: expectedCanonical + expectedQueueStorage,
+      d: expectedCanonical + expectedQueueStorage,
+    })
   })
 
   it("dry-run plans without changing anything", async () => {
@@ -106,23 +125,39 @@ describe("pgmq provider", () => {
     expect(report.status.find((s) => s.set === "pgmq")?.params.provider).toBe("existing")
     const after = await snapshotCatalog(db.primaryUrl)
     // Nothing of the existing pgmq schema changed; awa's helpers were added beside it.
-    expect(after.functions.filter((f) => f.startsWith("pgmq."))).toEqual(before.functions.filter((f) => f.startsWith("pgmq.")))
+    expect(after.functions.filter((f) => f.startsWith("pgmq."))).toEqual(
+      before.functions.filter((f) => f.startsWith("pgmq.")),
+    )
     expect(after.schemas).toContain("awa_pgmq")
   })
 
   it("refuses providers the database cannot honour, changing nothing", async () => {
     const db = await freshDatabases("single")
-    const extension = await migrate({ databaseUrl: db.primaryUrl, withPgmq: true, pgmqProvider: "extension" }).catch((e: unknown) => e)
+    const extension = await migrate({
+      databaseUrl: db.primaryUrl,
+      withPgmq: true,
+      pgmqProvider: "extension",
+    }).catch((e: unknown) => e)
     expect(extension).toBeInstanceOf(PgmqProviderUnavailable)
     expect((extension as Error).message).toContain("does not offer the pgmq extension")
-    const existing = await migrate({ databaseUrl: db.primaryUrl, withPgmq: true, pgmqProvider: "existing" }).catch((e: unknown) => e)
+    const existing = await migrate({
+      databaseUrl: db.primaryUrl,
+      withPgmq: true,
+      pgmqProvider: "existing",
+    }).catch((e: unknown) => e)
     expect(existing).toBeInstanceOf(PgmqProviderUnavailable)
     expect((await snapshotCatalog(db.primaryUrl)).schemas).toEqual([])
     // Once installed with one provider, a different override is refused.
     await migrate({ databaseUrl: db.primaryUrl, withPgmq: true })
-    const switched = await migrate({ databaseUrl: db.primaryUrl, withPgmq: true, pgmqProvider: "existing" }).catch((e: unknown) => e)
+    const switched = await migrate({
+      databaseUrl: db.primaryUrl,
+      withPgmq: true,
+      pgmqProvider: "existing",
+    }).catch((e: unknown) => e)
     expect(switched).toBeInstanceOf(PgmqProviderUnavailable)
-    expect((switched as Error).message).toContain('already installed on the primary database with provider "sql"')
+    expect((switched as Error).message).toContain(
+      'already installed on the primary database with provider "sql"',
+    )
   })
 })
 
@@ -148,7 +183,9 @@ describe("refusals change nothing", () => {
     const db = await freshDatabases("single")
     await migrate({ databaseUrl: db.primaryUrl, sets: ["canonical"] })
     await withClient(db.primaryUrl, (c) =>
-      c.query("UPDATE awa_migrator.ledger SET checksum = repeat('0', 64) WHERE migration_set = 'canonical' AND version = 1"),
+      c.query(
+        "UPDATE awa_migrator.ledger SET checksum = repeat('0', 64) WHERE migration_set = 'canonical' AND version = 1",
+      ),
     )
     const before = await snapshotCatalog(db.primaryUrl)
     const error = await migrate({ databaseUrl: db.primaryUrl }).catch((e: unknown) => e)
@@ -174,7 +211,16 @@ describe("refusals change nothing", () => {
     // Only the ledger bootstrap remains; every object of the failed migration and its ledger row are gone.
     const after = await snapshotCatalog(db.primaryUrl)
     const withoutLedger = (xs: ReadonlyArray<string>) => xs.filter((x) => !x.includes("awa_migrator"))
-    for (const key of ["schemas", "tables", "columns", "indexes", "constraints", "functions", "types", "triggers"] as const) {
+    for (const key of [
+      "schemas",
+      "tables",
+      "columns",
+      "indexes",
+      "constraints",
+      "functions",
+      "types",
+      "triggers",
+    ] as const) {
       expect(withoutLedger(after[key]), key).toEqual(withoutLedger(before[key]))
     }
     expect(after.ledger).toEqual([])
@@ -191,9 +237,15 @@ describe("queue-storage in custom schemas", () => {
     )
     const snapshot = await snapshotCatalog(db.primaryUrl)
     expect(snapshot.schemas).toContain("tenant_a")
-    expect(snapshot.ledger.filter((l) => l.startsWith("queue-storage/tenant_a/"))).toHaveLength(expectedQueueStorage)
+    expect(snapshot.ledger.filter((l) => l.startsWith("queue-storage/tenant_a/"))).toHaveLength(
+      expectedQueueStorage,
+    )
     const status = await migrationStatus({ databaseUrl: db.primaryUrl })
-    expect(status.map((s) => `${s.set}/${s.instance}`)).toEqual(["canonical/awa", "queue-storage/awa", "queue-storage/tenant_a"])
+    expect(status.map((s) => `${s.set}/${s.instance}`)).toEqual([
+      "canonical/awa",
+      "queue-storage/awa",
+      "queue-storage/tenant_a",
+    ])
     // Reset re-creates a custom schema.
     await withClient(db.primaryUrl, (c) => c.query("CREATE TABLE tenant_a.extra (x int)"))
     await prepareQueueStorageSchema({ databaseUrl: db.primaryUrl, schema: "tenant_a", reset: true })
@@ -203,10 +255,16 @@ describe("queue-storage in custom schemas", () => {
   it("refuses --reset of awa and of any schema holding canonical tables, changing nothing", async () => {
     const db = await freshDatabases("single")
     await migrate({ databaseUrl: db.primaryUrl })
-    await withClient(db.primaryUrl, (c) => c.query("CREATE SCHEMA look_alike; CREATE TABLE look_alike.jobs (id int)"))
+    await withClient(db.primaryUrl, (c) =>
+      c.query("CREATE SCHEMA look_alike; CREATE TABLE look_alike.jobs (id int)"),
+    )
     const before = await snapshotCatalog(db.primaryUrl)
     for (const schema of ["awa", "look_alike"]) {
-      const error = await prepareQueueStorageSchema({ databaseUrl: db.primaryUrl, schema, reset: true }).catch((e: unknown) => e)
+      const error = await prepareQueueStorageSchema({
+        databaseUrl: db.primaryUrl,
+        schema,
+        reset: true,
+      }).catch((e: unknown) => e)
       expect(error).toBeInstanceOf(ResetRefused)
       expect((error as Error).message).toContain(`Refusing to reset schema "${schema}"`)
     }
@@ -216,7 +274,9 @@ describe("queue-storage in custom schemas", () => {
   it("rejects invalid schema names before touching the database", async () => {
     const db = await freshDatabases("single")
     for (const schema of ['bad"name', "Tenant", "x".repeat(64), "", "pg_thing", "has space", "public"]) {
-      const error = await prepareQueueStorageSchema({ databaseUrl: db.primaryUrl, schema }).catch((e: unknown) => e)
+      const error = await prepareQueueStorageSchema({ databaseUrl: db.primaryUrl, schema }).catch(
+        (e: unknown) => e,
+      )
       expect(error, schema).toBeInstanceOf(InvalidIdentifier)
     }
     expect((await snapshotCatalog(db.primaryUrl)).schemas).toEqual([])
@@ -233,7 +293,9 @@ describe("bad input", () => {
   })
 
   it("an unreachable database is a clear DatabaseUnreachable error", async () => {
-    const error = await migrate({ databaseUrl: "postgres://nobody:secret@127.0.0.1:1/none" }).catch((e: unknown) => e)
+    const error = await migrate({ databaseUrl: "postgres://nobody:secret@127.0.0.1:1/none" }).catch(
+      (e: unknown) => e,
+    )
     expect(error).toBeInstanceOf(DatabaseUnreachable)
     expect((error as Error).message).toContain("127.0.0.1:1/none")
     expect((error as Error).message).not.toContain("secret")

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { InvalidMigratorOptions, UnknownMigrationSet } from "@awa/model"
@@ -11,12 +11,16 @@ import { freshDatabases } from "./support/databases.js"
 
 const psql = process.env.PSQL ?? "psql"
 const psqlAvailable = spawnSync(psql, ["--version"], { stdio: "ignore" }).status === 0
-if (!psqlAvailable && process.env.CI) throw new Error(`psql is required in CI (looked for "${psql}"); .ci/run installs postgresql-client.`)
+if (!psqlAvailable && process.env.CI)
+  throw new Error(`psql is required in CI (looked for "${psql}"); .ci/run installs postgresql-client.`)
 
 /** Applies a script the way an external tool would: psql with ON_ERROR_STOP (or pg's simple protocol without psql). */
 const applyScript = async (url: string, sql: string): Promise<void> => {
   if (psqlAvailable) {
-    const result = spawnSync(psql, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", "-"], { input: sql, encoding: "utf8" })
+    const result = spawnSync(psql, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", "-"], {
+      input: sql,
+      encoding: "utf8",
+    })
     if (result.status !== 0) throw new Error(`psql failed (${result.status}): ${result.stderr}`)
     return
   }
@@ -32,7 +36,6 @@ const sectionsOf = (text: string) => {
     pgmq: pgmqAt === -1 ? "" : text.slice(pgmqAt),
   }
 }
-
 
 const tmp: Array<string> = []
 afterAll(() => {
@@ -53,7 +56,11 @@ describe("--sql and --extract-to", () => {
     expect(await snapshotCatalog(viaSql.primaryUrl)).toEqual(await snapshotCatalog(viaMigrate.primaryUrl))
     expect(await snapshotCatalog(viaSql.pgmqUrl)).toEqual(await snapshotCatalog(viaMigrate.pgmqUrl))
     // The databases built from SQL are then up to date for migrate itself.
-    const report = await migrate({ databaseUrl: viaSql.primaryUrl, pgmqDatabaseUrl: viaSql.pgmqUrl, withPgmq: true })
+    const report = await migrate({
+      databaseUrl: viaSql.primaryUrl,
+      pgmqDatabaseUrl: viaSql.pgmqUrl,
+      withPgmq: true,
+    })
     expect(report.applied).toEqual([])
   })
 

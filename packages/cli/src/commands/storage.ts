@@ -1,14 +1,20 @@
 import { prepareQueueStorageSchema } from "@awa/migrator"
 import { type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
-import { type Output, formatTable } from "../Output.js"
+import { formatTable, type Output } from "../Output.js"
 import { UsageError, unknownWord } from "../UsageError.js"
 import { connectionFlags } from "./migrate.js"
 
 const prepareFlags: Record<string, FlagSpec> = {
   "database-url": connectionFlags["database-url"] as FlagSpec,
-  schema: { type: "string", description: "the schema to install the queue-storage substrate into (required)" },
-  reset: { type: "boolean", description: "drop and re-create the schema first (refused for awa / canonical schemas)" },
+  schema: {
+    type: "string",
+    description: "the schema to install the queue-storage substrate into (required)",
+  },
+  reset: {
+    type: "boolean",
+    description: "drop and re-create the schema first (refused for awa / canonical schemas)",
+  },
   json: { type: "boolean", description: "print the report as JSON" },
   help: { type: "boolean", short: "h", description: "show this help" },
 }
@@ -30,7 +36,8 @@ export const runStorage = async (argv: ReadonlyArray<string>, output: Output): P
     output.out(storageHelp)
     return sub === undefined ? ExitCode.usage : ExitCode.ok
   }
-  if (sub !== "prepare-queue-storage-schema") throw unknownWord("storage command", sub, ["prepare-queue-storage-schema"])
+  if (sub !== "prepare-queue-storage-schema")
+    throw unknownWord("storage command", sub, ["prepare-queue-storage-schema"])
   const parsed = parseCommandLine("storage prepare-queue-storage-schema", rest, prepareFlags)
   if (parsed instanceof UsageError) throw parsed
   if (parsed.flags.help) {
@@ -38,7 +45,8 @@ export const runStorage = async (argv: ReadonlyArray<string>, output: Output): P
     return ExitCode.ok
   }
   const schema = parsed.flags.schema
-  if (typeof schema !== "string") throw new UsageError({ reason: "--schema NAME is required (for example --schema tenant_a)." })
+  if (typeof schema !== "string")
+    throw new UsageError({ reason: "--schema NAME is required (for example --schema tenant_a)." })
   const report = await prepareQueueStorageSchema({
     databaseUrl: parsed.flags["database-url"] as string | undefined,
     schema,

@@ -1,7 +1,8 @@
 // Fresh, empty databases for migrator tests: each call gets its own, dropped when the test finishes.
-import { onTestFinished } from "vitest"
+
 import type { TestDatabases, TestDbMode } from "@awa/testing/TestDatabases"
 import { createEmptyDatabases } from "@awa/testing/vitest/TestPostgres"
+import { onTestFinished } from "vitest"
 
 export const freshDatabases = async (mode: TestDbMode): Promise<TestDatabases> => {
   const databases = await createEmptyDatabases(mode)

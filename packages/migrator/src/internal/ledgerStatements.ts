@@ -19,10 +19,12 @@ export const ledgerExists = "SELECT to_regclass('awa_migrator.ledger') IS NOT NU
 export const lockBootstrap = "SELECT pg_advisory_xact_lock(hashtext('awa_migrator'), 0)"
 
 /** Serializes migrations of one (set, instance): $1 = set, $2 = instance. */
-export const lockSetInstance = "SELECT pg_advisory_xact_lock(hashtext('awa_migrator'), hashtext($1 || '/' || $2))"
+export const lockSetInstance =
+  "SELECT pg_advisory_xact_lock(hashtext('awa_migrator'), hashtext($1 || '/' || $2))"
 
 /** Session-level variant of `lockSetInstance`, for migrations that run outside a transaction. */
-export const lockSetInstanceSession = "SELECT pg_advisory_lock(hashtext('awa_migrator'), hashtext($1 || '/' || $2))"
+export const lockSetInstanceSession =
+  "SELECT pg_advisory_lock(hashtext('awa_migrator'), hashtext($1 || '/' || $2))"
 
 export const unlockSetInstanceSession =
   "SELECT pg_advisory_unlock(hashtext('awa_migrator'), hashtext($1 || '/' || $2))"

@@ -14,7 +14,8 @@ export interface CatalogSnapshot {
   readonly ledger: ReadonlyArray<string>
 }
 
-const userSchemas = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'"
+const userSchemas =
+  "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'"
 
 export const withClient = async <A>(url: string, use: (client: pg.Client) => Promise<A>): Promise<A> => {
   const client = new pg.Client({ connectionString: url })
@@ -31,9 +32,13 @@ const column = async (client: pg.Client, sql: string): Promise<ReadonlyArray<str
 
 export const snapshotCatalog = (url: string): Promise<CatalogSnapshot> =>
   withClient(url, async (client) => {
-    const ledgerPresent = (await client.query("SELECT to_regclass('awa_migrator.ledger') IS NOT NULL AS p")).rows[0]?.p
+    const ledgerPresent = (await client.query("SELECT to_regclass('awa_migrator.ledger') IS NOT NULL AS p"))
+      .rows[0]?.p
     return {
-      schemas: await column(client, `SELECT n.nspname AS v FROM pg_namespace n WHERE ${userSchemas} AND n.nspname <> 'public' ORDER BY 1`),
+      schemas: await column(
+        client,
+        `SELECT n.nspname AS v FROM pg_namespace n WHERE ${userSchemas} AND n.nspname <> 'public' ORDER BY 1`,
+      ),
       tables: await column(
         client,
         `SELECT n.nspname || '.' || c.relname || ':' || c.relkind::text || ':' || c.relpersistence::text AS v FROM pg_class c
@@ -87,7 +92,11 @@ export const snapshotCatalog = (url: string): Promise<CatalogSnapshot> =>
 
 /** True when the database has a table `schema.name`. */
 export const hasTable = (url: string, qualified: string): Promise<boolean> =>
-  withClient(url, async (c) => (await c.query("SELECT to_regclass($1) IS NOT NULL AS p", [qualified])).rows[0]?.p === true)
+  withClient(
+    url,
+    async (c) => (await c.query("SELECT to_regclass($1) IS NOT NULL AS p", [qualified])).rows[0]?.p === true,
+  )
 
 /** The schemas of a database other than the system ones and public. */
-export const schemasOf = async (url: string): Promise<ReadonlyArray<string>> => (await snapshotCatalog(url)).schemas
+export const schemasOf = async (url: string): Promise<ReadonlyArray<string>> =>
+  (await snapshotCatalog(url)).schemas
