@@ -30,7 +30,8 @@ const testingSrc = join(import.meta.dirname, "packages", "testing", "src")
  * real Postgres, and one Postgres server per run from @awa/testing's global setup.
  *
  * Packages below @awa/testing in the dependency graph (migrator, runtime) cannot depend on it without a
- * cycle, so their tests reach its source through an alias instead of a package.json edge.
+ * cycle, so their tests import its source as `@awa/testing-src/<module>.js` through this alias (and `paths` in
+ * their tsconfig.json) instead of a package.json edge.
  */
 export const awaVitestConfig = (
   packageDir: string,
@@ -39,7 +40,7 @@ export const awaVitestConfig = (
   defineConfig({
     root: packageDir,
     resolve: options.aliasTesting
-      ? { alias: [{ find: /^@awa\/testing\/(.*)$/, replacement: `${testingSrc}/$1.ts` }] }
+      ? { alias: [{ find: /^@awa\/testing-src\/(.*)\.js$/, replacement: `${testingSrc}/$1.ts` }] }
       : {},
     test: {
       environment: "node",

@@ -154,6 +154,24 @@ export const resolveSetNames = (
   return migrationSetNames.filter((n) => names.includes(n))
 }
 
+/** Which sets an operation covers. Every field is optional; the defaults are what `awa migrate` does. */
+export interface SetSelection {
+  /** Restrict to these sets (validated; unknown names fail with a suggestion). Default: canonical and queue-storage, plus pgmq with `withPgmq`. */
+  readonly sets?: ReadonlyArray<string> | undefined
+  /** Also cover the optional pgmq set (role `pgmq`). Default false. */
+  readonly withPgmq?: boolean | undefined
+  /** Force how pgmq is provided instead of detecting it (when rendering without a database: default `sql`). */
+  readonly pgmqProvider?: PgmqProvider | undefined
+}
+
+/** The sets a selection covers, in apply order, or a "did you mean" error for an unknown name. */
+export const selectSets = (
+  selection: SetSelection,
+): ReadonlyArray<MigrationSetName> | UnknownMigrationSet => {
+  if (selection.sets !== undefined && selection.sets.length > 0) return resolveSetNames(selection.sets)
+  return migrationSetNames.filter((n) => n !== "pgmq" || selection.withPgmq === true)
+}
+
 /** Validates a pgmq provider override. */
 export const parsePgmqProvider = (value: string): PgmqProvider | InvalidMigratorOptions =>
   (pgmqProviders as ReadonlyArray<string>).includes(value)

@@ -2,10 +2,10 @@ import {
   DatabaseAheadOfCode,
   type DatabaseRole,
   type DatabaseUnreachable,
-  type InvalidIdentifier,
   InvalidMigratorOptions,
   MigrationDrift,
   MigrationFailed,
+  type MigratorError,
   PgmqProviderUnavailable,
   quoteIdentifier,
   ResetRefused,
@@ -20,24 +20,17 @@ import {
   getMigrationSet,
   type MigrationSet,
   type MigrationSetName,
-  migrationSetNames,
   type PgmqProvider,
   type RenderedMigration,
   renderSet,
-  resolveSetNames,
+  type SetSelection,
+  selectSets,
   validateSchemaName,
 } from "./MigrationSet.js"
 import { Topology } from "./Topology.js"
 
-/** What to migrate. Every field is optional; the defaults are what `awa migrate` does. */
-export interface MigrateOptions {
-  /** Restrict to these sets (validated; unknown names fail with a suggestion). Default: canonical and queue-storage, plus pgmq with `withPgmq`. */
-  readonly sets?: ReadonlyArray<string> | undefined
-  /** Also apply the optional pgmq set to the `pgmq` role. Default false. */
-  readonly withPgmq?: boolean | undefined
-  /** Force how pgmq is provided instead of detecting it. */
-  readonly pgmqProvider?: PgmqProvider | undefined
-}
+/** What to migrate: the set selection (see `SetSelection`). */
+export type MigrateOptions = SetSelection
 
 /** One (set, instance) on one database, with what has been applied and what is pending. */
 export interface SetStatus {
@@ -86,17 +79,7 @@ export interface PrepareQueueStorageOptions {
 }
 
 /** Any error `Migrator` operations fail with. */
-export type MigratorFailure =
-  | DatabaseUnreachable
-  | QueryFailed
-  | UnknownMigrationSet
-  | InvalidIdentifier
-  | InvalidMigratorOptions
-  | DatabaseAheadOfCode
-  | MigrationDrift
-  | MigrationFailed
-  | ResetRefused
-  | PgmqProviderUnavailable
+export type MigratorFailure = MigratorError | QueryFailed
 
 /** A (set, instance) bound to the database it lives in. */
 interface Unit {
@@ -303,15 +286,12 @@ export class Migrator extends Context.Service<
   static readonly make: Effect.Effect<Migrator["Service"], never, Topology> = Effect.gen(function* () {
     const topology = yield* Topology
 
-    const selectedSets = (options: MigrateOptions) =>
-      Effect.gen(function* () {
-        if (options.sets !== undefined && options.sets.length > 0) {
-          const resolved = resolveSetNames(options.sets)
-          if (!Array.isArray(resolved)) return yield* Effect.fail(resolved as UnknownMigrationSet)
-          return resolved as ReadonlyArray<MigrationSetName>
-        }
-        return migrationSetNames.filter((n) => n !== "pgmq" || options.withPgmq === true)
-      })
+    const selectedSets = (options: MigrateOptions) => {
+      const names = selectSets(options)
+      return Array.isArray(names)
+        ? Effect.succeed(names as ReadonlyArray<MigrationSetName>)
+        : Effect.fail(names as UnknownMigrationSet)
+    }
 
     const resolvePgmqProvider = (
       db: Database,

@@ -10,20 +10,15 @@ import { ledgerBootstrapSql } from "./internal/bundledMigrations.generated.js"
 import {
   getMigrationSet,
   type MigrationSetName,
-  migrationSetNames,
-  type PgmqProvider,
   type RenderedMigration,
   renderSet,
-  resolveSetNames,
+  type SetSelection,
+  selectSets,
   validateSchemaName,
 } from "./MigrationSet.js"
 
-/** What to render. Mirrors `MigrateOptions`; no database is needed. */
-export interface RenderSqlOptions {
-  readonly sets?: ReadonlyArray<string> | undefined
-  readonly withPgmq?: boolean | undefined
-  /** The pgmq provider to render for (default `sql`: awa's pgmq-compatible API). */
-  readonly pgmqProvider?: PgmqProvider | undefined
+/** What to render: the set selection, plus extra queue-storage schemas. No database is needed. */
+export interface RenderSqlOptions extends SetSelection {
   /** Extra queue-storage schemas to render besides `awa`. */
   readonly queueStorageSchemas?: ReadonlyArray<string> | undefined
 }
@@ -65,14 +60,9 @@ const wrap = (r: RenderedMigration): string => {
 export const renderScripts = (
   options: RenderSqlOptions = {},
 ): ReadonlyArray<TargetScript> | UnknownMigrationSet | InvalidIdentifier | InvalidMigratorOptions => {
-  let names: ReadonlyArray<MigrationSetName> = migrationSetNames.filter(
-    (n) => n !== "pgmq" || options.withPgmq === true,
-  )
-  if (options.sets !== undefined && options.sets.length > 0) {
-    const resolved = resolveSetNames(options.sets)
-    if (!Array.isArray(resolved)) return resolved as UnknownMigrationSet
-    names = resolved as ReadonlyArray<MigrationSetName>
-  }
+  const selected = selectSets(options)
+  if (!Array.isArray(selected)) return selected as UnknownMigrationSet
+  const names = selected as ReadonlyArray<MigrationSetName>
   const schemas = ["awa"]
   for (const s of options.queueStorageSchemas ?? []) {
     const checked = validateSchemaName(s)

@@ -6,8 +6,8 @@
  * Tests run concurrently: each one uses its own queues and filters notifications by queue, so they
  * do not observe each other.
  */
-import type { TestDatabases } from "@awa/testing/TestDatabases"
-import { createEmptyDatabases } from "@awa/testing/vitest/TestPostgres"
+import type { TestDatabases } from "@awa/testing-src/TestDatabases.js"
+import { createEmptyDatabases } from "@awa/testing-src/vitest/TestPostgres.js"
 import pg from "pg"
 import { Pgmq } from "pgmq-js"
 import { afterAll, beforeAll, describe, type ExpectStatic, it } from "vitest"
