@@ -50,5 +50,7 @@ export const awaVitestConfig = (
       testTimeout: 60_000,
       hookTimeout: 120_000,
       globalSetup: [join(testingSrc, "vitest", "globalSetup.ts")],
+      // The JSON report lets `npm test` print one summary line for the whole monorepo.
+      reporters: ["default", ["json", { outputFile: join(packageDir, ".vitest-results.json") }]],
     },
   })

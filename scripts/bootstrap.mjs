@@ -3,7 +3,7 @@
 // one through npx), installs the workspace with the frozen lockfile when needed, builds, and then runs
 // the requested task. Usage: node scripts/bootstrap.mjs <setup|demo|test> [args...]
 import { spawnSync } from "node:child_process"
-import { existsSync, statSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { join } from "node:path"
 
 const root = new URL("..", import.meta.url).pathname
@@ -18,6 +18,22 @@ const run = (cmd, cmdArgs, options = {}) => {
 const must = (cmd, cmdArgs) => {
   const status = run(cmd, cmdArgs)
   if (status !== 0) process.exit(status)
+}
+
+// Adds up the JSON reports every package's vitest run writes, and prints one closing line.
+const summarizeTests = () => {
+  let passed = 0
+  let failed = 0
+  let skipped = 0
+  for (const dir of readdirSync(join(root, "packages"))) {
+    const report = join(root, "packages", dir, ".vitest-results.json")
+    if (!existsSync(report)) continue
+    const r = JSON.parse(readFileSync(report, "utf8"))
+    passed += r.numPassedTests ?? 0
+    failed += (r.numFailedTests ?? 0) + (r.numRuntimeErrors ?? 0)
+    skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0)
+  }
+  console.log(`\ntests: ${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ""}`)
 }
 
 const hasPnpm = spawnSync("pnpm", ["--version"], { stdio: "ignore", env }).status === 0
@@ -37,9 +53,13 @@ switch (task) {
   case "demo":
     pnpmRun(["run", "awa", "demo", ...args])
     break
-  case "test":
-    pnpmRun(["run", "test:run", ...args])
-    break
+  case "test": {
+    for (const dir of readdirSync(join(root, "packages")))
+      rmSync(join(root, "packages", dir, ".vitest-results.json"), { force: true })
+    const status = run(pnpm[0], [...pnpm.slice(1), "run", "test:run", ...args])
+    summarizeTests()
+    process.exit(status)
+  }
   default:
     console.error(`bootstrap: unknown task "${task}" (use setup, demo or test)`)
     process.exit(2)
