@@ -35,7 +35,11 @@ const testingSrc = join(import.meta.dirname, "packages", "testing", "src")
  */
 export const awaVitestConfig = (
   packageDir: string,
-  options: { readonly aliasTesting?: boolean } = {},
+  options: {
+    readonly aliasTesting?: boolean
+    /** Start the run's Postgres server (default true); false for packages whose tests need no database. */
+    readonly postgres?: boolean
+  } = {},
 ): ViteUserConfig =>
   defineConfig({
     root: packageDir,
@@ -49,7 +53,7 @@ export const awaVitestConfig = (
       fileParallelism: true,
       testTimeout: 60_000,
       hookTimeout: 120_000,
-      globalSetup: [join(testingSrc, "vitest", "globalSetup.ts")],
+      globalSetup: options.postgres === false ? [] : [join(testingSrc, "vitest", "globalSetup.ts")],
       // The JSON report lets `npm test` print one summary line for the whole monorepo.
       reporters: ["default", ["json", { outputFile: join(packageDir, ".vitest-results.json") }]],
     },

@@ -25,15 +25,22 @@ const summarizeTests = () => {
   let passed = 0
   let failed = 0
   let skipped = 0
+  const unreported = []
   for (const dir of readdirSync(join(root, "packages"))) {
     const report = join(root, "packages", dir, ".vitest-results.json")
-    if (!existsSync(report)) continue
+    if (!existsSync(report)) {
+      // A package with tests that wrote no report did not run them (or uses another vitest config).
+      if (existsSync(join(root, "packages", dir, "test"))) unreported.push(dir)
+      continue
+    }
     const r = JSON.parse(readFileSync(report, "utf8"))
     passed += r.numPassedTests ?? 0
     failed += (r.numFailedTests ?? 0) + (r.numRuntimeErrors ?? 0)
     skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0)
   }
   console.log(`\ntests: ${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ""}`)
+  if (unreported.length > 0) console.log(`tests: no report from packages/${unreported.join(", packages/")}`)
+  return unreported.length
 }
 
 const hasPnpm = spawnSync("pnpm", ["--version"], { stdio: "ignore", env }).status === 0
@@ -57,8 +64,9 @@ switch (task) {
     for (const dir of readdirSync(join(root, "packages")))
       rmSync(join(root, "packages", dir, ".vitest-results.json"), { force: true })
     const status = run(pnpm[0], [...pnpm.slice(1), "run", "test:run", ...args])
-    summarizeTests()
-    process.exit(status)
+    const unreported = summarizeTests()
+    process.exit(status !== 0 ? status : unreported > 0 ? 1 : 0)
+    break
   }
   default:
     console.error(`bootstrap: unknown task "${task}" (use setup, demo or test)`)
