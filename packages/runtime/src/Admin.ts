@@ -1,0 +1,206 @@
+import { validateQueueName } from "@awa/model/InsertOptions"
+import { FilterRequired, JobNotFound } from "@awa/model/JobErrors"
+import { Duration, Option } from "effect"
+import { canonicalEngine } from "./CanonicalEngine.js"
+import type {
+  DeadLetter,
+  DlqFilter,
+  DueFilter,
+  Engine,
+  EngineName,
+  Job,
+  JobFilter,
+  Page,
+  PageOf,
+  PurgeQueueResult,
+  QueueSettings,
+  QueueStats,
+} from "./Engine.js"
+import * as leadersSql from "./internal/sql/leaders.js"
+import { type Db, toExecutor } from "./PgExecutor.js"
+
+/** A bulk DLQ target: a filter, or `all: true` to act on every entry deliberately. */
+export type DlqBulkTarget = DlqFilter & { readonly all?: boolean }
+
+/** A DLQ target: one entry by id, or a bulk target. */
+export type DlqTarget = { readonly id: string } | DlqBulkTarget
+
+/**
+ * Which scheduled or retryable jobs `Admin.makeDue` makes due: some ids, a queue and/or kind, or
+ * `all: true` deliberately; `within` narrows any of them to jobs due within that duration from now.
+ */
+export interface DueTarget {
+  /** Only these job ids. */
+  readonly ids?: ReadonlyArray<string>
+  /** Only this queue. */
+  readonly queue?: string
+  /** Only this kind. */
+  readonly kind?: string
+  /** Only jobs whose run time is at most this far in the future (default: any run time). */
+  readonly within?: Duration.Input
+  /** Act on every scheduled and retryable job when no other filter is given. */
+  readonly all?: boolean
+}
+
+/** Recorded leadership of a role. */
+export interface LeaderRecord {
+  /** The role (e.g. "maintenance"). */
+  readonly name: string
+  /** The holder's id. */
+  readonly holder: string
+  /** When it became leader. */
+  readonly electedAt: Date
+  /** When it last recorded itself. */
+  readonly renewedAt: Date
+}
+
+/**
+ * Operator reads and repairs. Every call takes the database to use (pool, client in a transaction, or
+ * executor). Missing jobs reject with `JobNotFound`, disallowed transitions with `JobStateConflict`, bulk
+ * DLQ actions without a filter with `FilterRequired`.
+ */
+export interface Admin {
+  /** Exact job counts per queue and state, DLQ sizes and queue settings. */
+  readonly queueStats: (db: Db) => Promise<ReadonlyArray<QueueStats>>
+  /** Reads a job. */
+  readonly getJob: (db: Db, id: string) => Promise<Job>
+  /** Lists jobs by filters with keyset pagination (100 per page unless `page.limit` says otherwise). */
+  readonly listJobs: (db: Db, filter?: JobFilter, page?: Page) => Promise<PageOf<Job>>
+  /** Runs a job again now with a fresh attempt count (scheduled, retryable, completed, failed or cancelled). */
+  readonly retryJob: (db: Db, id: string) => Promise<Job>
+  /** Cancels a job that is not terminal; a running handler's signal fires (through NOTIFY). */
+  readonly cancelJob: (db: Db, id: string, reason?: string) => Promise<Job>
+  /** Pauses claiming on a queue (running jobs finish; inserts still succeed). */
+  readonly pauseQueue: (db: Db, queue: string) => Promise<QueueSettings>
+  /** Resumes claiming on a queue. */
+  readonly resumeQueue: (db: Db, queue: string) => Promise<QueueSettings>
+  /** Enables or disables the dead-letter queue of a queue. */
+  readonly setQueueDlq: (db: Db, queue: string, enabled: boolean) => Promise<QueueSettings>
+  /** Lists DLQ entries. */
+  readonly listDlq: (db: Db, filter?: DlqFilter, page?: Page) => Promise<PageOf<DeadLetter>>
+  /** Reads a DLQ entry. */
+  readonly getDlq: (db: Db, id: string) => Promise<DeadLetter>
+  /** Moves DLQ entries back to their queue with fresh attempts; resolves to their ids. */
+  readonly retryDlq: (db: Db, target: DlqTarget) => Promise<ReadonlyArray<string>>
+  /** Deletes DLQ entries; resolves to how many. */
+  readonly purgeDlq: (db: Db, target: DlqTarget) => Promise<number>
+  /**
+   * Makes scheduled and retryable jobs due now (available at once, `run_at` moved to now) without
+   * changing their attempt counts: time control for tests, and "run it now" for operators. Resolves to the
+   * ids made due. Without ids, queue or kind (and without `all: true`) it rejects with `FilterRequired`.
+   */
+  readonly makeDue: (db: Db, target: DueTarget) => Promise<ReadonlyArray<string>>
+  /**
+   * Deletes every job of a queue, in any state, and its DLQ entries, releasing their unique keys; queue
+   * settings stay. Writes from handlers still running on its jobs become stale. For tests and disposal.
+   */
+  readonly purgeQueue: (db: Db, queue: string) => Promise<PurgeQueueResult>
+  /** Reads which storage engine is active. */
+  readonly activeEngine: (db: Db) => Promise<EngineName>
+  /** Reads the recorded maintenance leader, if any. */
+  readonly maintenanceLeader: (db: Db) => Promise<LeaderRecord | null>
+}
+
+/** Options of `makeAdmin`. */
+export interface AdminOptions {
+  /** The storage engine (default canonical). */
+  readonly engine?: Engine
+}
+
+const idPattern = /^[1-9][0-9]{0,18}$/
+
+const checkId = (id: string): string => {
+  if (!idPattern.test(String(id))) throw new JobNotFound({ id: String(id) })
+  return id
+}
+
+const checkQueue = (queue: string): string => {
+  const valid = validateQueueName("-", queue)
+  if (typeof valid !== "string") throw valid
+  return valid
+}
+
+const bulk = (operation: string, target: DlqTarget): { readonly id: string } | DlqFilter => {
+  if ("id" in target) return { id: checkId(target.id) }
+  const filter: DlqFilter = {
+    ...(target.queue === undefined ? {} : { queue: target.queue }),
+    ...(target.kind === undefined ? {} : { kind: target.kind }),
+  }
+  if (filter.queue === undefined && filter.kind === undefined && target.all !== true) {
+    throw new FilterRequired({ operation, filters: ["id", "queue", "kind"] })
+  }
+  return filter
+}
+
+const dueFilter = (target: DueTarget): DueFilter => {
+  let withinMs: number | undefined
+  if (target.within !== undefined) {
+    const decoded = Duration.fromInput(target.within)
+    withinMs = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : Number.NaN
+    if (!Number.isFinite(withinMs) || withinMs < 0) {
+      throw new RangeError(
+        `makeDue: within must be a finite, non-negative duration, got ${String(target.within)}.`,
+      )
+    }
+  }
+  const filter: DueFilter = {
+    ...(target.ids === undefined ? {} : { ids: target.ids.map(checkId) }),
+    ...(target.queue === undefined ? {} : { queue: checkQueue(target.queue) }),
+    ...(target.kind === undefined ? {} : { kind: target.kind }),
+    ...(withinMs === undefined ? {} : { withinMs }),
+  }
+  if (
+    filter.ids === undefined &&
+    filter.queue === undefined &&
+    filter.kind === undefined &&
+    target.all !== true
+  ) {
+    throw new FilterRequired({ operation: "make jobs due", filters: ["ids", "queue", "kind"] })
+  }
+  return filter
+}
+
+/** Makes the admin API (connection-free, like the producer). */
+export const makeAdmin = (options?: AdminOptions): Admin => {
+  const engine = options?.engine ?? canonicalEngine
+  return {
+    queueStats: async (db) => engine.queueStats(toExecutor(db)),
+    getJob: async (db, id) => {
+      const job = await engine.getJob(toExecutor(db), checkId(id))
+      if (job === null) throw new JobNotFound({ id })
+      return job
+    },
+    listJobs: async (db, filter, page) => engine.listJobs(toExecutor(db), filter ?? {}, page ?? {}),
+    retryJob: async (db, id) => engine.retryJob(toExecutor(db), checkId(id)),
+    cancelJob: async (db, id, reason) =>
+      engine.cancelJob(toExecutor(db), checkId(id), reason ?? "cancelled by an operator"),
+    pauseQueue: async (db, queue) => engine.setQueuePaused(toExecutor(db), checkQueue(queue), true),
+    resumeQueue: async (db, queue) => engine.setQueuePaused(toExecutor(db), checkQueue(queue), false),
+    setQueueDlq: async (db, queue, enabled) => engine.setQueueDlq(toExecutor(db), checkQueue(queue), enabled),
+    listDlq: async (db, filter, page) => engine.listDlq(toExecutor(db), filter ?? {}, page ?? {}),
+    getDlq: async (db, id) => {
+      const entry = await engine.getDlq(toExecutor(db), checkId(id))
+      if (entry === null) throw new JobNotFound({ id })
+      return entry
+    },
+    retryDlq: async (db, target) => engine.retryDlq(toExecutor(db), bulk("retry dead-lettered jobs", target)),
+    purgeDlq: async (db, target) => engine.purgeDlq(toExecutor(db), bulk("purge dead-lettered jobs", target)),
+    makeDue: async (db, target) => engine.makeDue(toExecutor(db), dueFilter(target)),
+    purgeQueue: async (db, queue) => engine.purgeQueue(toExecutor(db), checkQueue(queue)),
+    activeEngine: async (db) => {
+      const rows = await toExecutor(db).query("read active engine", leadersSql.activeEngine, [])
+      return (rows[0]?.active_engine as EngineName | undefined) ?? "canonical"
+    },
+    maintenanceLeader: async (db) => {
+      const rows = await toExecutor(db).query("read leader", leadersSql.getLeader, ["maintenance"])
+      const row = rows[0]
+      if (row === undefined) return null
+      return {
+        name: row.name as string,
+        holder: row.holder as string,
+        electedAt: row.elected_at as Date,
+        renewedAt: row.renewed_at as Date,
+      }
+    },
+  }
+}

@@ -1,0 +1,325 @@
+// The runtime's one door to Postgres: every other module goes through the types and functions here.
+import { Readable } from "node:stream"
+import { pipeline } from "node:stream/promises"
+import { Context, Effect, Exit, Layer } from "effect"
+import pg from "pg"
+import copyStreams from "pg-copy-streams"
+import { DatabaseError, toDatabaseError } from "./DatabaseError.js"
+
+/** A `pg` connection pool. */
+export type PgPool = pg.Pool
+
+/** A `pg` client: a pool client or a standalone client, possibly inside the caller's open transaction. */
+export type PgClient = pg.PoolClient | pg.Client
+
+/** Anything the runtime can run statements on: a `pg` pool, a `pg` client, or an `Executor`. */
+export type Db = PgPool | PgClient | Executor
+
+/** A named, parameterized SQL statement. */
+export interface SqlStatement {
+  /** Statement name, unique across the runtime (prefixed `awa_`). */
+  readonly name: string
+  /** SQL text with `$n` placeholders; never built from values. */
+  readonly text: string
+  /**
+   * Whether `pg` prepares it once per connection under its name (default true). Statements taking arrays
+   * of rows opt out: a generic plan cannot see the array's size and may choose a sequential scan, while
+   * planning each call (about 0.3 ms per batch) always sees it.
+   */
+  readonly prepared: boolean
+}
+
+/** Defines a named statement (a tiny helper so statement modules read as a list of declarations). */
+export const statement = (
+  name: string,
+  text: string,
+  options?: { readonly prepared?: boolean },
+): SqlStatement => ({
+  name: `awa_${name}`,
+  text,
+  prepared: options?.prepared ?? true,
+})
+
+const ExecutorTypeId: unique symbol = Symbol.for("@awa/runtime/Executor")
+
+/**
+ * Runs the runtime's statements on a pool (each statement on any connection, autocommitted) or on one
+ * client (inside whatever transaction the caller holds on it). Failures reject with `DatabaseError`.
+ */
+export interface Executor {
+  /** Marks executors so `toExecutor` can tell them from `pg` objects. */
+  readonly [ExecutorTypeId]: true
+  /** True when every statement runs on the same client, so they share the caller's transaction. */
+  readonly bound: boolean
+  /** Runs a statement and returns its rows. `operation` names it in errors. */
+  readonly query: <R extends object = Record<string, unknown>>(
+    operation: string,
+    statement: SqlStatement,
+    values: ReadonlyArray<unknown>,
+  ) => Promise<Array<R>>
+  /** Streams `chunks` of COPY text into `COPY ... FROM STDIN` and returns the number of rows copied. */
+  readonly copyFrom: (operation: string, copySql: string, chunks: Iterable<string>) => Promise<number>
+}
+
+/** Options for executors. */
+export interface ExecutorOptions {
+  /**
+   * Use named (server-side prepared) statements (default true). Turn off behind a connection pooler that
+   * does not support prepared statements.
+   */
+  readonly preparedStatements?: boolean
+}
+
+const isPool = (db: PgPool | PgClient): db is PgPool =>
+  "totalCount" in db && "idleCount" in db && typeof (db as PgPool).connect === "function"
+
+const isExecutor = (db: Db): db is Executor => ExecutorTypeId in db
+
+const run = async <R extends object>(
+  target: PgPool | PgClient,
+  operation: string,
+  st: SqlStatement,
+  values: ReadonlyArray<unknown>,
+  prepared: boolean,
+): Promise<Array<R>> => {
+  try {
+    const config =
+      prepared && st.prepared
+        ? { name: st.name, text: st.text, values: values as Array<unknown> }
+        : { text: st.text, values: values as Array<unknown> }
+    const result = await (target as pg.Pool).query<R>(config)
+    return result.rows
+  } catch (cause) {
+    throw toDatabaseError(operation, cause)
+  }
+}
+
+const copyWith = async (client: PgClient, operation: string, copySql: string, chunks: Iterable<string>) => {
+  try {
+    const sink = client.query(copyStreams.from(copySql))
+    await pipeline(Readable.from(chunks), sink)
+    return sink.rowCount
+  } catch (cause) {
+    throw toDatabaseError(operation, cause)
+  }
+}
+
+/** Turns a pool, a client or an existing executor into an `Executor` (no connection is opened here). */
+export const toExecutor = (db: Db, options?: ExecutorOptions): Executor => {
+  if (isExecutor(db)) return db
+  const prepared = options?.preparedStatements ?? true
+  if (isPool(db)) {
+    return {
+      [ExecutorTypeId]: true,
+      bound: false,
+      query: (operation, st, values) => run(db, operation, st, values, prepared),
+      copyFrom: async (operation, copySql, chunks) => {
+        let client: pg.PoolClient
+        try {
+          client = await db.connect()
+        } catch (cause) {
+          throw toDatabaseError(operation, cause)
+        }
+        try {
+          return await copyWith(client, operation, copySql, chunks)
+        } finally {
+          client.release()
+        }
+      },
+    }
+  }
+  return {
+    [ExecutorTypeId]: true,
+    bound: true,
+    query: (operation, st, values) => run(db, operation, st, values, prepared),
+    copyFrom: (operation, copySql, chunks) => copyWith(db, operation, copySql, chunks),
+  }
+}
+
+/**
+ * Runs `fn` inside a transaction on a client checked out of `pool`: commits when it resolves, rolls back
+ * when it rejects, and always returns the client.
+ */
+export const withTransaction = async <T>(
+  pool: PgPool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> => {
+  let client: pg.PoolClient
+  try {
+    client = await pool.connect()
+  } catch (cause) {
+    throw toDatabaseError("transaction", cause)
+  }
+  let broken: unknown
+  try {
+    await client.query("BEGIN")
+    const value = await fn(client)
+    await client.query("COMMIT")
+    return value
+  } catch (error) {
+    try {
+      await client.query("ROLLBACK")
+    } catch (rollbackError) {
+      broken = rollbackError
+    }
+    throw error instanceof DatabaseError || !isPgError(error) ? error : toDatabaseError("transaction", error)
+  } finally {
+    client.release(broken instanceof Error ? broken : undefined)
+  }
+}
+
+const isPgError = (error: unknown): boolean =>
+  error instanceof Error &&
+  "severity" in error &&
+  typeof (error as { severity?: unknown }).severity === "string"
+
+/** Options for `createPool`. */
+export interface CreatePoolOptions {
+  /** Most connections the pool opens (default 10). */
+  readonly max?: number
+  /** Name shown in `pg_stat_activity.application_name` (default "awa"). */
+  readonly applicationName?: string
+}
+
+/** Creates a `pg` pool for a connection string (for callers that do not bring their own pool). */
+export const createPool = (connectionString: string, options?: CreatePoolOptions): PgPool =>
+  new pg.Pool({
+    connectionString,
+    max: options?.max ?? 10,
+    application_name: options?.applicationName ?? "awa",
+  })
+
+/** A notification received on a `Session` that listens. */
+export interface Notification {
+  /** The channel. */
+  readonly channel: string
+  /** The payload text ("" when none). */
+  readonly payload: string
+}
+
+/**
+ * A dedicated connection outside the pool's checkout cycle: used for LISTEN and for the leader's session
+ * advisory lock, which both belong to one backend for as long as it lives.
+ */
+export interface Session {
+  /** Runs statements on this session's connection. */
+  readonly executor: Executor
+  /** Subscribes to notifications (after `LISTEN` on this session). */
+  readonly onNotification: (listener: (n: Notification) => void) => void
+  /** Calls `listener` once when the connection is lost (error or end not caused by `close`). */
+  readonly onLost: (listener: (error: DatabaseError) => void) => void
+  /** Closes the connection; session-level locks and LISTENs end with it. */
+  readonly close: () => Promise<void>
+}
+
+/**
+ * Opens a session: a new client with the pool's connection settings (it does not count against the pool's
+ * `max`). Rejects with `DatabaseError` when the server cannot be reached.
+ */
+export const openSession = async (pool: PgPool, applicationName: string): Promise<Session> => {
+  const client = new pg.Client({ ...(pool.options as pg.ClientConfig), application_name: applicationName })
+  const lostListeners: Array<(error: DatabaseError) => void> = []
+  let closed = false
+  let lost = false
+  const markLost = (cause: unknown) => {
+    if (closed || lost) return
+    lost = true
+    const error = toDatabaseError("session", cause ?? new Error("Connection terminated"))
+    for (const listener of lostListeners) listener(error)
+  }
+  client.on("error", markLost)
+  client.on("end", () => markLost(new Error("Connection terminated")))
+  try {
+    await client.connect()
+  } catch (cause) {
+    closed = true
+    client.end().catch(() => undefined)
+    throw toDatabaseError("connect", cause)
+  }
+  return {
+    executor: {
+      [ExecutorTypeId]: true,
+      bound: true,
+      query: (operation, st, values) => run(client, operation, st, values, false),
+      copyFrom: (operation, copySql, chunks) => copyWith(client, operation, copySql, chunks),
+    },
+    onNotification: (listener) => {
+      client.on("notification", (msg) => listener({ channel: msg.channel, payload: msg.payload ?? "" }))
+    },
+    onLost: (listener) => {
+      lostListeners.push(listener)
+    },
+    close: async () => {
+      if (closed) return
+      closed = true
+      try {
+        await client.end()
+      } catch {
+        // Already broken: nothing left to close.
+      }
+    },
+  }
+}
+
+/** Quotes a LISTEN channel name as an identifier (channels are constants, but stay safe). */
+export const listenStatement = (channel: string): SqlStatement => ({
+  name: `awa_listen_${channel}`,
+  text: `LISTEN "${channel.replaceAll('"', '""')}"`,
+  prepared: false,
+})
+
+/**
+ * The executor in an Effect program's context. Runtime operations written as Effects take their database
+ * from here, so they run on a pool or inside the transaction the caller provided.
+ */
+export class PgExecutor extends Context.Service<PgExecutor, Executor>()("@awa/runtime/PgExecutor") {
+  /** Provides an executor for a pool or a client (the caller's open transaction). */
+  static readonly layer = (db: Db, options?: ExecutorOptions): Layer.Layer<PgExecutor> =>
+    Layer.succeed(PgExecutor, toExecutor(db, options))
+
+  /**
+   * Runs `effect` inside a transaction on a client from `pool`, with `PgExecutor` bound to that client:
+   * commits on success, rolls back on failure or interruption.
+   */
+  static readonly transaction = <A, E, R>(
+    pool: PgPool,
+    effect: Effect.Effect<A, E, R>,
+  ): Effect.Effect<A, E | DatabaseError, Exclude<R, PgExecutor>> =>
+    Effect.acquireUseRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const client = await pool.connect()
+          try {
+            await client.query("BEGIN")
+          } catch (cause) {
+            client.release(cause instanceof Error ? cause : undefined)
+            throw cause
+          }
+          return client
+        },
+        catch: (cause) => toDatabaseError("transaction", cause),
+      }),
+      (client) =>
+        Effect.provideService(effect, PgExecutor, toExecutor(client)).pipe(
+          Effect.flatMap((value) =>
+            Effect.tryPromise({
+              try: () => client.query("COMMIT").then(() => value),
+              catch: (cause) => toDatabaseError("commit", cause),
+            }),
+          ),
+        ),
+      (client, exit) =>
+        Effect.promise(async () => {
+          if (Exit.isSuccess(exit)) {
+            client.release()
+            return
+          }
+          try {
+            await client.query("ROLLBACK")
+            client.release()
+          } catch (cause) {
+            client.release(cause instanceof Error ? cause : new Error(String(cause)))
+          }
+        }),
+    ) as Effect.Effect<A, E | DatabaseError, Exclude<R, PgExecutor>>
+}

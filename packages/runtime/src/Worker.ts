@@ -1,0 +1,870 @@
+import { randomBytes } from "node:crypto"
+import { hostname } from "node:os"
+import { performance } from "node:perf_hooks"
+import { validateQueueName } from "@awa/model/InsertOptions"
+import { InvalidJobDefinition, JobDeadlineExceeded, UnknownJobKind } from "@awa/model/JobErrors"
+import { defaultQueue } from "@awa/model/Limits"
+import { Duration, Effect, Option, Result, type Scope } from "effect"
+import { type Backoff, exponentialBackoff } from "./Backoff.js"
+import { canonicalEngine } from "./CanonicalEngine.js"
+import { type DatabaseError, toDatabaseError } from "./DatabaseError.js"
+import type { AttemptRef, ClaimedJob, Engine, ErrorInput } from "./Engine.js"
+import { NotificationListener } from "./internal/NotificationListener.js"
+import { type FinishedAttempt, OutcomeBatcher, type PendingOutcome } from "./internal/OutcomeBatcher.js"
+import { type AbortReason, JobAbortedError, type JobContext, type JobHandler } from "./JobHandler.js"
+import { isJobOutcome, type JobOutcome } from "./JobOutcome.js"
+import { Maintenance, type MaintenanceSettings } from "./Maintenance.js"
+import { type Db, type Executor, type PgPool, toExecutor } from "./PgExecutor.js"
+import { EventHub, type WorkerEvent, type WorkerEventListener } from "./WorkerEvent.js"
+
+/** Per-queue settings of a worker. */
+export interface QueueConfig {
+  /** Most jobs of this queue running at once in this worker (default: the worker's `concurrency`). */
+  readonly concurrency?: number
+}
+
+/** Options of `Worker.start`. */
+export interface WorkerOptions {
+  /** The pool the worker runs its statements on; LISTEN and the leader lock use their own connections. */
+  readonly pool: PgPool
+  /** Handlers, one per job kind (see `handle`). */
+  readonly handlers: ReadonlyArray<JobHandler>
+  /**
+   * Queues to work: names, or names with settings. Default: the default queues of the handlers'
+   * definitions (`"default"` when a definition names none).
+   */
+  readonly queues?: ReadonlyArray<string> | Readonly<Record<string, QueueConfig>>
+  /** Default per-queue concurrency (default 100). */
+  readonly concurrency?: number
+  /** Most jobs one claim statement takes (default 1000). */
+  readonly claimBatchSize?: number
+  /** How often an idle queue polls when no NOTIFY arrives (default 1 second). */
+  readonly pollInterval?: Duration.Input
+  /** How long finished outcomes wait to share a commit (default 2 ms; a full batch flushes at once). */
+  readonly flushInterval?: Duration.Input
+  /** Outcomes per flush that trigger an immediate flush (default 1000). */
+  readonly flushBatchSize?: number
+  /** How often running attempts send heartbeats (default 5 seconds). */
+  readonly heartbeatInterval?: Duration.Input
+  /** Attempt deadline for jobs without their own `timeout` (default 30 minutes). */
+  readonly defaultTimeout?: Duration.Input
+  /** Retry delay after a failed attempt (default `exponentialBackoff()`: 1 s doubling, capped at 1 h, 20% jitter). */
+  readonly backoff?: Backoff
+  /** How long `stop()` lets running jobs finish before releasing them (default 10 seconds). */
+  readonly shutdownTimeout?: Duration.Input
+  /**
+   * LISTEN for new work and cancellations (default true); without it the worker polls only (for example
+   * behind a transaction-pooling PgBouncer, where LISTEN does not work).
+   */
+  readonly listen?: boolean
+  /**
+   * Use server-side prepared statements for the hot statements (default true); turn off behind a pooler
+   * that does not support them.
+   */
+  readonly preparedStatements?: boolean
+  /** Take part in maintenance leader election (default true), optionally with settings. */
+  readonly maintenance?: boolean | MaintenanceSettings
+  /** The storage engine (default canonical). */
+  readonly engine?: Engine
+  /** This worker's id in events and `awa.leaders` (default host:pid:random). */
+  readonly id?: string
+}
+
+/** A worker's counters and gauges at one moment. */
+export interface WorkerMetrics {
+  /** The worker's id. */
+  readonly workerId: string
+  /** Handlers running now, per queue. */
+  readonly inFlight: Readonly<Record<string, number>>
+  /** Outcomes waiting to be written. */
+  readonly pendingOutcomes: number
+  /** Available (claimable) jobs per queue this worker serves, read from the database. */
+  readonly depth: Readonly<Record<string, number>>
+  /** Totals since start. */
+  readonly totals: {
+    readonly claimed: number
+    readonly completed: number
+    readonly retried: number
+    readonly snoozed: number
+    readonly cancelled: number
+    readonly failed: number
+    readonly stale: number
+  }
+  /** Completions per second over the last 10 seconds. */
+  readonly completedPerSecond: number
+  /** True while this worker is the maintenance leader. */
+  readonly leader: boolean
+}
+
+/** Options of `Worker.stop`. */
+export interface StopOptions {
+  /** Overrides the worker's `shutdownTimeout`. */
+  readonly timeout?: Duration.Input
+}
+
+/** Options of `Worker.workOne`: the database, the handlers, the queue, and the worker settings that apply. */
+export interface WorkOneOptions
+  extends Pick<WorkerOptions, "handlers" | "backoff" | "defaultTimeout" | "engine" | "id"> {
+  /** Where to claim and write: a pool, or a client (statements then run inside its open transaction). */
+  readonly db: Db
+  /** The queue to claim from (default `"default"`). */
+  readonly queue?: string
+}
+
+/** The outcome `Worker.workOne` wrote for the job it worked: the worker event reporting it. */
+export type WorkOneOutcome = Extract<
+  WorkerEvent,
+  { readonly type: "completed" | "retried" | "snoozed" | "cancelled" | "failed" | "stale" }
+>
+
+const workOneOutcomeTypes: ReadonlySet<string> = new Set([
+  "completed",
+  "retried",
+  "snoozed",
+  "cancelled",
+  "failed",
+  "stale",
+])
+
+const millis = (input: Duration.Input | undefined, fallback: number, what: string): number => {
+  if (input === undefined) return fallback
+  const decoded = Duration.fromInput(input)
+  const value = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : Number.NaN
+  if (!Number.isFinite(value) || value < 0) {
+    throw new RangeError(
+      `Worker option ${what}: expected a finite, non-negative duration, got ${String(input)}.`,
+    )
+  }
+  return value
+}
+
+const positiveInt = (value: number | undefined, fallback: number, what: string): number => {
+  const n = value ?? fallback
+  if (!Number.isInteger(n) || n < 1)
+    throw new RangeError(`Worker option ${what}: expected a positive integer, got ${n}.`)
+  return n
+}
+
+/** Describes anything a handler threw, including non-Error values, as an error record. */
+export const describeThrown = (thrown: unknown): ErrorInput => {
+  if (thrown instanceof Error) {
+    return {
+      kind: "error",
+      message: thrown.message === "" ? thrown.name : thrown.message,
+      name: thrown.name,
+      ...(thrown.stack === undefined ? {} : { stack: thrown.stack }),
+    }
+  }
+  if (typeof thrown === "string") return { kind: "error", message: thrown, name: "NonError" }
+  let text: string
+  try {
+    text = JSON.stringify(thrown) ?? String(thrown)
+  } catch {
+    try {
+      text = String(thrown)
+    } catch {
+      text = Object.prototype.toString.call(thrown)
+    }
+  }
+  return { kind: "error", message: `The handler threw a non-Error value: ${text}`, name: "NonError" }
+}
+
+interface Attempt {
+  readonly job: ClaimedJob
+  readonly runner: QueueRunner
+  readonly startedAt: number
+  controller: AbortController | undefined
+  abortReason: AbortReason | undefined
+  timer: NodeJS.Timeout | undefined
+  released: boolean
+}
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  (typeof value === "object" || typeof value === "function") &&
+  value !== null &&
+  typeof (value as { then?: unknown }).then === "function"
+
+// The context handed to a handler; its AbortController is created only when the handler reads `signal`.
+class AttemptContext implements JobContext {
+  readonly #attempt: Attempt
+
+  constructor(attempt: Attempt) {
+    this.#attempt = attempt
+  }
+
+  get job(): ClaimedJob {
+    return this.#attempt.job
+  }
+
+  get signal(): AbortSignal {
+    const attempt = this.#attempt
+    if (attempt.controller === undefined) {
+      attempt.controller = new AbortController()
+      if (attempt.abortReason !== undefined) {
+        attempt.controller.abort(new JobAbortedError(attempt.abortReason, attempt.job.id))
+      }
+    }
+    return attempt.controller.signal
+  }
+}
+
+class QueueRunner {
+  inFlight = 0
+  #wakeRequested = false
+  #waiter: (() => void) | undefined
+  #waitingForSlot = false
+  loop: Promise<void> = Promise.resolve()
+
+  constructor(
+    readonly queue: string,
+    readonly concurrency: number,
+  ) {}
+
+  /** New work may exist: claim again as soon as possible. */
+  wake(): void {
+    this.#wakeRequested = true
+    const waiter = this.#waiter
+    this.#waiter = undefined
+    waiter?.()
+  }
+
+  /** A handler finished: a claim waiting for a free slot may proceed. */
+  slotFreed(): void {
+    if (!this.#waitingForSlot) return
+    const waiter = this.#waiter
+    this.#waiter = undefined
+    waiter?.()
+  }
+
+  takeWake(): boolean {
+    const requested = this.#wakeRequested
+    this.#wakeRequested = false
+    return requested
+  }
+
+  sleep(ms: number, forSlot: boolean): Promise<void> {
+    return new Promise((resolve) => {
+      this.#waitingForSlot = forSlot
+      const timer = setTimeout(done, ms)
+      const self = this
+      function done() {
+        clearTimeout(timer)
+        if (self.#waiter === done) self.#waiter = undefined
+        self.#waitingForSlot = false
+        resolve()
+      }
+      this.#waiter = done
+    })
+  }
+}
+
+/**
+ * Works jobs: claims batches from its queues with `FOR UPDATE SKIP LOCKED`, runs their handlers with
+ * per-queue concurrency and per-attempt deadlines, writes outcomes in batches (many jobs per commit),
+ * heartbeats running attempts, wakes on LISTEN/NOTIFY with polling as the fallback, and takes part in
+ * maintenance leader election. Database outages are retried; outcomes are kept until written.
+ */
+export class Worker {
+  /** This worker's id. */
+  readonly id: string
+  readonly #pool: PgPool
+  readonly #db: Executor
+  readonly #engine: Engine
+  readonly #events = new EventHub()
+  readonly #handlers: ReadonlyMap<string, JobHandler>
+  readonly #runners: ReadonlyMap<string, QueueRunner>
+  readonly #active = new Map<string, Attempt>()
+  readonly #batcher: OutcomeBatcher
+  readonly #backoff: Backoff
+  readonly #claimBatchSize: number
+  readonly #pollMs: number
+  readonly #heartbeatMs: number
+  readonly #defaultTimeoutMs: number
+  readonly #shutdownMs: number
+  readonly #maxPending: number
+  #listener: NotificationListener | undefined
+  #maintenance: Maintenance | undefined
+  #heartbeatTimer: NodeJS.Timeout | undefined
+  #heartbeating = false
+  #stopping = false
+  #stopped: Promise<void> | undefined
+  #claimed = 0
+  #idleWaiters: Array<() => void> = []
+  readonly #completedBuckets = new Map<number, number>()
+  readonly #onPoolError = (error: Error) => {
+    this.#events.emit({
+      type: "error",
+      context: "idle pool connection",
+      error: toDatabaseError("pool", error),
+    })
+  }
+
+  private constructor(options: WorkerOptions) {
+    this.id = options.id ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`
+    this.#pool = options.pool
+    this.#db = toExecutor(
+      options.pool,
+      options.preparedStatements === undefined
+        ? undefined
+        : { preparedStatements: options.preparedStatements },
+    )
+    this.#engine = options.engine ?? canonicalEngine
+    this.#backoff = options.backoff ?? exponentialBackoff()
+    this.#claimBatchSize = positiveInt(options.claimBatchSize, 1000, "claimBatchSize")
+    this.#pollMs = millis(options.pollInterval, 1000, "pollInterval")
+    this.#heartbeatMs = millis(options.heartbeatInterval, 5000, "heartbeatInterval")
+    this.#defaultTimeoutMs = Math.max(1, millis(options.defaultTimeout, 30 * 60_000, "defaultTimeout"))
+    this.#shutdownMs = millis(options.shutdownTimeout, 10_000, "shutdownTimeout")
+    const flushBatchSize = positiveInt(options.flushBatchSize, 1000, "flushBatchSize")
+    this.#maxPending = flushBatchSize * 20
+
+    const handlers = new Map<string, JobHandler>()
+    for (const handler of options.handlers) {
+      const kind = handler.definition.kind
+      if (handlers.has(kind)) {
+        throw new InvalidJobDefinition({
+          kind,
+          reason: "two handlers are registered for this kind in one worker",
+        })
+      }
+      handlers.set(kind, handler)
+    }
+    this.#handlers = handlers
+
+    const concurrency = positiveInt(options.concurrency, 100, "concurrency")
+    const queueConfigs: Array<[string, QueueConfig]> =
+      options.queues === undefined
+        ? [...new Set(options.handlers.map((h) => h.definition.defaults.queue ?? defaultQueue))].map((q) => [
+            q,
+            {},
+          ])
+        : Array.isArray(options.queues)
+          ? (options.queues as ReadonlyArray<string>).map((q) => [q, {}])
+          : Object.entries(options.queues as Record<string, QueueConfig>)
+    if (queueConfigs.length === 0) queueConfigs.push([defaultQueue, {}])
+    const runners = new Map<string, QueueRunner>()
+    for (const [queue, config] of queueConfigs) {
+      const valid = validateQueueName("-", queue)
+      if (typeof valid !== "string") throw valid
+      runners.set(
+        queue,
+        new QueueRunner(queue, positiveInt(config.concurrency, concurrency, `queues.${queue}.concurrency`)),
+      )
+    }
+    this.#runners = runners
+
+    this.#batcher = new OutcomeBatcher({
+      engine: this.#engine,
+      db: this.#db,
+      events: this.#events,
+      delayMs: millis(options.flushInterval, 2, "flushInterval"),
+      batchSize: flushBatchSize,
+      onCompleted: (n) => {
+        const second = Math.floor(Date.now() / 1000)
+        this.#completedBuckets.set(second, (this.#completedBuckets.get(second) ?? 0) + n)
+        if (this.#completedBuckets.size > 20) {
+          for (const key of this.#completedBuckets.keys())
+            if (key < second - 10) this.#completedBuckets.delete(key)
+        }
+      },
+    })
+  }
+
+  /**
+   * Starts a worker: connects its LISTEN session (rejecting with `DatabaseError` when Postgres cannot be
+   * reached), starts claiming, heartbeats and maintenance. Throws `InvalidJobDefinition` for two handlers
+   * of one kind and `RangeError` for invalid options.
+   */
+  static async start(options: WorkerOptions): Promise<Worker> {
+    const worker = new Worker(options)
+    await worker.#start(options)
+    return worker
+  }
+
+  /**
+   * A worker as a scoped Effect resource: started when acquired, stopped (gracefully, within the shutdown
+   * timeout) when the scope closes.
+   */
+  static scoped(options: WorkerOptions): Effect.Effect<Worker, DatabaseError, Scope.Scope> {
+    return Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => Worker.start(options),
+        catch: (cause) => toDatabaseError("start worker", cause),
+      }),
+      (worker) => Effect.promise(() => worker.stop()),
+    )
+  }
+
+  /**
+   * Claims at most one available job of `options.queue` and works it exactly as a started worker would
+   * (handler lookup, args decoding, deadline, outcome and backoff rules, guarded write), then resolves with
+   * the event of the outcome once it is written, or null when no job was available. Nothing runs in the
+   * background: no LISTEN, heartbeats or maintenance, so a cancel from elsewhere does not reach the
+   * handler's signal. For tests and scripts (`@awa/testing` builds `workOne` and `drain` on it). Rejects
+   * with `DatabaseError` when the claim or the write fails, and `InvalidJobDefinition`/`RangeError` for bad
+   * options, like `start`.
+   */
+  static async workOne(options: WorkOneOptions): Promise<WorkOneOutcome | null> {
+    const queue = options.queue ?? defaultQueue
+    const worker = new Worker({
+      // The constructor only turns the pool into an executor; the pool itself is used by start and stop,
+      // which a one-job worker never runs. So a client (inside the caller's transaction) works too.
+      pool: options.db as PgPool,
+      handlers: options.handlers,
+      queues: [queue],
+      concurrency: 1,
+      flushInterval: 0,
+      listen: false,
+      maintenance: false,
+      ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
+      ...(options.defaultTimeout === undefined ? {} : { defaultTimeout: options.defaultTimeout }),
+      ...(options.engine === undefined ? {} : { engine: options.engine }),
+      ...(options.id === undefined ? {} : { id: options.id }),
+    })
+    return worker.#workOne(queue)
+  }
+
+  async #workOne(queue: string): Promise<WorkOneOutcome | null> {
+    const [job] = await this.#engine.claim(this.#db, {
+      queue,
+      limit: 1,
+      defaultTimeoutMs: this.#defaultTimeoutMs,
+    })
+    if (job === undefined) return null
+    let outcome: WorkOneOutcome | undefined
+    let failWrite: (error: unknown) => void = () => {}
+    const writeFailed = new Promise<never>((_, reject) => {
+      failWrite = reject
+    })
+    writeFailed.catch(() => {})
+    const unsubscribe = this.#events.subscribe((event) => {
+      // A started worker retries failed writes until they succeed; one job at a time reports it instead.
+      if (event.type === "error") failWrite(event.error)
+      else if (workOneOutcomeTypes.has(event.type) && "job" in event && event.job.id === job.id) {
+        outcome = event as WorkOneOutcome
+      }
+    })
+    try {
+      const settled = new Promise<void>((resolve) => this.#idleWaiters.push(resolve))
+      this.#startAttempt(this.#runners.get(queue)!, job)
+      await settled
+      await Promise.race([this.#batcher.drain(), writeFailed])
+    } catch (error) {
+      this.#batcher.abandon()
+      throw error
+    } finally {
+      unsubscribe()
+    }
+    if (outcome === undefined)
+      throw new Error(`Worker.workOne: job ${job.id} was worked but no outcome was reported.`)
+    return outcome
+  }
+
+  async #start(options: WorkerOptions): Promise<void> {
+    this.#pool.on("error", this.#onPoolError)
+    if (options.listen ?? true) {
+      const listener = new NotificationListener({
+        pool: this.#pool,
+        channels: ["awa_jobs_available", "awa_job_cancelled"],
+        applicationName: `awa-worker:${this.id}`,
+        onNotification: (n) => {
+          if (n.channel === "awa_jobs_available") this.#runners.get(n.payload)?.wake()
+          else if (n.channel === "awa_job_cancelled") this.#abort(this.#active.get(n.payload), "cancelled")
+        },
+        // After a reconnect, notifications sent meanwhile are lost: look for work at once.
+        onConnected: () => {
+          for (const runner of this.#runners.values()) runner.wake()
+        },
+        onError: (error) => this.#events.emit({ type: "error", context: "listen connection", error }),
+      })
+      try {
+        await listener.start()
+      } catch (error) {
+        this.#pool.off("error", this.#onPoolError)
+        throw error
+      }
+      this.#listener = listener
+    }
+    const maintenance = options.maintenance ?? true
+    if (maintenance !== false) {
+      this.#maintenance = Maintenance.start(
+        {
+          ...(maintenance === true ? {} : maintenance),
+          pool: this.#pool,
+          engine: this.#engine,
+          holder: this.id,
+          ...(maintenance === true || maintenance.backoff === undefined ? { backoff: this.#backoff } : {}),
+        },
+        this.#events,
+      )
+    }
+    this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(1, this.#heartbeatMs))
+    this.#heartbeatTimer.unref?.()
+    for (const runner of this.#runners.values()) runner.loop = this.#runLoop(runner)
+  }
+
+  /** Subscribes to lifecycle events (claimed, completed, retried, failed, ...); returns the unsubscribe function. */
+  subscribe(listener: WorkerEventListener): () => void {
+    return this.#events.subscribe(listener)
+  }
+
+  /** The queues this worker serves. */
+  get queues(): ReadonlyArray<string> {
+    return [...this.#runners.keys()]
+  }
+
+  /** True until `stop()` is called. */
+  get running(): boolean {
+    return !this.#stopping
+  }
+
+  /** The maintenance candidate, when this worker takes part in leader election. */
+  get maintenance(): Maintenance | undefined {
+    return this.#maintenance
+  }
+
+  /** Asks every queue to claim now instead of waiting for NOTIFY or the next poll. */
+  wake(): void {
+    for (const runner of this.#runners.values()) runner.wake()
+  }
+
+  async #runLoop(runner: QueueRunner): Promise<void> {
+    let failures = 0
+    while (!this.#stopping) {
+      const free = runner.concurrency - runner.inFlight
+      if (free <= 0 || this.#batcher.size > this.#maxPending) {
+        await runner.sleep(this.#pollMs, true)
+        continue
+      }
+      const limit = Math.min(free, this.#claimBatchSize)
+      runner.takeWake()
+      let jobs: ReadonlyArray<ClaimedJob>
+      try {
+        jobs = await this.#engine.claim(this.#db, {
+          queue: runner.queue,
+          limit,
+          defaultTimeoutMs: this.#defaultTimeoutMs,
+        })
+        failures = 0
+      } catch (error) {
+        failures++
+        if (!this.#stopping)
+          this.#events.emit({ type: "error", context: `claim from queue ${runner.queue}`, error })
+        await runner.sleep(Math.min(5000, 50 * 2 ** Math.min(failures, 7)), false)
+        continue
+      }
+      for (const job of jobs) this.#startAttempt(runner, job)
+      if (jobs.length < limit && !runner.takeWake() && !this.#stopping)
+        await runner.sleep(this.#pollMs, false)
+    }
+  }
+
+  #startAttempt(runner: QueueRunner, job: ClaimedJob): void {
+    runner.inFlight++
+    this.#claimed++
+    const attempt: Attempt = {
+      job,
+      runner,
+      startedAt: performance.now(),
+      controller: undefined,
+      abortReason: undefined,
+      timer: undefined,
+      released: false,
+    }
+    this.#active.set(job.id, attempt)
+    if (this.#events.active) {
+      this.#events.emit({ type: "claimed", job, waitMs: job.waitMs })
+    }
+    void this.#execute(attempt)
+  }
+
+  #abort(attempt: Attempt | undefined, reason: AbortReason): void {
+    if (attempt === undefined || attempt.abortReason !== undefined) return
+    attempt.abortReason = reason
+    attempt.controller?.abort(new JobAbortedError(reason, attempt.job.id))
+  }
+
+  // Runs the attempt and settles it. A handler that returns synchronously is settled in the same tick,
+  // without promises or a deadline timer (a synchronous handler cannot be interrupted anyway).
+  #execute(attempt: Attempt): void {
+    let outcome: PendingOutcome | undefined | Promise<PendingOutcome | undefined>
+    try {
+      outcome = this.#decide(attempt)
+    } catch (thrown) {
+      // #decide handles handler errors; anything here is a bug in the worker itself: retry the job.
+      outcome = this.#retryOrFail(attempt, describeThrown(thrown), undefined)
+    }
+    if (outcome instanceof Promise) {
+      outcome.then(
+        (settled) => this.#settle(attempt, settled),
+        (thrown: unknown) =>
+          this.#settle(attempt, this.#retryOrFail(attempt, describeThrown(thrown), undefined)),
+      )
+    } else {
+      this.#settle(attempt, outcome)
+    }
+  }
+
+  #settle(attempt: Attempt, outcome: PendingOutcome | undefined): void {
+    if (attempt.timer !== undefined) clearTimeout(attempt.timer)
+    this.#active.delete(attempt.job.id)
+    attempt.runner.inFlight--
+    attempt.runner.slotFreed()
+    if (!attempt.released && outcome !== undefined) this.#batcher.add(outcome)
+    if (this.#active.size === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters
+      this.#idleWaiters = []
+      for (const w of waiters) w()
+    }
+  }
+
+  #finished(attempt: Attempt): FinishedAttempt {
+    return {
+      job: attempt.job,
+      startedAt: attempt.startedAt,
+      finishedAt: performance.now(),
+      cancelled: attempt.abortReason === "cancelled",
+    }
+  }
+
+  #retryOrFail(attempt: Attempt, error: ErrorInput, delayMs: number | undefined): PendingOutcome {
+    const finished = this.#finished(attempt)
+    if (attempt.job.attempt >= attempt.job.maxAttempts) return { type: "fail", attempt: finished, error }
+    return { type: "retry", attempt: finished, delayMs: delayMs ?? this.#backoff(attempt.job.attempt), error }
+  }
+
+  #fromOutcome(attempt: Attempt, outcome: JobOutcome): PendingOutcome {
+    switch (outcome._tag) {
+      case "Snooze":
+        return { type: "snooze", attempt: this.#finished(attempt), delayMs: outcome.delayMs }
+      case "RetryAfter":
+        return this.#retryOrFail(
+          attempt,
+          { kind: "error", message: outcome.reason, name: "RetryAfter" },
+          outcome.delayMs,
+        )
+      case "Cancel":
+        return { type: "cancel", attempt: this.#finished(attempt), reason: outcome.reason }
+      case "Fail": {
+        const described = outcome.error === undefined ? undefined : describeThrown(outcome.error)
+        return {
+          type: "fail",
+          attempt: this.#finished(attempt),
+          error: {
+            ...described,
+            kind: "failed",
+            message: outcome.reason,
+            name: described?.name ?? "FailNow",
+          },
+        }
+      }
+    }
+  }
+
+  #decide(attempt: Attempt): PendingOutcome | undefined | Promise<PendingOutcome | undefined> {
+    const { job } = attempt
+    const handler = this.#handlers.get(job.kind)
+    if (handler === undefined) {
+      const error = new UnknownJobKind({ kind: job.kind, known: [...this.#handlers.keys()] })
+      return this.#retryOrFail(
+        attempt,
+        { kind: "unknown_kind", message: error.message, name: error._tag },
+        undefined,
+      )
+    }
+    const decoded = handler.definition.decodeArgs(job.args)
+    if (Result.isFailure(decoded)) {
+      return {
+        type: "fail",
+        attempt: this.#finished(attempt),
+        error: { kind: "invalid_args", message: decoded.failure.message, name: decoded.failure._tag },
+      }
+    }
+    let returned: unknown
+    try {
+      returned = handler.run(decoded.success, new AttemptContext(attempt))
+    } catch (thrown) {
+      return this.#fromThrown(attempt, thrown)
+    }
+    if (isThenable(returned))
+      return this.#awaitHandler(attempt, returned, job.timeoutMs ?? this.#defaultTimeoutMs)
+    return this.#fromResult(attempt, returned)
+  }
+
+  // Waits for an async handler, racing it against the attempt's deadline.
+  #awaitHandler(
+    attempt: Attempt,
+    running: PromiseLike<unknown>,
+    timeoutMs: number,
+  ): Promise<PendingOutcome | undefined> {
+    return new Promise((resolve) => {
+      attempt.timer = setTimeout(() => {
+        this.#abort(attempt, "deadline")
+        const error = new JobDeadlineExceeded({ kind: attempt.job.kind, timeoutMs })
+        resolve(
+          this.#retryOrFail(
+            attempt,
+            { kind: "deadline", message: error.message, name: error._tag },
+            undefined,
+          ),
+        )
+      }, timeoutMs)
+      running.then(
+        (result) => {
+          if (attempt.abortReason !== "deadline") resolve(this.#fromResult(attempt, result))
+        },
+        (thrown: unknown) => {
+          if (attempt.abortReason !== "deadline") resolve(this.#fromThrown(attempt, thrown))
+        },
+      )
+    })
+  }
+
+  #fromResult(attempt: Attempt, result: unknown): PendingOutcome | undefined {
+    const early = this.#afterAbort(attempt)
+    if (early !== undefined) return early
+    if (isJobOutcome(result)) return this.#fromOutcome(attempt, result)
+    return { type: "complete", attempt: this.#finished(attempt) }
+  }
+
+  #fromThrown(attempt: Attempt, thrown: unknown): PendingOutcome | undefined {
+    const early = this.#afterAbort(attempt)
+    if (early !== undefined) return early
+    if (isJobOutcome(thrown)) return this.#fromOutcome(attempt, thrown)
+    return this.#retryOrFail(attempt, describeThrown(thrown), undefined)
+  }
+
+  // After a cancel (from another process) or a lost lease, the job is no longer this attempt's: write
+  // nothing. A cancelled job is reported as cancelled; a lost one as stale.
+  #afterAbort(attempt: Attempt): PendingOutcome | undefined {
+    if (attempt.abortReason === "cancelled" || attempt.abortReason === "lost") {
+      const finished = this.#finished(attempt)
+      if (attempt.abortReason === "cancelled") {
+        this.#batcher.totals.cancelled++
+        this.#events.emit({
+          type: "cancelled",
+          job: attempt.job,
+          reason: "cancelled while running",
+          durationMs: finished.finishedAt - finished.startedAt,
+        })
+      } else {
+        this.#batcher.totals.stale++
+        this.#events.emit({ type: "stale", job: attempt.job, operation: "heartbeat" })
+      }
+      attempt.released = true
+      return { type: "complete", attempt: finished }
+    }
+    return undefined
+  }
+
+  async #heartbeat(): Promise<void> {
+    if (this.#heartbeating || this.#active.size === 0) return
+    this.#heartbeating = true
+    try {
+      const refs: Array<AttemptRef> = []
+      for (const attempt of this.#active.values()) {
+        if (attempt.abortReason === undefined)
+          refs.push({ id: attempt.job.id, runLease: attempt.job.runLease })
+      }
+      const result = await this.#engine.heartbeat(this.#db, refs)
+      for (const ref of result.stale) {
+        const attempt = this.#active.get(ref.id)
+        if (attempt !== undefined && attempt.job.runLease === ref.runLease) this.#abort(attempt, "lost")
+      }
+    } catch (error) {
+      if (!this.#stopping) this.#events.emit({ type: "error", context: "heartbeat", error })
+    } finally {
+      this.#heartbeating = false
+    }
+  }
+
+  /**
+   * Counters, in-flight jobs and the depth of this worker's queues. Reading the depth counts available jobs
+   * in the database; pass `{ depth: false }` to skip that query (depth is then empty).
+   */
+  async metrics(options?: { readonly depth?: boolean }): Promise<WorkerMetrics> {
+    const inFlight: Record<string, number> = {}
+    for (const [queue, runner] of this.#runners) inFlight[queue] = runner.inFlight
+    const depth: Record<string, number> = {}
+    if (options?.depth ?? true) {
+      const available = await this.#engine.availableDepth(this.#db)
+      for (const queue of this.#runners.keys()) depth[queue] = available.get(queue) ?? 0
+    }
+    const second = Math.floor(Date.now() / 1000)
+    let recent = 0
+    for (const [key, count] of this.#completedBuckets) if (key >= second - 10 && key < second) recent += count
+    return {
+      workerId: this.id,
+      inFlight,
+      pendingOutcomes: this.#batcher.size,
+      depth,
+      totals: { claimed: this.#claimed, ...this.#batcher.totals },
+      completedPerSecond: recent / 10,
+      leader: this.#maintenance?.isLeader ?? false,
+    }
+  }
+
+  /**
+   * Stops gracefully: stops claiming, lets running handlers finish within the shutdown timeout, then
+   * releases the rest (available again, attempt given back) and fires their signals with reason
+   * `shutdown`; writes every pending outcome, and closes its connections. Calling it twice is safe.
+   */
+  stop(options?: StopOptions): Promise<void> {
+    if (this.#stopped === undefined)
+      this.#stopped = this.#stop(millis(options?.timeout, this.#shutdownMs, "timeout"))
+    return this.#stopped
+  }
+
+  async #stop(timeoutMs: number): Promise<void> {
+    this.#stopping = true
+    for (const runner of this.#runners.values()) runner.wake()
+    await Promise.all([...this.#runners.values()].map((r) => r.loop))
+    if (this.#active.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, timeoutMs)
+        function done() {
+          clearTimeout(timer)
+          resolve()
+        }
+        this.#idleWaiters.push(done)
+      })
+    }
+    if (this.#active.size > 0) {
+      const attempts = [...this.#active.values()]
+      for (const attempt of attempts) attempt.released = true
+      const refs = attempts.map((a) => ({ id: a.job.id, runLease: a.job.runLease }))
+      for (let round = 0; round < 5; round++) {
+        try {
+          await this.#engine.release(this.#db, refs)
+          break
+        } catch (error) {
+          this.#events.emit({ type: "error", context: "release jobs at shutdown", error })
+          await new Promise((r) => setTimeout(r, 100 * (round + 1)))
+        }
+      }
+      for (const attempt of attempts) this.#abort(attempt, "shutdown")
+      this.#events.emit({ type: "released", jobs: attempts.map((a) => a.job) })
+    }
+    if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer)
+    // Outcomes keep being retried until written, up to the shutdown timeout; after that they are left for
+    // maintenance to rescue (their jobs are still running under this worker's leases).
+    const drained = this.#batcher.drain()
+    const timedOut = await Promise.race([
+      drained.then(() => false),
+      new Promise<boolean>((r) => setTimeout(() => r(true), Math.max(timeoutMs, 1000)).unref?.()),
+    ])
+    if (timedOut) {
+      const dropped = this.#batcher.abandon()
+      this.#events.emit({
+        type: "error",
+        context: "stop",
+        error: new Error(
+          `${dropped.length} outcomes could not be written before shutdown; maintenance will rescue their jobs.`,
+        ),
+      })
+    }
+    await this.#listener?.close()
+    await this.#maintenance?.stop()
+    this.#pool.off("error", this.#onPoolError)
+  }
+}

@@ -1,0 +1,164 @@
+import { defineJob } from "@awa/model/JobDefinition"
+import {
+  FilterRequired,
+  InvalidInsertOptions,
+  JobNotFound,
+  JobStateConflict,
+  UniqueKeyHeld,
+} from "@awa/model/JobErrors"
+import { Schema } from "effect"
+import { describe, expect, it } from "vitest"
+import { makeAdmin } from "../src/Admin.js"
+import { canonicalEngine } from "../src/CanonicalEngine.js"
+import { toExecutor } from "../src/PgExecutor.js"
+import { job, makeProducer } from "../src/Producer.js"
+import { useAwaDatabase } from "./support/awaDatabase.js"
+
+const db = useAwaDatabase()
+const producer = makeProducer()
+const admin = makeAdmin()
+const A = defineJob({ kind: "a", args: Schema.Struct({ n: Schema.Number }) })
+const B = defineJob({ kind: "b", args: Schema.Struct({ n: Schema.Number }), queue: "other" })
+
+const ids = (results: ReadonlyArray<{ _tag: string; id?: string }>): Array<string> =>
+  results.map((r) => {
+    if (r._tag !== "Inserted" || r.id === undefined) throw new Error("expected inserts")
+    return r.id
+  })
+
+// Drives jobs through the real engine path into terminal states.
+const claimAll = (queue: string, limit = 100) =>
+  canonicalEngine.claim(toExecutor(db.pool), { queue, limit, defaultTimeoutMs: 60_000 })
+
+describe("Admin", () => {
+  it("counts jobs exactly per queue and state, with DLQ sizes and settings", async () => {
+    await producer.insertMany(db.pool, [
+      job(A, { n: 1 }),
+      job(A, { n: 2 }),
+      job(A, { n: 3 }, { delay: "1 hour" }),
+      job(B, { n: 4 }),
+    ])
+    const [claimed] = await claimAll("default", 1)
+    await canonicalEngine.complete(toExecutor(db.pool), [claimed!])
+    await admin.pauseQueue(db.pool, "other")
+    const stats = await admin.queueStats(db.pool)
+    expect(stats.map((s) => s.queue)).toEqual(["default", "other"])
+    expect(stats[0]?.counts).toMatchObject({
+      available: 1,
+      scheduled: 1,
+      completed: 1,
+      running: 0,
+      failed: 0,
+    })
+    expect(stats[1]).toMatchObject({ paused: true, dlqEnabled: false, deadLettered: 0 })
+    expect(stats[1]?.counts.available).toBe(1)
+  })
+
+  it("lists jobs with filters and keyset pagination in both orders", async () => {
+    const all = ids(
+      await producer.insertMany(db.pool, [
+        ...Array.from({ length: 5 }, (_, n) => job(A, { n }, { tags: n % 2 === 0 ? ["even"] : [] })),
+        job(B, { n: 9 }),
+      ]),
+    )
+    const first = await admin.listJobs(db.pool, { kind: "a" }, { limit: 2 })
+    expect(first.items.map((j) => j.id)).toEqual(all.slice(0, 2))
+    const second = await admin.listJobs(db.pool, { kind: "a" }, { limit: 2, cursor: first.nextCursor! })
+    expect(second.items.map((j) => j.id)).toEqual(all.slice(2, 4))
+    const third = await admin.listJobs(db.pool, { kind: "a" }, { limit: 2, cursor: second.nextCursor! })
+    expect(third.items.map((j) => j.id)).toEqual(all.slice(4, 5))
+    expect(third.nextCursor).toBeNull()
+    const desc = await admin.listJobs(db.pool, {}, { order: "desc", limit: 3 })
+    expect(desc.items.map((j) => j.id)).toEqual(all.slice(3).reverse())
+    expect((await admin.listJobs(db.pool, { tag: "even" })).items).toHaveLength(3)
+    expect((await admin.listJobs(db.pool, { queue: "other" })).items.map((j) => j.kind)).toEqual(["b"])
+    expect((await admin.listJobs(db.pool, { states: ["running", "failed"] })).items).toHaveLength(0)
+  })
+
+  it("retries and cancels jobs, refusing transitions the state does not allow", async () => {
+    const [scheduled, running] = ids(
+      await producer.insertMany(db.pool, [job(A, { n: 1 }, { delay: "1 hour" }), job(A, { n: 2 })]),
+    )
+    await claimAll("default")
+    await expect(admin.retryJob(db.pool, running!)).rejects.toBeInstanceOf(JobStateConflict)
+    await expect(admin.retryJob(db.pool, "999999")).rejects.toBeInstanceOf(JobNotFound)
+    await expect(admin.getJob(db.pool, "not-a-number")).rejects.toBeInstanceOf(JobNotFound)
+    const now = await admin.retryJob(db.pool, scheduled!)
+    expect(now).toMatchObject({ state: "available", attempt: 0 })
+    const cancelled = await admin.cancelJob(db.pool, running!, "stop it")
+    expect(cancelled.state).toBe("cancelled")
+    const err = await admin.cancelJob(db.pool, running!).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(JobStateConflict)
+    expect((err as JobStateConflict).message).toMatch(/Cannot cancel job .* it is cancelled/)
+    const again = await admin.retryJob(db.pool, running!)
+    expect(again).toMatchObject({ state: "available", attempt: 0, finalizedAt: null })
+    expect(again.runLease).toBe(1)
+  })
+
+  it("requires an explicit filter for bulk DLQ operations, and retries or purges by filter", async () => {
+    await admin.setQueueDlq(db.pool, "default", true)
+    await admin.setQueueDlq(db.pool, "other", true)
+    await producer.insertMany(db.pool, [job(A, { n: 1 }), job(A, { n: 2 }), job(B, { n: 3 })])
+    const exec = toExecutor(db.pool)
+    const claimed = [...(await claimAll("default")), ...(await claimAll("other"))]
+    const failed = await canonicalEngine.fail(
+      exec,
+      claimed.map((j) => ({
+        ref: j,
+        attempt: j.attempt,
+        error: { kind: "failed" as const, message: "nope" },
+      })),
+    )
+    expect(failed.deadLettered).toHaveLength(3)
+    await expect(admin.purgeDlq(db.pool, {})).rejects.toBeInstanceOf(FilterRequired)
+    await expect(admin.retryDlq(db.pool, {})).rejects.toThrow(/without a filter/)
+    expect(await admin.retryDlq(db.pool, { queue: "other" })).toHaveLength(1)
+    expect((await admin.listDlq(db.pool)).items.map((d) => d.queue)).toEqual(["default", "default"])
+    expect(await admin.purgeDlq(db.pool, { kind: "a" })).toBe(2)
+    await expect(admin.getDlq(db.pool, claimed[0]!.id)).rejects.toBeInstanceOf(JobNotFound)
+    await expect(admin.purgeDlq(db.pool, { id: "12345" })).rejects.toBeInstanceOf(JobNotFound)
+  })
+
+  it("refuses a retry that would take a unique key another job holds", async () => {
+    const [first] = ids([await producer.insert(db.pool, A, { n: 1 }, { unique: true })])
+    await admin.cancelJob(db.pool, first!)
+    // The cancelled job released its key; a new job takes it.
+    const second = await producer.insert(db.pool, A, { n: 1 }, { unique: true })
+    expect(second._tag).toBe("Inserted")
+    await expect(admin.retryJob(db.pool, first!)).rejects.toBeInstanceOf(UniqueKeyHeld)
+  })
+
+  it("holds unique keys only in the configured states", async () => {
+    const unique = { states: ["available", "running"] as const }
+    const [first] = ids([
+      await producer.insert(db.pool, A, { n: 1 }, { unique: { states: [...unique.states] } }),
+    ])
+    const [claimed] = await claimAll("default")
+    expect(claimed?.id).toBe(first)
+    const dup = await producer.insert(db.pool, A, { n: 1 }, { unique: { states: [...unique.states] } })
+    expect(dup).toMatchObject({ _tag: "UniqueConflict", existingId: first, existingState: "running" })
+    await canonicalEngine.complete(toExecutor(db.pool), [claimed!])
+    const after = await producer.insert(db.pool, A, { n: 1 }, { unique: { states: [...unique.states] } })
+    expect(after._tag).toBe("Inserted")
+    // byQueue puts the queue into the key.
+    const byQueue = { unique: { byQueue: true, states: ["available" as const] } }
+    expect((await producer.insert(db.pool, A, { n: 1 }, byQueue))._tag).toBe("Inserted")
+    expect((await producer.insert(db.pool, A, { n: 1 }, byQueue))._tag).toBe("UniqueConflict")
+    expect(
+      (
+        await producer.insert(
+          db.pool,
+          A,
+          { n: 1 },
+          { queue: "q2", unique: { byQueue: true, states: ["available"] } },
+        )
+      )._tag,
+    ).toBe("Inserted")
+  })
+
+  it("validates queue names and reads the active engine", async () => {
+    await expect(admin.pauseQueue(db.pool, "no spaces")).rejects.toBeInstanceOf(InvalidInsertOptions)
+    expect(await admin.activeEngine(db.pool)).toBe("canonical")
+    expect(await admin.maintenanceLeader(db.pool)).toBeNull()
+  })
+})

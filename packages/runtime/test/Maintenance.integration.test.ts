@@ -1,0 +1,126 @@
+import { defineJob } from "@awa/model/JobDefinition"
+import { Schema } from "effect"
+import { describe, expect, it, onTestFinished } from "vitest"
+import { makeAdmin } from "../src/Admin.js"
+import { canonicalEngine } from "../src/CanonicalEngine.js"
+import { Maintenance, type MaintenanceOptions } from "../src/Maintenance.js"
+import { toExecutor } from "../src/PgExecutor.js"
+import { makeProducer } from "../src/Producer.js"
+import { useAwaDatabase } from "./support/awaDatabase.js"
+import { recordEvents } from "./support/events.js"
+import { waitFor } from "./support/wait.js"
+
+const db = useAwaDatabase()
+const producer = makeProducer()
+const admin = makeAdmin()
+const Task = defineJob({ kind: "task", args: Schema.Struct({}), maxAttempts: 2 })
+
+const candidate = (holder: string, options?: Partial<MaintenanceOptions>) => {
+  const m = Maintenance.start({
+    pool: db.pool,
+    holder,
+    electionInterval: 10,
+    promoteInterval: 10,
+    ...options,
+  })
+  onTestFinished(() => m.stop())
+  return m
+}
+
+const insertedId = (result: Awaited<ReturnType<typeof producer.insert>>): string => {
+  if (result._tag !== "Inserted") throw new Error(`expected an insert, got ${result._tag}`)
+  return result.id
+}
+
+describe("Maintenance", () => {
+  it("elects one leader, and another takes over when the leader's session dies", async () => {
+    const a = candidate("leader-a")
+    const aEvents = recordEvents(a)
+    await waitFor("a leads", () => a.isLeader)
+    const b = candidate("leader-b")
+    const bEvents = recordEvents(b)
+    // b keeps trying; it must not become leader while a lives.
+    await waitFor("b has tried a few times", async () => {
+      const rows = await db.pool.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'awa-maintenance:leader-b'",
+      )
+      return rows.rows[0].n === 1
+    })
+    expect(b.isLeader).toBe(false)
+    expect((await admin.maintenanceLeader(db.pool))?.holder).toBe("leader-a")
+
+    // Kill the leader's backend, as if its process died (a dead process does not come back, so a stops
+    // trying; the real-process version of this is in Crash.integration.test.ts).
+    await db.pool.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'awa-maintenance:leader-a'",
+    )
+    await waitFor("a noticed it lost its session", () => aEvents.ofType("leadership").some((e) => !e.leader))
+    await a.stop()
+    await waitFor("b takes over", () => b.isLeader)
+    expect(bEvents.ofType("leadership")).toEqual([{ type: "leadership", leader: true, holder: "leader-b" }])
+    expect((await admin.maintenanceLeader(db.pool))?.holder).toBe("leader-b")
+    // Maintenance continues under b: a scheduled job gets promoted.
+    const id = insertedId(await producer.insert(db.pool, Task, {}, { delay: 1 }))
+    await waitFor("promoted under b", async () => (await admin.getJob(db.pool, id)).state === "available")
+  })
+
+  it("hands leadership over on a clean stop", async () => {
+    const a = candidate("stop-a")
+    await waitFor("a leads", () => a.isLeader)
+    const b = candidate("stop-b")
+    await a.stop()
+    await waitFor("b leads", () => b.isLeader)
+  })
+
+  it("deletes terminal jobs past retention, keeping the rest", async () => {
+    const db0 = toExecutor(db.pool)
+    const done = insertedId(await producer.insert(db.pool, Task, {}))
+    const failed = insertedId(await producer.insert(db.pool, Task, {}))
+    const waiting = insertedId(await producer.insert(db.pool, Task, {}))
+    const claimed = await canonicalEngine.claim(db0, { queue: "default", limit: 2, defaultTimeoutMs: 60_000 })
+    const byId = new Map(claimed.map((j) => [j.id, j]))
+    await canonicalEngine.complete(db0, [byId.get(done)!])
+    await canonicalEngine.fail(db0, [
+      { ref: byId.get(failed)!, attempt: 1, error: { kind: "failed", message: "x" } },
+    ])
+    const m = candidate("retention", {
+      completedRetention: 0,
+      failedRetention: "1 hour",
+      retentionInterval: "1 hour",
+    })
+    await waitFor("leader", () => m.isLeader)
+    await m.runNow()
+    await expect(admin.getJob(db.pool, done)).rejects.toThrow(/does not exist/)
+    expect((await admin.getJob(db.pool, failed)).state).toBe("failed")
+    expect((await admin.getJob(db.pool, waiting)).state).toBe("available")
+  })
+
+  it("fails a rescued attempt that had no attempts left (to the DLQ when enabled)", async () => {
+    await admin.setQueueDlq(db.pool, "default", true)
+    const db0 = toExecutor(db.pool)
+    const id = insertedId(await producer.insert(db.pool, Task, {}, { maxAttempts: 1 }))
+    await canonicalEngine.claim(db0, { queue: "default", limit: 1, defaultTimeoutMs: 60_000 })
+    const m = candidate("rescue", { heartbeatStaleAfter: 0 })
+    const events = recordEvents(m)
+    await waitFor("leader", () => m.isLeader)
+    await m.runNow()
+    await waitFor("dead-lettered", async () => (await admin.listDlq(db.pool)).items.length === 1)
+    const entry = await admin.getDlq(db.pool, id)
+    expect(entry.errors[0]).toMatchObject({ kind: "rescued", attempt: 1 })
+    await waitFor("maintenance event", () => events.ofType("maintenance").some((e) => e.rescued === 1))
+  })
+
+  it("rescues attempts whose deadline passed", async () => {
+    const db0 = toExecutor(db.pool)
+    const id = insertedId(await producer.insert(db.pool, Task, {}, { timeout: 1 }))
+    await canonicalEngine.claim(db0, { queue: "default", limit: 1, defaultTimeoutMs: 60_000 })
+    const m = candidate("deadline", { deadlineGrace: 0 })
+    await waitFor("leader", () => m.isLeader)
+    await waitFor("rescued", async () => {
+      await m.runNow()
+      return (await admin.getJob(db.pool, id)).state !== "running"
+    })
+    const job = await admin.getJob(db.pool, id)
+    expect(job.errors[0]?.message).toMatch(/past its deadline/)
+  })
+})

@@ -1,0 +1,58 @@
+// Test databases for the runtime's integration tests: one migrated database per test, cloned from a
+// template on the run's Postgres server (provisioning comes from @awa/testing's sources, see vitest.config.ts).
+import { createHash } from "node:crypto"
+import { migrate } from "@awa/migrator/MigrateApi"
+import { getMigrationSet, migrationSetNames } from "@awa/migrator/MigrationSet"
+import { useTestDatabases } from "@awa/testing-src/vitest/TestPostgres.js"
+import pg from "pg"
+import { afterEach, beforeEach } from "vitest"
+
+/** Installs awa into the database at `url` exactly as `awa migrate` does (canonical and queue-storage sets). */
+export const applyMigrations = async (url: string): Promise<void> => {
+  await migrate({ databaseUrl: url })
+}
+
+// The template is re-made whenever any bundled migration changes.
+const templateKey = (): string => {
+  const hash = createHash("sha256")
+  for (const name of migrationSetNames) {
+    for (const m of getMigrationSet(name).migrations) hash.update(`${name}/${m.file}:${m.sourceChecksum}\n`)
+  }
+  return `awa-runtime-migrated-${hash.digest("hex").slice(0, 12)}`
+}
+
+/** What each test gets: a pool on its own freshly migrated database, and the database's URL. */
+export interface AwaTestDatabase {
+  /** A pool on the test's database (closed after the test). */
+  readonly pool: pg.Pool
+  /** The test's database URL. */
+  readonly url: string
+}
+
+/** Registers hooks giving each test in the file its own migrated database and a pool on it. */
+export const useAwaDatabase = (): AwaTestDatabase => {
+  const dbs = useTestDatabases({
+    scope: "test",
+    template: { key: templateKey(), preparePrimary: applyMigrations },
+  })
+  let pool: pg.Pool | undefined
+  beforeEach(() => {
+    pool = new pg.Pool({ connectionString: dbs.primaryUrl, max: 10 })
+    // Tests that restart or kill connections must not crash the process through an idle client's error.
+    pool.on("error", () => undefined)
+  })
+  afterEach(async () => {
+    const p = pool
+    pool = undefined
+    await p?.end()
+  })
+  return {
+    get pool() {
+      if (pool === undefined) throw new Error("useAwaDatabase(): read the pool inside a test")
+      return pool
+    },
+    get url() {
+      return dbs.primaryUrl
+    },
+  }
+}
