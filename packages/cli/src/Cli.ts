@@ -1,6 +1,10 @@
 import { runDemo } from "./commands/demo.js"
+import { runDlq } from "./commands/dlq.js"
+import { runJob } from "./commands/job.js"
 import { runMigrate } from "./commands/migrate.js"
+import { runQueue } from "./commands/queue.js"
 import { runStorage } from "./commands/storage.js"
+import { runWorker } from "./commands/worker.js"
 import { ExitCode, exitCodeFor, exitCodeHelp } from "./ExitCode.js"
 import { type Output, processOutput } from "./Output.js"
 import { unknownWord } from "./UsageError.js"
@@ -13,7 +17,14 @@ const commands: Record<string, { readonly run: CommandRunner; readonly summary: 
     run: runStorage,
     summary: "prepare-queue-storage-schema: install the queue-storage set in a custom schema",
   },
-  demo: { run: runDemo, summary: "start an embedded Postgres and show awa working end to end" },
+  job: { run: runJob, summary: "list, show, retry or cancel jobs" },
+  queue: { run: runQueue, summary: "queue counts per state; pause, resume; enable or disable a queue's DLQ" },
+  dlq: { run: runDlq, summary: "list, show, retry or purge dead-lettered jobs" },
+  worker: { run: runWorker, summary: "run a worker for the job handlers a module exports (--tasks MODULE)" },
+  demo: {
+    run: runDemo,
+    summary: "awa end to end: enqueue sample jobs, work them with a live progress bar, print the results",
+  },
 }
 
 /** The top-level help text. */

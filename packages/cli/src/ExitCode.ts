@@ -8,16 +8,26 @@ export const ExitCode = {
   internal: 1,
   /** The command line is wrong: unknown command, flag or set name, a bad value, or conflicting flags. */
   usage: 2,
-  /** No database URL was given, or the database could not be reached. */
+  /** No database URL was given, the database could not be reached, or it has no awa schema (run `awa migrate`). */
   database: 3,
   /** Refused before changing anything: the database is ahead of the code, or an applied migration drifted. */
   refused: 4,
   /** A migration failed and was rolled back. */
   migrationFailed: 5,
-  /** A destructive request was refused (for example `--reset` of a canonical schema); nothing changed. */
+  /**
+   * A destructive request was refused (for example `--reset` of a canonical schema, or a bulk DLQ retry or
+   * purge without a filter or `--all`); nothing changed.
+   */
   unsafe: 6,
   /** The requested thing does not exist (for example a job id). */
   notFound: 7,
+  /**
+   * The job's state does not allow the operation (for example cancelling a completed job), or a unique key
+   * it needs is held by another job; nothing changed.
+   */
+  conflict: 8,
+  /** Interrupted (Ctrl-C) before finishing; `awa worker` exits 0 instead after a graceful shutdown. */
+  interrupted: 130,
 } as const
 
 /** Maps an error's tag to the exit code that describes it. */
@@ -33,6 +43,7 @@ export const exitCodeFor = (error: unknown): number => {
       return ExitCode.usage
     case "MissingDatabaseUrl":
     case "DatabaseUnreachable":
+    case "AwaSchemaMissing":
       return ExitCode.database
     case "DatabaseAheadOfCode":
     case "MigrationDrift":
@@ -40,9 +51,16 @@ export const exitCodeFor = (error: unknown): number => {
     case "MigrationFailed":
       return ExitCode.migrationFailed
     case "ResetRefused":
+    case "FilterRequired":
+    case "DlqTargetRequired":
       return ExitCode.unsafe
     case "JobNotFound":
       return ExitCode.notFound
+    case "JobStateConflict":
+    case "UniqueKeyHeld":
+      return ExitCode.conflict
+    case "TasksModuleError":
+      return ExitCode.usage
     default:
       return typeof tag === "string" && /Invalid|Unknown|Validation/.test(tag)
         ? ExitCode.usage
@@ -55,8 +73,10 @@ export const exitCodeHelp = `Exit codes:
   0  success
   1  internal error (a bug)
   2  usage error: unknown command, flag or set, bad value, conflicting flags
-  3  no database URL, or the database is unreachable
+  3  no database URL, the database is unreachable, or it has no awa schema (run awa migrate)
   4  refused, nothing changed: database ahead of the code, or migration drift
   5  a migration failed and was rolled back
-  6  unsafe request refused (e.g. --reset of a canonical schema), nothing changed
-  7  not found`
+  6  unsafe request refused (e.g. --reset of a canonical schema, dlq purge without a filter), nothing changed
+  7  not found (e.g. a job id)
+  8  conflict: the job's state does not allow the operation, or its unique key is held; nothing changed
+  130  interrupted (Ctrl-C) before finishing`

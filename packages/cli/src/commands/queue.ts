@@ -1,0 +1,112 @@
+import { makeAdmin } from "@awa/runtime/Admin"
+import type { QueueSettings } from "@awa/runtime/Engine"
+import type { PgPool } from "@awa/runtime/PgExecutor"
+import type { ParsedCommandLine } from "../CommandLine.js"
+import { ExitCode } from "../ExitCode.js"
+import { databaseUrlFlag, jsonFlag } from "../internal/CommonFlags.js"
+import { withDatabase } from "../internal/Database.js"
+import { noExtraArguments, queueValue } from "../internal/FlagValues.js"
+import { queueSettingsLine, queueStatsTable, toJson } from "../internal/JobView.js"
+import { runGroup, type Subcommand } from "../internal/Subcommands.js"
+import type { Output } from "../Output.js"
+import { UsageError, unknownWord } from "../UsageError.js"
+
+const commonFlags = { json: jsonFlag, "database-url": databaseUrlFlag }
+
+const queueArgument = (command: string, value: string | undefined): string => {
+  if (value === undefined) {
+    throw new UsageError({
+      reason: `awa queue ${command} needs a queue name (for example: awa queue ${command} default).`,
+    })
+  }
+  return queueValue(value, "queue") as string
+}
+
+const printSettings = (parsed: ParsedCommandLine, output: Output, settings: QueueSettings): number => {
+  output.out(parsed.flags.json ? toJson(settings) : queueSettingsLine(settings))
+  return ExitCode.ok
+}
+
+const setting =
+  (name: string, change: (pool: PgPool, queue: string) => Promise<QueueSettings>) =>
+  async (parsed: ParsedCommandLine, output: Output): Promise<number> => {
+    const [raw, ...extra] = parsed.positionals
+    const queue = queueArgument(name, raw)
+    noExtraArguments(`queue ${name}`, extra)
+    return printSettings(parsed, output, await withDatabase(parsed.flags, (pool) => change(pool, queue)))
+  }
+
+const stats: Subcommand = {
+  usage: "[--queue Q] [flags]",
+  summary: "exact job counts per queue and state, DLQ sizes, paused and DLQ settings",
+  description: `Prints exact job counts per queue and state, the number of dead-lettered jobs, and whether each queue
+is paused and has its dead-letter queue enabled. Queues appear once they have jobs, DLQ entries or settings.`,
+  flags: { queue: { type: "string", description: "only this queue" }, ...commonFlags },
+  run: async (parsed, output) => {
+    noExtraArguments("queue stats", parsed.positionals)
+    const only = queueValue(parsed.flags.queue)
+    const all = await withDatabase(parsed.flags, (pool) => makeAdmin().queueStats(pool))
+    const rows = only === undefined ? all : all.filter((s) => s.queue === only)
+    if (parsed.flags.json) output.out(toJson(rows))
+    else
+      output.out(
+        rows.length === 0
+          ? only === undefined
+            ? "No queues yet."
+            : `Queue ${only} has no jobs.`
+          : queueStatsTable(rows),
+      )
+    return ExitCode.ok
+  },
+}
+
+const pause: Subcommand = {
+  usage: "QUEUE [flags]",
+  summary: "stop workers claiming from a queue (running jobs finish; inserts still succeed)",
+  description: `Pauses a queue: workers stop claiming its jobs; jobs already running finish, and new jobs can still be
+inserted. Resume with awa queue resume.`,
+  flags: commonFlags,
+  run: setting("pause", (pool, queue) => makeAdmin().pauseQueue(pool, queue)),
+}
+
+const resume: Subcommand = {
+  usage: "QUEUE [flags]",
+  summary: "let workers claim from a paused queue again",
+  description: "Resumes a paused queue: workers claim its jobs again.",
+  flags: commonFlags,
+  run: setting("resume", (pool, queue) => makeAdmin().resumeQueue(pool, queue)),
+}
+
+const dlq: Subcommand = {
+  usage: "enable|disable QUEUE [flags]",
+  summary: "enable or disable the dead-letter queue of a queue",
+  description: `With the dead-letter queue enabled, jobs of the queue that exhaust their attempts (or fail at once) move
+to the DLQ (see awa dlq) instead of staying in state failed. Affects jobs that fail from now on.`,
+  flags: commonFlags,
+  run: async (parsed, output) => {
+    const [action, raw, ...extra] = parsed.positionals
+    if (action !== "enable" && action !== "disable") {
+      if (action === undefined) {
+        throw new UsageError({
+          reason:
+            "awa queue dlq needs enable or disable and a queue name, e.g. awa queue dlq enable default.",
+        })
+      }
+      throw unknownWord("queue dlq action", action, ["enable", "disable"])
+    }
+    const queue = queueArgument(`dlq ${action}`, raw)
+    noExtraArguments(`queue dlq ${action}`, extra)
+    const settings = await withDatabase(parsed.flags, (pool) =>
+      makeAdmin().setQueueDlq(pool, queue, action === "enable"),
+    )
+    return printSettings(parsed, output, settings)
+  },
+}
+
+/** What `awa queue` does. */
+export const queueDescription =
+  "Inspect queues and change their settings: counts per state, pause / resume, dead-letter queue."
+
+/** Runs `awa queue <stats|pause|resume|dlq>`; returns the exit code. */
+export const runQueue = (argv: ReadonlyArray<string>, output: Output): Promise<number> =>
+  runGroup("queue", queueDescription, { stats, pause, resume, dlq }, argv, output)

@@ -1,0 +1,165 @@
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { join } from "node:path"
+import { defineJob } from "@awa/model/JobDefinition"
+import { makeAdmin } from "@awa/runtime/Admin"
+import { job } from "@awa/runtime/Producer"
+import { Schema } from "effect"
+import { describe, expect, it } from "vitest"
+import { ExitCode } from "../src/ExitCode.js"
+import { migratedDatabase } from "./support/awaDatabase.js"
+import { awa } from "./support/cli.js"
+import { insertJobs, until } from "./support/jobs.js"
+
+// The same definitions as fixtures/tasks.mjs (whose handlers run in the worker process).
+const Echo = defineJob({ kind: "cli_test.echo", args: Schema.Struct({ n: Schema.Number }) })
+const Slow = defineJob({ kind: "cli_test.slow", args: Schema.Struct({ ms: Schema.Number }) })
+const Boom = defineJob({ kind: "cli_test.boom", args: Schema.Struct({}) })
+
+const fixture = (name: string) => join(import.meta.dirname, "fixtures", name)
+const bin = join(import.meta.dirname, "..", "dist", "bin.js")
+
+describe("awa worker: bad tasks modules and flags give clear usage errors (exit 2) before connecting", () => {
+  it.each([
+    [["worker"], "awa worker needs --tasks MODULE"],
+    [["worker", "--tasks", fixture("missing.mjs")], "no such file (looked for"],
+    [["worker", "--tasks", fixture("")], "is a directory"],
+    [["worker", "--tasks", "@awa/no-such-package"], "is neither a file nor a package"],
+    [
+      ["worker", "--tasks", fixture("definitions-only.mjs")],
+      "exports job definitions (cli_test.echo) but no handlers",
+    ],
+    [
+      ["worker", "--tasks", fixture("throws-on-load.mjs")],
+      "failed while loading: cannot reach the mail server",
+    ],
+    [["worker", "--tasks", fixture("tasks.mjs"), "--queue", "mail=many"], "must be a whole number"],
+    [
+      ["worker", "--tasks", fixture("tasks.mjs"), "--concurrency", "0"],
+      "--concurrency must be a whole number",
+    ],
+    [
+      ["worker", "--tasks", fixture("tasks.mjs"), "--shutdown-timeout", "soon"],
+      "--shutdown-timeout must be a duration",
+    ],
+    [["worker", "--task", "x.mjs"], 'Did you mean "--tasks"?'],
+  ] as const)("awa %j exits 2", async (argv, message) => {
+    const r = await awa(argv, { DATABASE_URL: "postgres://nobody@127.0.0.1:1/nothing" })
+    expect(r.code, r.stderr).toBe(ExitCode.usage)
+    expect(r.stderr).toContain(message)
+  })
+
+  it("needs a database URL after the tasks module loaded (exit 3)", async () => {
+    const r = await awa(["worker", "--tasks", fixture("tasks.mjs")])
+    expect(r.code).toBe(ExitCode.database)
+    expect(r.stderr).toContain("DATABASE_URL")
+  })
+})
+
+/** Collects a child's output and resolves when a line matching `pattern` has appeared. */
+const watch = (child: ChildProcessWithoutNullStreams) => {
+  let stdout = ""
+  let stderr = ""
+  const waiters: Array<{ pattern: RegExp; resolve: () => void }> = []
+  const check = () => {
+    for (const w of [...waiters]) {
+      if (w.pattern.test(stdout)) {
+        waiters.splice(waiters.indexOf(w), 1)
+        w.resolve()
+      }
+    }
+  }
+  child.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString()
+    check()
+  })
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString()
+  })
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  return {
+    get stdout() {
+      return stdout
+    },
+    get stderr() {
+      return stderr
+    },
+    exited,
+    line: (pattern: RegExp, what: string) =>
+      Promise.race([
+        new Promise<void>((resolve) => {
+          waiters.push({ pattern, resolve })
+          check()
+        }),
+        exited.then((code) => {
+          throw new Error(`the worker exited (${code}) before printing ${what}:\n${stdout}\n${stderr}`)
+        }),
+      ]),
+  }
+}
+
+describe("awa worker (a real process)", () => {
+  it("works the module's jobs and, on SIGTERM, lets the running job finish, then exits 0", async () => {
+    const db = await migratedDatabase()
+    const child = spawn(
+      process.execPath,
+      [bin, "worker", "--tasks", fixture("tasks.mjs"), "--stats-interval", "0", "--id", "cli-test-worker"],
+      { env: { ...process.env, DATABASE_URL: db.url } },
+    )
+    const w = watch(child)
+    try {
+      await w.line(
+        /awa worker cli-test-worker started: queues default; kinds .*cli_test\.echo/,
+        "its start line",
+      )
+      const echoes = await insertJobs(
+        db.pool,
+        Array.from({ length: 40 }, (_, n) => job(Echo, { n })),
+      )
+      const [boom] = await insertJobs(db.pool, [job(Boom, {})])
+      const admin = makeAdmin()
+      await until("the echo jobs to complete", async () => {
+        const [stats] = await admin.queueStats(db.pool)
+        return stats?.counts.completed === echoes.length && stats.counts.failed === 1
+      })
+      const [slow] = await insertJobs(db.pool, [job(Slow, { ms: 400 })])
+      await w.line(new RegExp(`slow job ${slow} started`), "the slow job's start")
+      child.kill("SIGTERM")
+      expect(await w.exited).toBe(ExitCode.ok)
+      expect(w.stdout).toContain("SIGTERM: stopping.")
+      expect(w.stdout).toMatch(
+        /awa worker cli-test-worker stopped: claimed 42, completed 41, retried 0, failed 1/,
+      )
+      expect(w.stdout).toContain(`failed  job ${boom} cli_test.boom (queue default) after attempt 1: boom`)
+      expect((await admin.getJob(db.pool, slow!)).state).toBe("completed")
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL")
+    }
+  })
+
+  it("prints lifecycle events as JSON lines with --json", async () => {
+    const db = await migratedDatabase()
+    const [id] = await insertJobs(db.pool, [job(Echo, { n: 7 })])
+    const child = spawn(
+      process.execPath,
+      [bin, "worker", "--tasks", fixture("tasks.mjs"), "--json", "--database-url", db.url],
+      {
+        env: { ...process.env, DATABASE_URL: "" },
+      },
+    )
+    const w = watch(child)
+    try {
+      await w.line(new RegExp(`"type":"completed","jobId":"${id}"`), "the completed event")
+      child.kill("SIGINT")
+      expect(await w.exited).toBe(ExitCode.ok)
+      const events = w.stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as { type: string; jobId?: string })
+      expect(events[0]?.type).toBe("started")
+      expect(events.some((e) => e.type === "claimed" && e.jobId === id)).toBe(true)
+      expect(events.at(-1)?.type).toBe("stopped")
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL")
+    }
+  })
+})
