@@ -55,10 +55,17 @@ const withClient = async <A>(url: string, use: (client: pg.Client) => Promise<A>
  * Starts the server (an embedded one with durable settings unless `databaseUrl` names a server) and
  * creates a scratch database on it.
  */
-export const openBenchDatabase = async (databaseUrl: string | undefined): Promise<BenchDatabase> => {
+export const openBenchDatabase = async (
+  databaseUrl: string | undefined,
+  options: { readonly fsync: boolean } = { fsync: true },
+): Promise<BenchDatabase> => {
   const server: PostgresServer = await startPostgres(
     databaseUrl === undefined
-      ? { provider: "embedded", settings: durableSettings }
+      ? {
+          provider: "embedded",
+          // fsync off models a disk whose flushes are free (a battery-backed cache); commits still write WAL.
+          settings: options.fsync ? durableSettings : { ...durableSettings, fsync: "off" },
+        }
       : { provider: "database-url", databaseUrl },
   )
   let url: string

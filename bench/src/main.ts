@@ -41,6 +41,8 @@ Flags (or environment variables):
                          of the baseline commit rate so the offered load stays well within the server's)
   --latency-seconds S    how long to offer them (AWA_BENCH_LATENCY_SECONDS, default 5)
   --baseline-seconds S   length of each baseline loop (AWA_BENCH_BASELINE_SECONDS, default 2)
+  --fsync on|off         fsync of the embedded server (AWA_BENCH_FSYNC, default on); off models a disk whose
+                         flushes cost nothing, to compare with figures measured on such a machine
   --database-url URL     use this server instead of an embedded one (DATABASE_URL)
   --help`
 
@@ -57,6 +59,7 @@ const { values } = parseArgs({
     "latency-seconds": { type: "string" },
     "baseline-seconds": { type: "string" },
     "database-url": { type: "string" },
+    fsync: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
   allowPositionals: false,
@@ -94,6 +97,15 @@ const rateGiven = numberOption(values.rate, "AWA_BENCH_RATE", undefined)
 const latencyMs = numberOption(values["latency-seconds"], "AWA_BENCH_LATENCY_SECONDS", 5)! * 1000
 const baselineMs = numberOption(values["baseline-seconds"], "AWA_BENCH_BASELINE_SECONDS", 2)! * 1000
 const databaseUrl = values["database-url"] ?? (process.env.DATABASE_URL || undefined)
+const fsyncText = values.fsync ?? (process.env.AWA_BENCH_FSYNC || "on")
+if (fsyncText !== "on" && fsyncText !== "off") {
+  console.error(`bench: AWA_BENCH_FSYNC / --fsync must be on or off, got "${fsyncText}"`)
+  process.exit(2)
+}
+if (fsyncText === "off" && databaseUrl !== undefined) {
+  console.error("bench: --fsync applies to the embedded server only; set fsync on DATABASE_URL's server itself")
+  process.exit(2)
+}
 
 const fmt = (n: number, digits = 0): string =>
   n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
@@ -109,10 +121,10 @@ const tuningText = `concurrency ${concurrency}${claimBatch === undefined ? "" : 
 const main = async (): Promise<void> => {
   log(
     databaseUrl === undefined
-      ? "starting an embedded Postgres with durable settings..."
+      ? `starting an embedded Postgres with durable settings${fsyncText === "off" ? " but fsync off" : ""}...`
       : "using DATABASE_URL's server...",
   )
-  const db = await openBenchDatabase(databaseUrl)
+  const db = await openBenchDatabase(databaseUrl, { fsync: fsyncText === "on" })
   try {
     await migrate({ databaseUrl: db.url })
     const url = db.url
