@@ -103,7 +103,9 @@ if (fsyncText !== "on" && fsyncText !== "off") {
   process.exit(2)
 }
 if (fsyncText === "off" && databaseUrl !== undefined) {
-  console.error("bench: --fsync applies to the embedded server only; set fsync on DATABASE_URL's server itself")
+  console.error(
+    "bench: --fsync applies to the embedded server only; set fsync on DATABASE_URL's server itself",
+  )
   process.exit(2)
 }
 

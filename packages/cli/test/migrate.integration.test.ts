@@ -4,28 +4,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import pg from "pg"
 import { afterAll, describe, expect, it } from "vitest"
-import { runCli } from "../src/Cli.js"
 import { ExitCode } from "../src/ExitCode.js"
+import { awa } from "./support/cli.js"
 import { freshDatabases } from "./support/databases.js"
 
-const cli = async (argv: ReadonlyArray<string>, env: Record<string, string | undefined> = {}) => {
-  const out: Array<string> = []
-  const err: Array<string> = []
-  const saved = { DATABASE_URL: process.env.DATABASE_URL, PGMQ_DATABASE_URL: process.env.PGMQ_DATABASE_URL }
-  Object.assign(process.env, { DATABASE_URL: undefined, PGMQ_DATABASE_URL: undefined })
-  delete process.env.DATABASE_URL
-  delete process.env.PGMQ_DATABASE_URL
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) process.env[k] = v
-  try {
-    const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) })
-    return { code, stdout: out.join("\n"), stderr: err.join("\n") }
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k]
-      else process.env[k] = v
-    }
-  }
-}
+const cli = awa
 
 const schemas = async (url: string) => {
   const client = new pg.Client({ connectionString: url })

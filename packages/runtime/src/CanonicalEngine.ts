@@ -312,6 +312,21 @@ const insertOnce = async (
 }
 
 /**
+ * Explains why an operation on job `id` changed nothing: the job does not exist (JobNotFound), or its
+ * state does not allow the operation (JobStateConflict naming the states that do).
+ */
+const refuseByState = async (
+  db: Executor,
+  id: string,
+  operation: string,
+  allowed: ReadonlyArray<JobState>,
+): Promise<never> => {
+  const current = await db.query("get job state", jobsSql.jobState, [id])
+  if (current[0] === undefined) throw new JobNotFound({ id })
+  throw new JobStateConflict({ id, state: current[0].state as string, operation, allowed })
+}
+
+/**
  * The canonical engine: one mutable row per job in `awa.jobs`, claimed with `FOR UPDATE SKIP LOCKED`,
  * every attempt write guarded by `(id, run_lease)`.
  */
@@ -570,14 +585,7 @@ export const canonicalEngine: Engine = {
       throw error
     }
     if (rows[0] !== undefined) return toJob(rows[0])
-    const current = await db.query("get job state", jobsSql.jobState, [id])
-    if (current[0] === undefined) throw new JobNotFound({ id })
-    throw new JobStateConflict({
-      id,
-      state: current[0].state as string,
-      operation: "retry",
-      allowed: ["scheduled", "retryable", "completed", "failed", "cancelled"],
-    })
+    return refuseByState(db, id, "retry", ["scheduled", "retryable", "completed", "failed", "cancelled"])
   },
 
   cancelJob: async (db, id, reason) => {
@@ -586,14 +594,13 @@ export const canonicalEngine: Engine = {
       errorRecordJson(0, { kind: "cancelled", message: reason }),
     ])
     if (rows[0] !== undefined) return toJob(rows[0])
-    const current = await db.query("get job state", jobsSql.jobState, [id])
-    if (current[0] === undefined) throw new JobNotFound({ id })
-    throw new JobStateConflict({
-      id,
-      state: current[0].state as string,
-      operation: "cancel",
-      allowed: ["scheduled", "available", "running", "retryable", "waiting_external"],
-    })
+    return refuseByState(db, id, "cancel", [
+      "scheduled",
+      "available",
+      "running",
+      "retryable",
+      "waiting_external",
+    ])
   },
 
   cancelByUniqueKey: async (db, uniqueKey, reason) => {

@@ -1,3 +1,4 @@
+import type { ResolvedInsertOptions } from "@awa/model/InsertOptions"
 import type { JobState } from "@awa/model/JobState"
 import type { Executor } from "./PgExecutor.js"
 
@@ -116,28 +117,15 @@ export interface ClaimedJob extends AttemptRef {
   readonly createdAt: Date
 }
 
-/** A validated row ready to insert (produced by the producer from a definition, args and options). */
-export interface InsertRow {
+/**
+ * A validated row ready to insert (produced by the producer from a definition, args and options): the
+ * resolved insert options, with the unique options reduced to the key and the states that hold it.
+ */
+export interface InsertRow extends Omit<ResolvedInsertOptions, "unique"> {
   /** Job kind. */
   readonly kind: string
-  /** Queue. */
-  readonly queue: string
   /** Encoded args as JSON text. */
   readonly argsJson: string
-  /** Priority 1..4. */
-  readonly priority: number
-  /** Max attempts. */
-  readonly maxAttempts: number
-  /** Absolute run time, or null. */
-  readonly runAt: Date | null
-  /** Delay from insert (database clock) in ms, or null. */
-  readonly delayMs: number | null
-  /** Per-attempt timeout in ms, or null. */
-  readonly timeoutMs: number | null
-  /** Tags. */
-  readonly tags: ReadonlyArray<string>
-  /** Metadata as JSON text. */
-  readonly metadataJson: string
   /** Unique key as lowercase hex, or null. */
   readonly uniqueKey: string | null
   /** States in which the unique key is held (null when not unique). */

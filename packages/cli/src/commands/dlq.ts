@@ -2,7 +2,7 @@ import { type DlqTarget, makeAdmin } from "@awa/runtime/Admin"
 import { Data } from "effect"
 import type { ParsedCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
-import { databaseUrlFlag, jsonFlag } from "../internal/CommonFlags.js"
+import { databaseUrlFlag, jsonFlag, pageFlags } from "../internal/CommonFlags.js"
 import { withDatabase } from "../internal/Database.js"
 import {
   cursorFlag,
@@ -94,9 +94,7 @@ enabled), a page at a time (--limit, default 50). When more match, the output en
 cursor: pass it as --cursor.`,
   flags: {
     ...filterFlags,
-    limit: { type: "string", description: "rows per page, 1..10000 (default 50)" },
-    cursor: { type: "string", description: "the next-page cursor printed by the previous page" },
-    json: { type: "boolean", description: "print {items, nextCursor} as JSON" },
+    ...pageFlags,
     "database-url": databaseUrlFlag,
   },
   run: async (parsed, output) => {

@@ -3,7 +3,7 @@ import type { Job } from "@awa/runtime/Engine"
 import type { PgPool } from "@awa/runtime/PgExecutor"
 import type { ParsedCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
-import { databaseUrlFlag, jsonFlag } from "../internal/CommonFlags.js"
+import { databaseUrlFlag, jsonFlag, pageFlags } from "../internal/CommonFlags.js"
 import { withDatabase } from "../internal/Database.js"
 import {
   cursorFlag,
@@ -47,10 +47,8 @@ completed, retryable, failed, cancelled, waiting_external.`,
     queue: { type: "string", description: "only this queue" },
     kind: { type: "string", description: "only this job kind" },
     tag: { type: "string", description: "only jobs carrying this tag" },
-    limit: { type: "string", description: "rows per page, 1..10000 (default 50)" },
-    cursor: { type: "string", description: "the next-page cursor printed by the previous page" },
+    ...pageFlags,
     order: { type: "string", description: "desc (newest first, default) or asc" },
-    json: { type: "boolean", description: "print {items, nextCursor} as JSON" },
     "database-url": databaseUrlFlag,
   },
   run: async (parsed, output) => {

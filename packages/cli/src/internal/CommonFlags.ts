@@ -9,3 +9,10 @@ export const databaseUrlFlag: FlagSpec = {
 
 /** `--json`: print the command's data as JSON instead of a table. */
 export const jsonFlag: FlagSpec = { type: "boolean", description: "print the result as JSON" }
+
+/** `--limit`, `--cursor` and `--json` of the keyset-paginated list commands. */
+export const pageFlags: Readonly<Record<"limit" | "cursor" | "json", FlagSpec>> = {
+  limit: { type: "string", description: "rows per page, 1..10000 (default 50)" },
+  cursor: { type: "string", description: "the next-page cursor printed by the previous page" },
+  json: { type: "boolean", description: "print {items, nextCursor} as JSON" },
+}
