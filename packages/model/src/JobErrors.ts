@@ -125,6 +125,21 @@ export class FilterRequired extends Schema.TaggedError<FilterRequired>()("Filter
   }
 }
 
+/**
+ * An argument of an admin operation (a job id, a queue name, a page limit or cursor, a duration) that is not
+ * valid. Raised before anything reaches the database.
+ */
+export class InvalidAdminArgument extends Schema.TaggedError<InvalidAdminArgument>()("InvalidAdminArgument", {
+  operation: Schema.String,
+  argument: Schema.String,
+  value: Schema.String,
+  expected: Schema.String,
+}) {
+  override get message(): string {
+    return `Cannot ${this.operation}: ${this.argument} is ${this.value}, expected ${this.expected}. Nothing was changed.`
+  }
+}
+
 /** An attempt's deadline (its per-attempt timeout) passed before the handler finished. Recorded on the job. */
 export class JobDeadlineExceeded extends Schema.TaggedError<JobDeadlineExceeded>()("JobDeadlineExceeded", {
   kind: Schema.String,

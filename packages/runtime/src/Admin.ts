@@ -1,7 +1,16 @@
 import { validateQueueName } from "@awa/model/InsertOptions"
-import { FilterRequired, JobNotFound } from "@awa/model/JobErrors"
-import { Duration, Option } from "effect"
+import {
+  FilterRequired,
+  type FilterRequired as FilterRequiredError,
+  InvalidAdminArgument,
+  JobNotFound,
+  type JobStateConflict,
+  type UniqueKeyHeld,
+} from "@awa/model/JobErrors"
+import { type JobState, jobStates } from "@awa/model/JobState"
+import { Context, Duration, Effect, Layer, Option } from "effect"
 import { canonicalEngine } from "./CanonicalEngine.js"
+import { type DatabaseError, toDatabaseError } from "./DatabaseError.js"
 import type {
   DeadLetter,
   DlqFilter,
@@ -17,7 +26,7 @@ import type {
   QueueStats,
 } from "./Engine.js"
 import * as leadersSql from "./internal/sql/leaders.js"
-import { type Db, toExecutor } from "./PgExecutor.js"
+import { type Db, PgExecutor, toExecutor } from "./PgExecutor.js"
 
 /** A bulk DLQ target: a filter, or `all: true` to act on every entry deliberately. */
 export type DlqBulkTarget = DlqFilter & { readonly all?: boolean }
@@ -108,22 +117,57 @@ export interface AdminOptions {
 }
 
 const idPattern = /^[1-9][0-9]{0,18}$/
+const maxPageLimit = 10_000
 
+const shown = (value: unknown): string => {
+  if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "number" || typeof value === "boolean" || value == null) return String(value)
+  return Object.prototype.toString.call(value)
+}
+
+const invalid = (operation: string, argument: string, value: unknown, expected: string) =>
+  new InvalidAdminArgument({ operation, argument, value: shown(value), expected })
+
+// A well-formed id that names no job is "not found"; an id that cannot be a job id is not found either,
+// so callers see one error for both (and no string ever reaches a bigint parameter).
 const checkId = (id: string): string => {
   if (!idPattern.test(String(id))) throw new JobNotFound({ id: String(id) })
   return id
 }
 
-const checkQueue = (queue: string): string => {
+const checkQueue = (operation: string, queue: string): string => {
   const valid = validateQueueName("-", queue)
-  if (typeof valid !== "string") throw valid
+  if (typeof valid !== "string") throw invalid(operation, "queue", queue, valid.expected)
   return valid
+}
+
+const checkStates = (operation: string, states: ReadonlyArray<JobState> | undefined): void => {
+  for (const state of states ?? []) {
+    if (!(jobStates as ReadonlyArray<unknown>).includes(state)) {
+      throw invalid(operation, "states", state, `one of ${jobStates.join(", ")}`)
+    }
+  }
+}
+
+const checkPage = (operation: string, page: Page | undefined): Page => {
+  if (page === undefined) return {}
+  const { limit, cursor, order } = page
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= maxPageLimit)) {
+    throw invalid(operation, "limit", limit, `a whole number from 1 to ${maxPageLimit}`)
+  }
+  if (cursor !== undefined && !idPattern.test(String(cursor))) {
+    throw invalid(operation, "cursor", cursor, "the nextCursor of a previous page (a job id)")
+  }
+  if (order !== undefined && order !== "asc" && order !== "desc") {
+    throw invalid(operation, "order", order, '"asc" or "desc"')
+  }
+  return page
 }
 
 const bulk = (operation: string, target: DlqTarget): { readonly id: string } | DlqFilter => {
   if ("id" in target) return { id: checkId(target.id) }
   const filter: DlqFilter = {
-    ...(target.queue === undefined ? {} : { queue: target.queue }),
+    ...(target.queue === undefined ? {} : { queue: checkQueue(operation, target.queue) }),
     ...(target.kind === undefined ? {} : { kind: target.kind }),
   }
   if (filter.queue === undefined && filter.kind === undefined && target.all !== true) {
@@ -133,19 +177,18 @@ const bulk = (operation: string, target: DlqTarget): { readonly id: string } | D
 }
 
 const dueFilter = (target: DueTarget): DueFilter => {
+  const operation = "make jobs due"
   let withinMs: number | undefined
   if (target.within !== undefined) {
     const decoded = Duration.fromInput(target.within)
     withinMs = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : Number.NaN
     if (!Number.isFinite(withinMs) || withinMs < 0) {
-      throw new RangeError(
-        `makeDue: within must be a finite, non-negative duration, got ${String(target.within)}.`,
-      )
+      throw invalid(operation, "within", target.within, "a finite, non-negative duration")
     }
   }
   const filter: DueFilter = {
     ...(target.ids === undefined ? {} : { ids: target.ids.map(checkId) }),
-    ...(target.queue === undefined ? {} : { queue: checkQueue(target.queue) }),
+    ...(target.queue === undefined ? {} : { queue: checkQueue(operation, target.queue) }),
     ...(target.kind === undefined ? {} : { kind: target.kind }),
     ...(withinMs === undefined ? {} : { withinMs }),
   }
@@ -155,8 +198,15 @@ const dueFilter = (target: DueTarget): DueFilter => {
     filter.kind === undefined &&
     target.all !== true
   ) {
-    throw new FilterRequired({ operation: "make jobs due", filters: ["ids", "queue", "kind"] })
+    throw new FilterRequired({ operation, filters: ["ids", "queue", "kind"] })
   }
+  return filter
+}
+
+const jobFilter = (operation: string, filter: JobFilter | undefined): JobFilter => {
+  if (filter === undefined) return {}
+  if (filter.queue !== undefined) checkQueue(operation, filter.queue)
+  checkStates(operation, filter.states)
   return filter
 }
 
@@ -170,14 +220,25 @@ export const makeAdmin = (options?: AdminOptions): Admin => {
       if (job === null) throw new JobNotFound({ id })
       return job
     },
-    listJobs: async (db, filter, page) => engine.listJobs(toExecutor(db), filter ?? {}, page ?? {}),
+    listJobs: async (db, filter, page) =>
+      engine.listJobs(toExecutor(db), jobFilter("list jobs", filter), checkPage("list jobs", page)),
     retryJob: async (db, id) => engine.retryJob(toExecutor(db), checkId(id)),
     cancelJob: async (db, id, reason) =>
       engine.cancelJob(toExecutor(db), checkId(id), reason ?? "cancelled by an operator"),
-    pauseQueue: async (db, queue) => engine.setQueuePaused(toExecutor(db), checkQueue(queue), true),
-    resumeQueue: async (db, queue) => engine.setQueuePaused(toExecutor(db), checkQueue(queue), false),
-    setQueueDlq: async (db, queue, enabled) => engine.setQueueDlq(toExecutor(db), checkQueue(queue), enabled),
-    listDlq: async (db, filter, page) => engine.listDlq(toExecutor(db), filter ?? {}, page ?? {}),
+    pauseQueue: async (db, queue) =>
+      engine.setQueuePaused(toExecutor(db), checkQueue("pause a queue", queue), true),
+    resumeQueue: async (db, queue) =>
+      engine.setQueuePaused(toExecutor(db), checkQueue("resume a queue", queue), false),
+    setQueueDlq: async (db, queue, enabled) =>
+      engine.setQueueDlq(toExecutor(db), checkQueue("set a queue's DLQ", queue), enabled),
+    listDlq: async (db, filter, page) =>
+      engine.listDlq(
+        toExecutor(db),
+        filter?.queue === undefined
+          ? (filter ?? {})
+          : { ...filter, queue: checkQueue("list the DLQ", filter.queue) },
+        checkPage("list the DLQ", page),
+      ),
     getDlq: async (db, id) => {
       const entry = await engine.getDlq(toExecutor(db), checkId(id))
       if (entry === null) throw new JobNotFound({ id })
@@ -186,7 +247,7 @@ export const makeAdmin = (options?: AdminOptions): Admin => {
     retryDlq: async (db, target) => engine.retryDlq(toExecutor(db), bulk("retry dead-lettered jobs", target)),
     purgeDlq: async (db, target) => engine.purgeDlq(toExecutor(db), bulk("purge dead-lettered jobs", target)),
     makeDue: async (db, target) => engine.makeDue(toExecutor(db), dueFilter(target)),
-    purgeQueue: async (db, queue) => engine.purgeQueue(toExecutor(db), checkQueue(queue)),
+    purgeQueue: async (db, queue) => engine.purgeQueue(toExecutor(db), checkQueue("purge a queue", queue)),
     activeEngine: async (db) => {
       const rows = await toExecutor(db).query("read active engine", leadersSql.activeEngine, [])
       return (rows[0]?.active_engine as EngineName | undefined) ?? "canonical"
@@ -203,4 +264,54 @@ export const makeAdmin = (options?: AdminOptions): Admin => {
       }
     },
   }
+}
+
+/** The typed errors of admin operations, besides `DatabaseError`. */
+export type AdminError =
+  | JobNotFound
+  | JobStateConflict
+  | UniqueKeyHeld
+  | FilterRequiredError
+  | InvalidAdminArgument
+
+const adminErrorTags: ReadonlySet<string> = new Set([
+  "JobNotFound",
+  "JobStateConflict",
+  "UniqueKeyHeld",
+  "FilterRequired",
+  "InvalidAdminArgument",
+])
+
+const isAdminError = (cause: unknown): cause is AdminError =>
+  typeof cause === "object" && cause !== null && adminErrorTags.has((cause as { _tag?: string })._tag ?? "")
+
+/** The admin operations as Effects: the same operations as `Admin`, taking the database from `PgExecutor`. */
+export type AdminEffects = {
+  readonly [K in keyof Admin]: Admin[K] extends (db: Db, ...args: infer Args) => Promise<infer A>
+    ? (...args: Args) => Effect.Effect<A, AdminError | DatabaseError, PgExecutor>
+    : never
+}
+
+/** The admin API as an Effect service: each operation runs on the `PgExecutor` in the context. */
+export class AdminService extends Context.Service<AdminService, AdminEffects>()("@awa/runtime/Admin") {
+  /** Builds the service over an admin made with `makeAdmin(options)`. */
+  static readonly make = (options?: AdminOptions): AdminService["Service"] => {
+    const admin = makeAdmin(options)
+    const lift =
+      (name: string, run: (db: Db, ...args: ReadonlyArray<unknown>) => Promise<unknown>) =>
+      (...args: ReadonlyArray<unknown>) =>
+        Effect.flatMap(Effect.service(PgExecutor), (db) =>
+          Effect.tryPromise({
+            try: () => run(db, ...args),
+            catch: (cause) => (isAdminError(cause) ? cause : toDatabaseError(`admin ${name}`, cause)),
+          }),
+        )
+    return Object.fromEntries(
+      Object.entries(admin).map(([name, run]) => [name, lift(name, run)]),
+    ) as unknown as AdminEffects
+  }
+
+  /** A layer providing the admin service. */
+  static readonly layer = (options?: AdminOptions): Layer.Layer<AdminService> =>
+    Layer.succeed(AdminService, AdminService.make(options))
 }

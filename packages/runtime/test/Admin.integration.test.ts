@@ -1,16 +1,17 @@
 import { defineJob } from "@awa/model/JobDefinition"
 import {
   FilterRequired,
-  InvalidInsertOptions,
+  InvalidAdminArgument,
   JobNotFound,
   JobStateConflict,
   UniqueKeyHeld,
 } from "@awa/model/JobErrors"
-import { Schema } from "effect"
+import { Effect, Exit, Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import { makeAdmin } from "../src/Admin.js"
+import { AdminService, makeAdmin } from "../src/Admin.js"
 import { canonicalEngine } from "../src/CanonicalEngine.js"
-import { toExecutor } from "../src/PgExecutor.js"
+import { DatabaseError } from "../src/DatabaseError.js"
+import { PgExecutor, toExecutor } from "../src/PgExecutor.js"
 import { job, makeProducer } from "../src/Producer.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
 
@@ -19,6 +20,13 @@ const producer = makeProducer()
 const admin = makeAdmin()
 const A = defineJob({ kind: "a", args: Schema.Struct({ n: Schema.Number }) })
 const B = defineJob({ kind: "b", args: Schema.Struct({ n: Schema.Number }), queue: "other" })
+
+// The typed failure of an Exit (undefined for a success or a defect).
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined => {
+  if (!Exit.isFailure(exit)) return undefined
+  const error = Exit.findErrorOption(exit)
+  return error._tag === "Some" ? error.value : undefined
+}
 
 const ids = (results: ReadonlyArray<{ _tag: string; id?: string }>): Array<string> =>
   results.map((r) => {
@@ -157,8 +165,81 @@ describe("Admin", () => {
   })
 
   it("validates queue names and reads the active engine", async () => {
-    await expect(admin.pauseQueue(db.pool, "no spaces")).rejects.toBeInstanceOf(InvalidInsertOptions)
+    await expect(admin.pauseQueue(db.pool, "no spaces")).rejects.toBeInstanceOf(InvalidAdminArgument)
+    await expect(admin.pauseQueue(db.pool, "no spaces")).rejects.toThrow(
+      /Cannot pause a queue: queue is "no spaces", expected 1\.\.\d+ characters/,
+    )
     expect(await admin.activeEngine(db.pool)).toBe("canonical")
     expect(await admin.maintenanceLeader(db.pool)).toBeNull()
+  })
+
+  it("rejects bad page, filter and duration arguments before they reach the database, changing nothing", async () => {
+    const [id] = ids(await producer.insertMany(db.pool, [job(A, { n: 1 })]))
+    const bad: ReadonlyArray<[Promise<unknown>, string]> = [
+      [admin.listJobs(db.pool, {}, { limit: 0 }), "limit"],
+      [admin.listJobs(db.pool, {}, { limit: 2.5 }), "limit"],
+      [admin.listJobs(db.pool, {}, { limit: Number.NaN }), "limit"],
+      [admin.listJobs(db.pool, {}, { limit: 10_001 }), "limit"],
+      [admin.listJobs(db.pool, {}, { cursor: "abc" }), "cursor"],
+      [admin.listJobs(db.pool, {}, { order: "sideways" as "asc" }), "order"],
+      [admin.listJobs(db.pool, { states: ["done" as "completed"] }), "states"],
+      [admin.listJobs(db.pool, { queue: "Bad Queue" }), "queue"],
+      [admin.listDlq(db.pool, { queue: "" }), "queue"],
+      [admin.listDlq(db.pool, {}, { cursor: "-1" }), "cursor"],
+      [admin.retryDlq(db.pool, { queue: "a'b" }), "queue"],
+      [admin.makeDue(db.pool, { all: true, within: "-5 seconds" as "5 seconds" }), "within"],
+    ]
+    for (const [attempt, argument] of bad) {
+      const error = await attempt.then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(error).toBeInstanceOf(InvalidAdminArgument)
+      expect((error as InvalidAdminArgument).argument).toBe(argument)
+      expect((error as InvalidAdminArgument).message).toMatch(/Nothing was changed\.$/)
+    }
+    expect((await admin.getJob(db.pool, id!)).state).toBe("available")
+    // Limits at the edges are fine.
+    expect((await admin.listJobs(db.pool, {}, { limit: 1 })).items).toHaveLength(1)
+    expect((await admin.listJobs(db.pool, {}, { limit: 10_000 })).items).toHaveLength(1)
+  })
+
+  it("is an Effect service too: same operations on the PgExecutor in context, typed failures", async () => {
+    const [id] = ids(await producer.insertMany(db.pool, [job(A, { n: 1 })]))
+    const run = <A, E>(effect: Effect.Effect<A, E, AdminService | PgExecutor>) =>
+      Effect.runPromiseExit(
+        effect.pipe(Effect.provide(AdminService.layer()), Effect.provide(PgExecutor.layer(db.pool))),
+      )
+    const got = await run(Effect.flatMap(Effect.service(AdminService), (a) => a.getJob(id!)))
+    expect(Exit.isSuccess(got) && got.value.id).toBe(id)
+
+    const cancelled = await run(
+      Effect.flatMap(Effect.service(AdminService), (a) => a.cancelJob(id!, "from Effect")),
+    )
+    expect(Exit.isSuccess(cancelled) && cancelled.value.state).toBe("cancelled")
+
+    const conflict = await run(Effect.flatMap(Effect.service(AdminService), (a) => a.cancelJob(id!)))
+    expect(failureOf(conflict)).toMatchObject({ _tag: "JobStateConflict", id })
+    const missing = await run(Effect.flatMap(Effect.service(AdminService), (a) => a.getJob("999999")))
+    expect(failureOf(missing)).toMatchObject({ _tag: "JobNotFound", id: "999999" })
+    const unfiltered = await run(Effect.flatMap(Effect.service(AdminService), (a) => a.purgeDlq({})))
+    expect(failureOf(unfiltered)).toBeInstanceOf(FilterRequired)
+
+    // A database that is not there fails with a DatabaseError, not a defect.
+    const gone = new (await import("pg")).default.Pool({
+      connectionString: "postgres://postgres:postgres@127.0.0.1:1/none",
+      connectionTimeoutMillis: 2000,
+    })
+    try {
+      const exit = await Effect.runPromiseExit(
+        Effect.flatMap(Effect.service(AdminService), (a) => a.queueStats()).pipe(
+          Effect.provide(AdminService.layer()),
+          Effect.provide(PgExecutor.layer(gone)),
+        ),
+      )
+      expect(failureOf(exit)).toBeInstanceOf(DatabaseError)
+    } finally {
+      await gone.end()
+    }
   })
 })
