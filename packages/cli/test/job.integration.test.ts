@@ -123,6 +123,8 @@ describe("awa job: bad input is refused with a usage error before anything reach
     [["job", "get", "abc"], '"abc" is not a job id'],
     [["job", "get", "1", "2"], "unexpected arguments"],
     [["job", "lst"], 'Unknown job command "lst". Did you mean "list"?'],
+    [["job", "lsit"], 'Unknown job command "lsit". Did you mean "list"?'],
+    [["job", "retyr", "1"], 'Did you mean "retry"?'],
   ] as const)("awa %j exits 2", async (argv, message) => {
     const r = await awa(argv, { DATABASE_URL: "postgres://nobody@127.0.0.1:1/nothing" })
     expect(r.code, r.stderr).toBe(ExitCode.usage)

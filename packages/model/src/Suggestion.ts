@@ -17,15 +17,21 @@ export const closestMatch = (input: string, candidates: ReadonlyArray<string>): 
   return bestDistance <= limit ? best : undefined
 }
 
+// Optimal string alignment distance: insertions, deletions, substitutions and swaps of two adjacent
+// characters each cost 1, so the common typo "lsit" is one edit from "list".
 const editDistance = (a: string, b: string): number => {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i)
+  const rows: Array<Array<number>> = [Array.from({ length: b.length + 1 }, (_, j) => j)]
   for (let i = 1; i <= a.length; i++) {
-    const current = [i]
+    const row = [i]
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1
-      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost)
+      const above = rows[i - 1]!
+      let d = Math.min(above[j]! + 1, row[j - 1]! + 1, above[j - 1]! + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d = Math.min(d, rows[i - 2]![j - 2]! + 1)
+      row[j] = d
     }
-    previous = current
+    rows.push(row)
   }
-  return previous[b.length] ?? 0
+  return rows[a.length]![b.length]!
 }
