@@ -158,7 +158,10 @@ export const resolveSetNames = (
 export interface SetSelection {
   /** Restrict to these sets (validated; unknown names fail with a suggestion). Default: canonical and queue-storage, plus pgmq with `withPgmq`. */
   readonly sets?: ReadonlyArray<string> | undefined
-  /** Also cover the optional pgmq set (role `pgmq`). Default false. */
+  /**
+   * Also cover the optional pgmq set (role `pgmq`), installing it if needed. Default false; a database
+   * where pgmq is already installed is covered either way (by `migrate`, `status` and `plan`).
+   */
   readonly withPgmq?: boolean | undefined
   /** Force how pgmq is provided instead of detecting it (when rendering without a database: default `sql`). */
   readonly pgmqProvider?: PgmqProvider | undefined

@@ -337,11 +337,23 @@ export class Migrator extends Context.Service<
         return hasSchema ? "existing" : hasExtension ? "extension" : "sql"
       })
 
+    /**
+     * The chosen sets, plus pgmq when the default selection is asked for and pgmq is already installed
+     * (ledgered on the pgmq database): once installed with --with-pgmq, later runs keep it up to date and
+     * report it, as they do for queue-storage schemas.
+     */
+    const setsFor = (options: MigrateOptions, indexes: Map<Database, LedgerIndex>) =>
+      Effect.map(selectedSets(options), (names) => {
+        const defaultSelection = options.sets === undefined || options.sets.length === 0
+        const installed = indexes.get(topology.pgmq)?.has(unitKey("pgmq", "pgmq")) === true
+        return defaultSelection && installed && !names.includes("pgmq") ? [...names, "pgmq" as const] : names
+      })
+
     /** Resolves the units (set instances on their databases) for the chosen sets. */
     const unitsFor = (options: MigrateOptions, indexes: Map<Database, LedgerIndex>) =>
       Effect.gen(function* () {
         const units: Array<Unit> = []
-        for (const name of yield* selectedSets(options)) {
+        for (const name of yield* setsFor(options, indexes)) {
           const set = getMigrationSet(name)
           const database = set.role === "primary" ? topology.primary : topology.pgmq
           const index = indexes.get(database) ?? new Map()

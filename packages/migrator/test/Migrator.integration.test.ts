@@ -105,6 +105,37 @@ describe("split and single mode", () => {
     expect(primary.ledger.some((l) => l.startsWith("pgmq/"))).toBe(false)
   })
 
+  it("once installed, pgmq is kept up to date and reported without --with-pgmq, in either mode", async () => {
+    for (const mode of ["single", "split"] as const) {
+      const db = await freshDatabases(mode)
+      const urls = { databaseUrl: db.primaryUrl, pgmqDatabaseUrl: db.pgmqUrl }
+      expect((await migrationStatus(urls)).map((s) => s.set)).toEqual(["canonical", "queue-storage"])
+      await migrate({ ...urls, withPgmq: true })
+      const status = await migrationStatus(urls)
+      expect(status.map((s) => [s.set, s.pending.length])).toEqual([
+        ["canonical", 0],
+        ["queue-storage", 0],
+        ["pgmq", 0],
+      ])
+      expect(await planMigrations(urls)).toEqual([])
+      // An applied pgmq migration edited afterwards is caught by a plain migrate, changing nothing.
+      await withClient(db.pgmqUrl, (c) =>
+        c.query(
+          "UPDATE awa_migrator.ledger SET checksum = repeat('0', 64) WHERE migration_set = 'pgmq' AND version = 1",
+        ),
+      )
+      const before = await snapshotCatalog(db.pgmqUrl)
+      const error = await migrate(urls).catch((e: unknown) => e)
+      expect(error, mode).toBeInstanceOf(MigrationDrift)
+      expect((error as Error).message).toMatch(/pgmq\/pgmq version 1/)
+      expect(await snapshotCatalog(db.pgmqUrl)).toEqual(before)
+      // An explicit --set still narrows to what was asked for.
+      expect((await migrationStatus({ ...urls, sets: ["canonical"] })).map((s) => s.set)).toEqual([
+        "canonical",
+      ])
+    }
+  })
+
   it("single mode puts everything in one database", async () => {
     const db = await freshDatabases("single")
     await migrate({ databaseUrl: db.primaryUrl, pgmqDatabaseUrl: db.primaryUrl, withPgmq: true })
