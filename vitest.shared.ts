@@ -2,26 +2,11 @@
 // awaVitestConfig(import.meta.dirname)` (plus anything of its own).
 import { join } from "node:path"
 import { defineConfig, type ViteUserConfig } from "vitest/config"
+import { installMapGroupBy } from "./packages/testing/src/internal/MapGroupBy.js"
 
-// vitest 5's reporter calls Map.groupBy (Node >= 21) when it prints failures; on Node 20 it would crash
-// instead of showing them. This module is evaluated in the main vitest process, where the reporter runs.
-if (typeof (Map as { groupBy?: unknown }).groupBy !== "function") {
-  Object.defineProperty(Map, "groupBy", {
-    configurable: true,
-    writable: true,
-    value: <K, T>(items: Iterable<T>, key: (item: T, index: number) => K): Map<K, T[]> => {
-      const groups = new Map<K, T[]>()
-      let index = 0
-      for (const item of items) {
-        const k = key(item, index++)
-        const group = groups.get(k)
-        if (group) group.push(item)
-        else groups.set(k, [item])
-      }
-      return groups
-    },
-  })
-}
+// Node 20: vitest 5 prints failures with Map.groupBy (Node >= 21). The global setup installs it too; this
+// covers packages that run without it (postgres: false).
+installMapGroupBy()
 
 const testingSrc = join(import.meta.dirname, "packages", "testing", "src")
 
