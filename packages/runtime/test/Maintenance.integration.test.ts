@@ -107,6 +107,7 @@ describe("Maintenance", () => {
     await waitFor("dead-lettered", async () => (await admin.listDlq(db.pool)).items.length === 1)
     const entry = await admin.getDlq(db.pool, id)
     expect(entry.errors[0]).toMatchObject({ kind: "rescued", attempt: 1 })
+    expect(entry.errors[0]?.at).toBe(new Date(entry.errors[0]?.at ?? "").toISOString())
     await waitFor("maintenance event", () => events.ofType("maintenance").some((e) => e.rescued === 1))
   })
 

@@ -92,7 +92,9 @@ describe("Worker", () => {
       [2, "error", "boom 7"],
       [3, "error", "boom 7"],
     ])
-    expect(failed.errors.every((e) => typeof e.at === "string" && e.name === "Error")).toBe(true)
+    expect(failed.errors.every((e) => e.name === "Error")).toBe(true)
+    // Recorded times read like every other time in the API: ISO 8601 in UTC.
+    expect(failed.errors.map((e) => new Date(e.at).toISOString())).toEqual(failed.errors.map((e) => e.at))
     await waitFor("events", () => log.ofType("failed").length === 1)
     expect(log.ofType("retried").map((e) => e.delayMs)).toEqual([1, 2])
     expect(log.ofType("failed")[0]?.deadLettered).toBe(false)

@@ -12,9 +12,11 @@ export const jobColumns = `j.id, j.kind, j.queue, j.args, j.state, j.priority, j
   j.run_at, j.attempted_at, j.heartbeat_at, j.deadline_at, j.finalized_at, j.attempt_timeout_ms, j.errors, j.tags,
   j.metadata, encode(j.unique_key, 'hex') AS unique_key, j.unique_states, j.created_at`
 
-// An error record gets the database's clock so every recorded time comes from one clock.
-const appendError = (errorExpr: string) =>
-  `coalesce(j.errors, '[]'::jsonb) || jsonb_build_array((${errorExpr})::jsonb || jsonb_build_object('at', now()))`
+// An error record gets the database's clock so every recorded time comes from one clock, written as an ISO
+// 8601 UTC string (the form every other time in the API takes) rather than Postgres's text form.
+const appendError = (errorExpr: string, errorsColumn = "j.errors") =>
+  `coalesce(${errorsColumn}, '[]'::jsonb) || jsonb_build_array((${errorExpr})::jsonb || jsonb_build_object('at',
+     to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))`
 
 /**
  * Inserts many jobs in one statement from parallel arrays ($1 kind, $2 queue, $3 args JSON, $4 priority,
@@ -185,7 +187,7 @@ export const failAttempts = statement(
      INSERT INTO awa.dlq (id, kind, queue, args, priority, attempt, max_attempts, run_lease, attempt_timeout_ms,
        errors, tags, metadata, unique_key, unique_states, reason, created_at)
      SELECT m.id, m.kind, m.queue, m.args, m.priority, m.attempt, m.max_attempts, m.run_lease, m.attempt_timeout_ms,
-       coalesce(m.errors, '[]'::jsonb) || jsonb_build_array(m.new_error::jsonb || jsonb_build_object('at', now())),
+       ${appendError("m.new_error", "m.errors")},
        m.tags, m.metadata, m.unique_key, m.unique_states, coalesce(m.new_error::jsonb ->> 'message', 'failed'),
        m.created_at
      FROM moved m
