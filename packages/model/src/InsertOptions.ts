@@ -1,7 +1,13 @@
 import { Duration, Option } from "effect"
 import { InvalidInsertOptions, type JobPayloadNotSerializable, type JobPayloadTooLarge } from "./JobErrors.js"
 import { serializeJobPayload } from "./JobPayload.js"
-import { defaultUniqueStates, isJobState, type JobState } from "./JobState.js"
+import {
+  defaultUniqueStates,
+  isJobState,
+  type JobState,
+  jobStates,
+  nonTerminalJobStates,
+} from "./JobState.js"
 import {
   defaultMaxAttempts,
   defaultPriority,
@@ -27,7 +33,10 @@ export interface UniqueOptions {
   readonly byArgs?: boolean
   /** Include a time bucket of this length (from the job's run time), allowing one job per period. */
   readonly byPeriod?: Duration.Input
-  /** States in which the key is held (default `defaultUniqueStates`: all but `failed` and `cancelled`). */
+  /**
+   * States in which the key is held (default `defaultUniqueStates`: all but `failed` and `cancelled`). It
+   * must include every non-terminal state (`nonTerminalJobStates`); choose which terminal ones to add.
+   */
   readonly states?: ReadonlyArray<JobState>
 }
 
@@ -236,8 +245,17 @@ const resolveUnique = (
     return bad(kind, "unique.byPeriod", opts.byPeriod, "a finite duration of at least 1 ms")
   }
   const states = opts.states ?? defaultUniqueStates
-  if (!Array.isArray(states) || states.length === 0 || !states.every(isJobState)) {
-    return bad(kind, "unique.states", states, "a non-empty array of job states")
+  if (!Array.isArray(states) || !states.every(isJobState)) {
+    return bad(kind, "unique.states", states, `an array of job states (${jobStates.join(", ")})`)
+  }
+  const missing = nonTerminalJobStates.filter((state) => !states.includes(state))
+  if (missing.length > 0) {
+    return bad(
+      kind,
+      "unique.states",
+      states,
+      `every state a job moves through on its own (${nonTerminalJobStates.join(", ")}); missing ${missing.join(", ")}. Add completed, failed or cancelled to also refuse duplicates of finished jobs`,
+    )
   }
   return {
     byQueue: opts.byQueue ?? false,

@@ -22,6 +22,14 @@ export const JobStateSchema = Schema.Literals(jobStates)
 export const terminalJobStates: ReadonlyArray<JobState> = ["completed", "failed", "cancelled"]
 
 /**
+ * States a job moves between on its own (claims, retries, snoozes, promotion): a unique job must hold its
+ * key in all of them, or such a move could run into another job that took the key meanwhile.
+ */
+export const nonTerminalJobStates: ReadonlyArray<JobState> = jobStates.filter(
+  (state) => !terminalJobStates.includes(state),
+)
+
+/**
  * The states in which a unique job holds its key unless its unique options say otherwise: every state
  * except `failed` and `cancelled`, so a duplicate of a completed job is refused until retention deletes it
  * (use a time bucket, `unique.byPeriod`, to allow one job per period instead).

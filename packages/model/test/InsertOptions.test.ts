@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest"
 import { type ResolvedInsertOptions, resolveInsertOptions, validateQueueName } from "../src/InsertOptions.js"
 import { InvalidInsertOptions, JobPayloadTooLarge } from "../src/JobErrors.js"
-import { defaultUniqueStates } from "../src/JobState.js"
+import { defaultUniqueStates, jobStates, nonTerminalJobStates } from "../src/JobState.js"
 
 const ok = (r: ReturnType<typeof resolveInsertOptions>): ResolvedInsertOptions => {
   if (r instanceof Error) throw r
@@ -51,6 +51,9 @@ describe("resolveInsertOptions", () => {
     expect(optionOf(resolveInsertOptions("k", undefined, { tags: Array(21).fill("t") }))).toBe("tags")
     expect(optionOf(resolveInsertOptions("k", undefined, { tags: [""] }))).toBe("tags")
     expect(optionOf(resolveInsertOptions("k", undefined, { unique: { states: [] } }))).toBe("unique.states")
+    expect(optionOf(resolveInsertOptions("k", undefined, { unique: { states: ["nope" as never] } }))).toBe(
+      "unique.states",
+    )
     expect(optionOf(resolveInsertOptions("k", undefined, { metadata: [] as never }))).toBe("metadata")
   })
 
@@ -63,6 +66,19 @@ describe("resolveInsertOptions", () => {
     expect(resolveInsertOptions("k", undefined, { metadata: { x: "y".repeat(70_000) } })).toBeInstanceOf(
       JobPayloadTooLarge,
     )
+  })
+
+  it("requires unique keys to be held in every state a job moves through on its own", () => {
+    // Released while running, a key could be taken by a duplicate; the job's own retry would then collide.
+    const err = resolveInsertOptions("k", undefined, {
+      unique: { states: ["available", "scheduled", "completed"] },
+    }) as InvalidInsertOptions
+    expect(err).toBeInstanceOf(InvalidInsertOptions)
+    expect(err.message).toMatch(/unique\.states.*missing running, retryable, waiting_external/)
+    const live = ok(resolveInsertOptions("k", undefined, { unique: { states: [...nonTerminalJobStates] } }))
+    expect(live.unique?.states).toEqual(nonTerminalJobStates)
+    const all = ok(resolveInsertOptions("k", undefined, { unique: { states: [...jobStates] } }))
+    expect(all.unique?.states).toEqual(jobStates)
   })
 
   it("resolves unique options", () => {

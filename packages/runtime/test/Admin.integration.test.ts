@@ -6,6 +6,7 @@ import {
   JobStateConflict,
   UniqueKeyHeld,
 } from "@awa/model/JobErrors"
+import { nonTerminalJobStates } from "@awa/model/JobState"
 import { Effect, Exit, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { AdminService, makeAdmin } from "../src/Admin.js"
@@ -137,31 +138,30 @@ describe("Admin", () => {
   })
 
   it("holds unique keys only in the configured states", async () => {
-    const unique = { states: ["available", "running"] as const }
-    const [first] = ids([
-      await producer.insert(db.pool, A, { n: 1 }, { unique: { states: [...unique.states] } }),
-    ])
+    // Held while the job is pending or running, released once it finishes: a debounce, not a dedupe.
+    const live = { unique: { states: [...nonTerminalJobStates] } }
+    const [first] = ids([await producer.insert(db.pool, A, { n: 1 }, live)])
     const [claimed] = await claimAll("default")
     expect(claimed?.id).toBe(first)
-    const dup = await producer.insert(db.pool, A, { n: 1 }, { unique: { states: [...unique.states] } })
+    const dup = await producer.insert(db.pool, A, { n: 1 }, live)
     expect(dup).toMatchObject({ _tag: "UniqueConflict", existingId: first, existingState: "running" })
     await canonicalEngine.complete(toExecutor(db.pool), [claimed!])
-    const after = await producer.insert(db.pool, A, { n: 1 }, { unique: { states: [...unique.states] } })
+    const after = await producer.insert(db.pool, A, { n: 1 }, live)
     expect(after._tag).toBe("Inserted")
     // byQueue puts the queue into the key.
-    const byQueue = { unique: { byQueue: true, states: ["available" as const] } }
-    expect((await producer.insert(db.pool, A, { n: 1 }, byQueue))._tag).toBe("Inserted")
-    expect((await producer.insert(db.pool, A, { n: 1 }, byQueue))._tag).toBe("UniqueConflict")
-    expect(
-      (
-        await producer.insert(
-          db.pool,
-          A,
-          { n: 1 },
-          { queue: "q2", unique: { byQueue: true, states: ["available"] } },
-        )
-      )._tag,
-    ).toBe("Inserted")
+    const byQueue = { unique: { byQueue: true, states: [...nonTerminalJobStates] } }
+    expect((await producer.insert(db.pool, A, { n: 2 }, byQueue))._tag).toBe("Inserted")
+    expect((await producer.insert(db.pool, A, { n: 2 }, byQueue))._tag).toBe("UniqueConflict")
+    expect((await producer.insert(db.pool, A, { n: 2 }, { ...byQueue, queue: "q2" }))._tag).toBe("Inserted")
+  })
+
+  it("refuses unique states that would let a job's own retry collide with a duplicate", async () => {
+    const Refused = defineJob({ kind: "unique_refused", args: Schema.Struct({}) })
+    const released = { unique: { states: ["available" as const, "scheduled" as const] } }
+    await expect(producer.insert(db.pool, Refused, {}, released)).rejects.toThrow(
+      /unique\.states.*missing running, retryable, waiting_external/,
+    )
+    expect((await admin.listJobs(db.pool, { kind: "unique_refused" })).items).toEqual([])
   })
 
   it("validates queue names and reads the active engine", async () => {
