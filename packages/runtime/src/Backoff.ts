@@ -35,3 +35,28 @@ export const exponentialBackoff = (options?: ExponentialBackoffOptions): Backoff
     return Math.round(capped * (1 - jitter * random()))
   }
 }
+
+/**
+ * Guards a caller's backoff: a result that is not a finite, non-negative number of milliseconds (a table
+ * looked up past its end, a NaN, a throw) is replaced by the default exponential backoff's and reported
+ * through `onInvalid`, so a bad backoff never leaves a job without a run time.
+ */
+export const checkedBackoff = (backoff: Backoff, onInvalid: (error: RangeError) => void): Backoff => {
+  const fallback = exponentialBackoff()
+  return (attempt) => {
+    let got: string
+    try {
+      const ms: unknown = backoff(attempt)
+      if (typeof ms === "number" && Number.isFinite(ms) && ms >= 0) return Math.round(ms)
+      got = typeof ms === "number" ? String(ms) : (JSON.stringify(ms) ?? String(ms))
+    } catch (thrown) {
+      got = `an error (${thrown instanceof Error ? thrown.message : String(thrown)})`
+    }
+    onInvalid(
+      new RangeError(
+        `The backoff gave ${got} for attempt ${attempt}; the default backoff was used instead. A backoff must return a finite, non-negative number of milliseconds.`,
+      ),
+    )
+    return fallback(attempt)
+  }
+}

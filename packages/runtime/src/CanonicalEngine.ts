@@ -153,16 +153,35 @@ const toQueueSettings = (row: Row): QueueSettings => ({
   dlqEnabled: row.dlq_enabled as boolean,
 })
 
-const truncate = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max)}…` : text)
+const unpairedSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
 
-/** Serializes an error record (the database adds `at`). */
+/**
+ * Text as jsonb can store it, whatever a handler put in its error: a string, at most `max` UTF-16 units
+ * (never cutting a surrogate pair) plus an ellipsis, with NUL characters and unpaired surrogates replaced
+ * by U+FFFD (Postgres refuses both).
+ */
+const storableText = (value: unknown, max: number): string => {
+  let text: string
+  try {
+    text = typeof value === "string" ? value : String(value)
+  } catch {
+    text = Object.prototype.toString.call(value)
+  }
+  if (text.length > max) {
+    const code = text.charCodeAt(max - 1)
+    text = `${text.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max)}…`
+  }
+  return text.replaceAll("\u0000", "\uFFFD").replace(unpairedSurrogate, "\uFFFD")
+}
+
+/** Serializes an error record (the database adds `at`); every text in it is made storable first. */
 export const errorRecordJson = (attempt: number, error: ErrorInput): string =>
   JSON.stringify({
     attempt,
     kind: error.kind,
-    message: truncate(error.message, maxErrorMessageLength),
-    ...(error.name === undefined ? {} : { name: error.name }),
-    ...(error.stack === undefined ? {} : { stack: truncate(error.stack, maxErrorMessageLength) }),
+    message: storableText(error.message, maxErrorMessageLength),
+    ...(error.name === undefined ? {} : { name: storableText(error.name, 200) }),
+    ...(error.stack === undefined ? {} : { stack: storableText(error.stack, maxErrorMessageLength) }),
   })
 
 const splitRefs = (refs: ReadonlyArray<AttemptRef>) => {

@@ -1,6 +1,6 @@
 import { hostname } from "node:os"
 import { Duration, Option } from "effect"
-import { type Backoff, exponentialBackoff } from "./Backoff.js"
+import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
 import { canonicalEngine } from "./CanonicalEngine.js"
 import type { Engine, FinalizeInput, RetryInput } from "./Engine.js"
 import * as leadersSql from "./internal/sql/leaders.js"
@@ -99,7 +99,12 @@ export class Maintenance {
     this.#pool = options.pool
     this.#engine = options.engine ?? canonicalEngine
     this.#events = events
-    this.#backoff = options.backoff ?? exponentialBackoff()
+    this.#backoff =
+      options.backoff === undefined
+        ? exponentialBackoff()
+        : checkedBackoff(options.backoff, (error) =>
+            this.#events.emit({ type: "error", context: "backoff", error }),
+          )
     this.#intervals = {
       election: ms(options.electionInterval, 2000),
       promote: ms(options.promoteInterval, 1000),

@@ -5,7 +5,7 @@ import { validateQueueName } from "@awa/model/InsertOptions"
 import { InvalidJobDefinition, JobDeadlineExceeded, UnknownJobKind } from "@awa/model/JobErrors"
 import { defaultQueue } from "@awa/model/Limits"
 import { Duration, Effect, Option, Result, type Scope } from "effect"
-import { type Backoff, exponentialBackoff } from "./Backoff.js"
+import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
 import { canonicalEngine } from "./CanonicalEngine.js"
 import { type DatabaseError, toDatabaseError } from "./DatabaseError.js"
 import type { AttemptRef, ClaimedJob, Engine, ErrorInput } from "./Engine.js"
@@ -309,7 +309,12 @@ export class Worker {
         : { preparedStatements: options.preparedStatements },
     )
     this.#engine = options.engine ?? canonicalEngine
-    this.#backoff = options.backoff ?? exponentialBackoff()
+    this.#backoff =
+      options.backoff === undefined
+        ? exponentialBackoff()
+        : checkedBackoff(options.backoff, (error) =>
+            this.#events.emit({ type: "error", context: "backoff", error }),
+          )
     this.#claimBatchSize = positiveInt(options.claimBatchSize, 1000, "claimBatchSize")
     this.#pollMs = millis(options.pollInterval, 1000, "pollInterval")
     this.#heartbeatMs = millis(options.heartbeatInterval, 5000, "heartbeatInterval")
@@ -548,8 +553,8 @@ export class Worker {
         failures = 0
       } catch (error) {
         failures++
-        if (!this.#stopping)
-          this.#events.emit({ type: "error", context: `claim from queue ${runner.queue}`, error })
+        if (this.#stopping) break
+        this.#events.emit({ type: "error", context: `claim from queue ${runner.queue}`, error })
         await runner.sleep(Math.min(5000, 50 * 2 ** Math.min(failures, 7)), false)
         continue
       }
@@ -607,7 +612,9 @@ export class Worker {
 
   #settle(attempt: Attempt, outcome: PendingOutcome | undefined): void {
     if (attempt.timer !== undefined) clearTimeout(attempt.timer)
-    this.#active.delete(attempt.job.id)
+    // A later attempt of the same job (claimed again after a cancel, retry or rescue) may have taken the
+    // entry: only this attempt's own entry is removed.
+    if (this.#active.get(attempt.job.id) === attempt) this.#active.delete(attempt.job.id)
     attempt.runner.inFlight--
     attempt.runner.slotFreed()
     if (!attempt.released && outcome !== undefined) this.#batcher.add(outcome)
@@ -842,7 +849,12 @@ export class Worker {
           await new Promise((r) => setTimeout(r, 100 * (round + 1)))
         }
       }
-      for (const attempt of attempts) this.#abort(attempt, "shutdown")
+      for (const attempt of attempts) {
+        this.#abort(attempt, "shutdown")
+        // Released: its deadline no longer matters, and a pending timer would keep the process alive.
+        if (attempt.timer !== undefined) clearTimeout(attempt.timer)
+        attempt.timer = undefined
+      }
       this.#events.emit({ type: "released", jobs: attempts.map((a) => a.job) })
     }
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer)

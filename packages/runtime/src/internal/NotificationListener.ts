@@ -27,9 +27,17 @@ export class NotificationListener {
     this.#options = options
   }
 
-  /** Connects and LISTENs; rejects with `DatabaseError` when the first connection fails. */
+  /**
+   * Connects and LISTENs; rejects with `DatabaseError` when the first connection fails, and then is closed
+   * (no reconnect is left behind).
+   */
   async start(): Promise<void> {
-    await this.#connect()
+    try {
+      await this.#connect()
+    } catch (error) {
+      await this.close()
+      throw error
+    }
   }
 
   async #connect(): Promise<void> {
@@ -52,6 +60,11 @@ export class NotificationListener {
     } catch (error) {
       await session.close()
       throw error
+    }
+    // Closed while LISTENing: nobody would close this session later.
+    if (this.#closed) {
+      await session.close()
+      return
     }
     this.#session = session
     this.#failures = 0

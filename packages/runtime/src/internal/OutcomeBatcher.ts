@@ -1,7 +1,10 @@
 // Batches attempt outcomes so many jobs share one statement and one commit: one flush at a time, started
 // after a short delay (or at once when the buffer is full); outcomes arriving during a flush go into the
 // next one, so batches grow with load. A failed group stays buffered and is retried: no outcome is lost
-// while the database is away.
+// while the database is away. A group the database refuses for its data (which no retry would fix) is split
+// until the refused outcome stands alone; that one is replaced by a failure of its job that says why, so one
+// bad row never holds back the others.
+import { DatabaseError } from "../DatabaseError.js"
 import type { AttemptRef, AttemptWriteResult, ClaimedJob, Engine, ErrorInput } from "../Engine.js"
 import type { Executor } from "../PgExecutor.js"
 import type { EventHub, StaleOperation } from "../WorkerEvent.js"
@@ -28,7 +31,13 @@ export type PendingOutcome =
     }
   | { readonly type: "snooze"; readonly attempt: FinishedAttempt; readonly delayMs: number }
   | { readonly type: "cancel"; readonly attempt: FinishedAttempt; readonly reason: string }
-  | { readonly type: "fail"; readonly attempt: FinishedAttempt; readonly error: ErrorInput }
+  | {
+      readonly type: "fail"
+      readonly attempt: FinishedAttempt
+      readonly error: ErrorInput
+      /** Set on the failure that replaces an outcome the database refused. */
+      readonly replaces?: PendingOutcome["type"]
+    }
 
 /** Counters of outcomes written. */
 export interface OutcomeTotals {
@@ -43,6 +52,18 @@ export interface OutcomeTotals {
 // A claimed job is itself an AttemptRef (id, runLease): no copy needed.
 const refOf = (p: PendingOutcome): AttemptRef => p.attempt.job
 
+// The database refused the rows themselves (a data exception or an integrity violation, SQLSTATE classes
+// 22 and 23), or the write failed before reaching it: retrying the same rows would fail the same way.
+const isRefusal = (error: unknown): boolean =>
+  !(error instanceof DatabaseError) || /^2[23]/.test(error.sqlState ?? "")
+
+// Waits for every task, then fails with the first failure (so no rejection goes unobserved).
+const allOrFirstFailure = async (tasks: ReadonlyArray<Promise<void>>): Promise<void> => {
+  const settled = await Promise.allSettled(tasks)
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected")
+  if (failed !== undefined) throw failed.reason
+}
+
 /** The outcome batcher. */
 export class OutcomeBatcher {
   readonly #engine: Engine
@@ -55,6 +76,7 @@ export class OutcomeBatcher {
   #timer: NodeJS.Timeout | undefined
   #flushing: Promise<void> | undefined
   #failures = 0
+  #closed = false
   #drainWaiters: Array<() => void> = []
   /** Totals of outcomes applied (and stale writes seen). */
   readonly totals: OutcomeTotals = { completed: 0, retried: 0, snoozed: 0, cancelled: 0, failed: 0, stale: 0 }
@@ -80,14 +102,18 @@ export class OutcomeBatcher {
     return this.#buffer.length
   }
 
-  /** Buffers an outcome and schedules a flush. */
+  /** Buffers an outcome and schedules a flush (after `abandon`, reports it as dropped instead). */
   add(outcome: PendingOutcome): void {
+    if (this.#closed) {
+      this.#dropped([outcome])
+      return
+    }
     this.#buffer.push(outcome)
     this.#schedule()
   }
 
   #schedule(): void {
-    if (this.#flushing !== undefined) return
+    if (this.#flushing !== undefined || this.#closed) return
     if (this.#buffer.length >= this.#batchSize) {
       if (this.#timer !== undefined) clearTimeout(this.#timer)
       this.#timer = undefined
@@ -133,8 +159,13 @@ export class OutcomeBatcher {
     await drained
   }
 
-  /** Stops retrying: drops the scheduled flush (used when a drain timed out at shutdown). */
+  /**
+   * Stops for good (used when a drain timed out at shutdown): drops the scheduled flush and the buffer; a
+   * write still in flight is not retried, and later outcomes are dropped. Their jobs stay running under
+   * this worker's leases until maintenance rescues them.
+   */
   abandon(): ReadonlyArray<PendingOutcome> {
+    this.#closed = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#timer = undefined
     const dropped = this.#buffer
@@ -160,28 +191,32 @@ export class OutcomeBatcher {
     const run = <P extends PendingOutcome, R extends AttemptWriteResult>(
       items: Array<P>,
       operation: StaleOperation,
-      write: () => Promise<R>,
+      write: (items: Array<P>) => Promise<R>,
       applied: (items: Array<P>, result: R) => void,
     ) => {
-      if (items.length === 0) return
-      tasks.push(
-        write().then(
+      const attempt = (group: Array<P>): Promise<void> =>
+        write(group).then(
           (result) => {
-            this.#reportStale(items, result, operation)
-            applied(items, result)
+            this.#reportStale(group, result, operation)
+            applied(group, result)
           },
           (error: unknown) => {
+            if (isRefusal(error)) {
+              if (group.length === 1) return this.#refused(group[0]!, error)
+              const half = group.length >> 1
+              return allOrFirstFailure([attempt(group.slice(0, half)), attempt(group.slice(half))])
+            }
             // Keep the outcomes for the next flush; the write is idempotent under (id, run_lease).
-            this.#buffer = (items as Array<PendingOutcome>).concat(this.#buffer)
+            if (!this.#closed) this.#buffer = (group as Array<PendingOutcome>).concat(this.#buffer)
             throw error
           },
-        ),
-      )
+        )
+      if (items.length > 0) tasks.push(attempt(items))
     }
     run(
       groups.complete,
       "complete",
-      () => engine.complete(db, groups.complete.map(refOf)),
+      (items) => engine.complete(db, items.map(refOf)),
       (items, result) => {
         const ok = this.#appliedSet(result)
         let n = result.stale.length === 0 ? items.length : 0
@@ -202,10 +237,10 @@ export class OutcomeBatcher {
     run(
       groups.retry,
       "retry",
-      () =>
+      (items) =>
         engine.retry(
           db,
-          groups.retry.map((p) => ({
+          items.map((p) => ({
             ref: refOf(p),
             attempt: p.attempt.job.attempt,
             delayMs: p.delayMs,
@@ -230,10 +265,10 @@ export class OutcomeBatcher {
     run(
       groups.snooze,
       "snooze",
-      () =>
+      (items) =>
         engine.snooze(
           db,
-          groups.snooze.map((p) => ({ ref: refOf(p), delayMs: p.delayMs })),
+          items.map((p) => ({ ref: refOf(p), delayMs: p.delayMs })),
         ),
       (items, result) => {
         const ok = this.#appliedSet(result)
@@ -252,10 +287,10 @@ export class OutcomeBatcher {
     run(
       groups.cancel,
       "cancel",
-      () =>
+      (items) =>
         engine.cancelAttempts(
           db,
-          groups.cancel.map((p) => ({
+          items.map((p) => ({
             ref: refOf(p),
             attempt: p.attempt.job.attempt,
             error: { kind: "cancelled" as const, message: p.reason },
@@ -278,10 +313,10 @@ export class OutcomeBatcher {
     run(
       groups.fail,
       "fail",
-      () =>
+      (items) =>
         engine.fail(
           db,
-          groups.fail.map((p) => ({ ref: refOf(p), attempt: p.attempt.job.attempt, error: p.error })),
+          items.map((p) => ({ ref: refOf(p), attempt: p.attempt.job.attempt, error: p.error })),
         ),
       (items, result) => {
         const ok = this.#appliedSet(result)
@@ -299,14 +334,57 @@ export class OutcomeBatcher {
         }
       },
     )
-    const settled = await Promise.allSettled(tasks)
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected")
-    if (failed === undefined) {
+    try {
+      await allOrFirstFailure(tasks)
       this.#failures = 0
+    } catch (error) {
+      this.#failures++
+      this.#events.emit({ type: "error", context: "write outcomes", error })
+    }
+  }
+
+  // An outcome the database refused on its own: its job fails instead, with a record that says why (so the
+  // job does not sit in running until rescued). When even that failure is refused, the outcome is dropped
+  // and maintenance rescues the job.
+  #refused(outcome: PendingOutcome, error: unknown): void {
+    const detail =
+      error instanceof DatabaseError
+        ? `${error.detail} (SQLSTATE ${error.sqlState})`
+        : error instanceof Error
+          ? error.message
+          : String(error)
+    const job = outcome.attempt.job
+    this.#events.emit({
+      type: "error",
+      context: `write the ${outcome.type} outcome of job ${job.id}`,
+      error,
+    })
+    if (outcome.type === "fail" && outcome.replaces !== undefined) {
+      this.#dropped([outcome])
       return
     }
-    this.#failures++
-    this.#events.emit({ type: "error", context: "write outcomes", error: failed.reason })
+    if (this.#closed) return
+    this.#buffer.push({
+      type: "fail",
+      attempt: outcome.attempt,
+      replaces: outcome.type,
+      error: {
+        kind: "failed",
+        name: "OutcomeRefused",
+        message: `The database refused to record this attempt's ${outcome.type} outcome, so the job failed instead: ${detail}`,
+      },
+    })
+  }
+
+  #dropped(outcomes: ReadonlyArray<PendingOutcome>): void {
+    const ids = outcomes.map((o) => o.attempt.job.id).join(", ")
+    this.#events.emit({
+      type: "error",
+      context: "write outcomes",
+      error: new Error(
+        `The outcomes of jobs ${ids} could not be written; their jobs stay running until maintenance rescues them.`,
+      ),
+    })
   }
 
   #appliedSet(result: AttemptWriteResult): { has: (id: string) => boolean } {
