@@ -10,18 +10,22 @@ import { freshDatabases } from "./support/databases.js"
 
 const cli = awa
 
-const schemas = async (url: string) => {
+const withClient = async <A>(url: string, use: (client: pg.Client) => Promise<A>): Promise<A> => {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
-    const { rows } = await client.query<{ nspname: string }>(
-      "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN ('information_schema', 'public') ORDER BY 1",
-    )
-    return rows.map((r) => r.nspname)
+    return await use(client)
   } finally {
     await client.end()
   }
 }
+const schemas = (url: string) =>
+  withClient(url, async (client) => {
+    const { rows } = await client.query<{ nspname: string }>(
+      "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN ('information_schema', 'public') ORDER BY 1",
+    )
+    return rows.map((r) => r.nspname)
+  })
 
 const tmp: Array<string> = []
 afterAll(() => {
@@ -98,6 +102,20 @@ describe("awa migrate", () => {
     expect(refused.code).toBe(ExitCode.unsafe)
     expect(refused.stderr).toContain('Refusing to reset schema "awa"')
     expect(await schemas(db.primaryUrl)).toEqual(["awa", "awa_migrator", "tenant_a"])
+    // A schema awa did not prepare may hold the user's data: never dropped.
+    await withClient(db.primaryUrl, (c) => c.query("CREATE SCHEMA myapp; CREATE TABLE myapp.orders (id int)"))
+    const userSchema = await cli([
+      "storage",
+      "prepare-queue-storage-schema",
+      "--reset",
+      "--schema",
+      "myapp",
+      "--database-url",
+      db.primaryUrl,
+    ])
+    expect(userSchema.code).toBe(ExitCode.unsafe)
+    expect(userSchema.stderr).toMatch(/Refusing to reset schema "myapp": awa did not prepare it/)
+    expect(await schemas(db.primaryUrl)).toEqual(["awa", "awa_migrator", "myapp", "tenant_a"])
     const status = await cli(["migrate", "--status", "--json", "--database-url", db.primaryUrl])
     expect((JSON.parse(status.stdout) as Array<{ instance: string }>).map((s) => s.instance)).toEqual([
       "awa",

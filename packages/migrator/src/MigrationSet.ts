@@ -229,15 +229,21 @@ export const renderSet = (
   params: Readonly<Record<string, string>>,
 ): ReadonlyArray<RenderedMigration> => set.migrations.map((m) => renderMigration(set, m, params))
 
-/** Table names created in schema `awa` by the canonical set, read from its SQL. */
-export const canonicalTableNames = (): ReadonlyArray<string> => {
+/**
+ * Names of the tables a set creates in its schema (`awa`, or the `{{schema}}` it is rendered for), read
+ * from its SQL.
+ */
+export const tablesCreatedBy = (setName: MigrationSetName): ReadonlyArray<string> => {
   const names = new Set<string>()
-  for (const m of getMigrationSet("canonical").migrations) {
+  for (const m of getMigrationSet(setName).migrations) {
     for (const match of m.source.matchAll(
-      /CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?awa\.("?)([a-z_0-9]+)\1/gi,
+      /CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:awa|\{\{schema\}\})\.("?)([a-z_0-9]+)\1/gi,
     )) {
       if (match[2]) names.add(match[2])
     }
   }
   return [...names]
 }
+
+/** Table names created in schema `awa` by the canonical set, read from its SQL. */
+export const canonicalTableNames = (): ReadonlyArray<string> => tablesCreatedBy("canonical")

@@ -25,6 +25,7 @@ import {
   renderSet,
   type SetSelection,
   selectSets,
+  tablesCreatedBy,
   validateSchemaName,
 } from "./MigrationSet.js"
 import { Topology } from "./Topology.js"
@@ -441,6 +442,63 @@ export class Migrator extends Context.Service<
         return yield* applyUnits(units, options, (ix) => unitsFor(options, ix))
       })
 
+    // A reset drops only what awa created: a schema it prepared (recorded in the ledger), holding nothing but
+    // the queue-storage set's tables, whose CASCADE reaches nothing outside it. Anything else is refused with
+    // the reason, and nothing changes.
+    const resetQueueStorageSchema = (schema: string) =>
+      Effect.gen(function* () {
+        const refuse = (reason: string) => Effect.fail(new ResetRefused({ schema, reason }))
+        if (schema === "awa")
+          return yield* refuse("schema awa holds the canonical tables and the default substrate")
+        const db = topology.primary
+        const canonical = yield* db.query<{ name: string }>(ledger.tablesNamedIn, [
+          schema,
+          canonicalTableNames(),
+        ])
+        if (canonical.length > 0) {
+          return yield* refuse(`it holds canonical tables (${canonical.map((t) => t.name).join(", ")})`)
+        }
+        yield* bootstrapLedger(db)
+        const [exists] = yield* db.query<{ present: boolean }>(ledger.schemaExists, [schema])
+        const [recorded] = yield* db.query<{ present: boolean }>(ledger.instanceRecorded, [
+          "queue-storage",
+          schema,
+        ])
+        if (exists?.present === true && recorded?.present !== true) {
+          return yield* refuse(
+            "awa did not prepare it (the ledger records no queue-storage migrations for it), so it may hold your own data; drop it yourself if you mean to",
+          )
+        }
+        const foreign = yield* db.query<{ name: string }>(ledger.relationsNotNamedIn, [
+          schema,
+          tablesCreatedBy("queue-storage"),
+        ])
+        if (foreign.length > 0) {
+          return yield* refuse(
+            `it also holds relations awa did not create (${foreign.map((t) => t.name).join(", ")}); move or drop them first`,
+          )
+        }
+        yield* db.withConnection((c) =>
+          inTransaction(
+            c,
+            Effect.gen(function* () {
+              yield* c.query(ledger.lockSetInstance, ["queue-storage", schema])
+              yield* c.query(ledger.snapshotOutside(schema))
+              yield* c.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`)
+              const lost = yield* c.query<{ what: string }>(ledger.vanishedOutside)
+              if (lost.length > 0) {
+                const shown = lost.slice(0, 10).map((o) => o.what)
+                const more = lost.length > shown.length ? ` and ${lost.length - shown.length} more` : ""
+                return yield* refuse(
+                  `dropping it would also drop objects outside it that depend on it (${shown.join(", ")}${more}); remove those dependencies first`,
+                )
+              }
+              yield* c.query(ledger.deleteInstance, ["queue-storage", schema])
+            }),
+          ),
+        )
+      })
+
     const prepareQueueStorageSchema = (options: PrepareQueueStorageOptions) =>
       Effect.gen(function* () {
         const schema = validateSchemaName(options.schema)
@@ -450,35 +508,7 @@ export class Migrator extends Context.Service<
           { database: topology.primary, set, params: { schema }, rendered: renderSet(set, { schema }) },
         ]
         const single = () => Effect.succeed(unitFor())
-        if (options.reset === true) {
-          if (schema === "awa") {
-            return yield* new ResetRefused({
-              schema,
-              reason: "schema awa holds the canonical tables and the default substrate",
-            })
-          }
-          const canonical = yield* topology.primary.query<{ name: string }>(ledger.tablesNamedIn, [
-            schema,
-            canonicalTableNames(),
-          ])
-          if (canonical.length > 0) {
-            return yield* new ResetRefused({
-              schema,
-              reason: `it holds canonical tables (${canonical.map((t) => t.name).join(", ")})`,
-            })
-          }
-          yield* bootstrapLedger(topology.primary)
-          yield* topology.primary.withConnection((c) =>
-            inTransaction(
-              c,
-              Effect.gen(function* () {
-                yield* c.query(ledger.lockSetInstance, ["queue-storage", schema])
-                yield* c.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`)
-                yield* c.query(ledger.deleteInstance, ["queue-storage", schema])
-              }),
-            ),
-          )
-        }
+        if (options.reset === true) yield* resetQueueStorageSchema(schema)
         const { indexes, units, statuses } = yield* inspect({}, single)
         yield* refuseProblems(statuses, indexes, units)
         return yield* applyUnits(units, {}, single)

@@ -277,10 +277,52 @@ describe("queue-storage in custom schemas", () => {
       "queue-storage/awa",
       "queue-storage/tenant_a",
     ])
-    // Reset re-creates a custom schema.
-    await withClient(db.primaryUrl, (c) => c.query("CREATE TABLE tenant_a.extra (x int)"))
+    // Reset re-creates a custom schema from scratch.
+    const metaRows = () =>
+      withClient(
+        db.primaryUrl,
+        async (c) => (await c.query("SELECT key FROM tenant_a.queue_storage_meta")).rowCount,
+      )
+    await withClient(db.primaryUrl, (c) =>
+      c.query(`INSERT INTO tenant_a.queue_storage_meta (key, value) VALUES ('extra', '1')`),
+    )
+    expect(await metaRows()).toBe(2)
     await prepareQueueStorageSchema({ databaseUrl: db.primaryUrl, schema: "tenant_a", reset: true })
-    expect(await hasTable(db.primaryUrl, "tenant_a.extra")).toBe(false)
+    expect(await metaRows()).toBe(1)
+    expect(await snapshotCatalog(db.primaryUrl)).toEqual(snapshot)
+    // A reset of a schema that does not exist yet just prepares it.
+    await prepareQueueStorageSchema({ databaseUrl: db.primaryUrl, schema: "tenant_b", reset: true })
+    expect(await hasTable(db.primaryUrl, "tenant_b.queue_storage_meta")).toBe(true)
+  })
+
+  it("refuses a --reset that would drop anything awa did not create, changing nothing", async () => {
+    const db = await freshDatabases("single")
+    await migrate({ databaseUrl: db.primaryUrl })
+    await prepareQueueStorageSchema({ databaseUrl: db.primaryUrl, schema: "tenant_a" })
+    await prepareQueueStorageSchema({ databaseUrl: db.primaryUrl, schema: "tenant_b" })
+    await withClient(db.primaryUrl, (c) =>
+      c.query(`CREATE SCHEMA myapp; CREATE TABLE myapp.orders (id int); INSERT INTO myapp.orders VALUES (1);
+        CREATE TABLE tenant_a.notes (x int);
+        CREATE VIEW public.tenant_meta AS SELECT key FROM tenant_b.queue_storage_meta`),
+    )
+    const before = await snapshotCatalog(db.primaryUrl)
+    const cases = [
+      ["myapp", /awa did not prepare it/],
+      ["tenant_a", /relations awa did not create \(notes\)/],
+      ["tenant_b", /would also drop objects outside it that depend on it \(.*view public\.tenant_meta/],
+    ] as const
+    for (const [schema, reason] of cases) {
+      const error = await prepareQueueStorageSchema({
+        databaseUrl: db.primaryUrl,
+        schema,
+        reset: true,
+      }).catch((e: unknown) => e)
+      expect(error, schema).toBeInstanceOf(ResetRefused)
+      expect((error as Error).message, schema).toMatch(reason)
+      expect((error as Error).message).toMatch(/Nothing was changed/)
+    }
+    expect(await snapshotCatalog(db.primaryUrl)).toEqual(before)
+    expect(await hasTable(db.primaryUrl, "myapp.orders")).toBe(true)
   })
 
   it("refuses --reset of awa and of any schema holding canonical tables, changing nothing", async () => {

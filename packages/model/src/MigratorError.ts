@@ -112,13 +112,16 @@ export class MigrationFailed extends Data.TaggedError("MigrationFailed")<{
   }
 }
 
-/** A `--reset` of a schema that awa will not drop (schema `awa`, or any schema holding canonical tables). */
+/**
+ * A `--reset` of a schema that awa will not drop: schema `awa`, a schema holding canonical tables, one awa
+ * did not prepare, one holding relations awa did not create, or one whose drop would reach objects outside it.
+ */
 export class ResetRefused extends Data.TaggedError("ResetRefused")<{
   readonly schema: string
   readonly reason: string
 }> {
   override get message(): string {
-    return `Refusing to reset schema "${this.schema}": ${this.reason}. Nothing was changed. Reset only applies to custom queue-storage schemas.`
+    return `Refusing to reset schema "${this.schema}": ${this.reason}. Nothing was changed. Reset only drops custom queue-storage schemas that awa prepared.`
   }
 }
 

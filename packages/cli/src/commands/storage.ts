@@ -13,7 +13,7 @@ const prepareFlags: Record<string, FlagSpec> = {
   },
   reset: {
     type: "boolean",
-    description: "drop and re-create the schema first (refused for awa / canonical schemas)",
+    description: "drop and re-create the schema first (only a schema awa prepared and nothing else uses)",
   },
   json: { type: "boolean", description: "print the report as JSON" },
   help: { type: "boolean", short: "h", description: "show this help" },
@@ -23,8 +23,10 @@ const prepareFlags: Record<string, FlagSpec> = {
 export const storageHelp = `Usage: awa storage prepare-queue-storage-schema --schema NAME [--reset] [flags]
 
 Installs (or upgrades) the queue-storage migration set in a custom schema, ledgered per schema so that
-later \`awa migrate\` runs upgrade it too. --reset drops the schema first; it is refused for schema awa and
-for any schema that holds canonical tables.
+later \`awa migrate\` runs upgrade it too. --reset drops the schema first, but only a schema awa prepared
+that holds nothing else: it is refused (exit 6, nothing changed) for schema awa, a schema holding canonical
+tables, one awa did not prepare, one holding relations awa did not create, and one whose drop would also
+take objects outside it (a view or a foreign key elsewhere that depends on it).
 
 Flags:
 ${flagHelp(prepareFlags)}`

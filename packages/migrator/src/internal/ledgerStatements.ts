@@ -50,3 +50,55 @@ export const tablesNamedIn = `SELECT c.relname AS name FROM pg_class c JOIN pg_n
 
 export const pgmqExtensionAvailable =
   "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgmq') AS present"
+
+/** Whether the ledger records migrations of set $1 for instance $2 (a schema awa prepared). */
+export const instanceRecorded = `SELECT EXISTS (SELECT 1 FROM awa_migrator.ledger
+  WHERE migration_set = $1 AND instance = $2) AS present`
+
+/** Relations of schema $1 (tables, views, foreign tables) whose names are not in $2. */
+export const relationsNotNamedIn = `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT (c.relname = ANY($2::text[])) ORDER BY 1`
+
+// Everything outside schema `schema` that DROP SCHEMA ... CASCADE could take with it: relations, columns
+// (of a type defined in the schema), column defaults, constraints, triggers, functions and types. Taken
+// before the drop, compared after it, inside one transaction. `schema` is a validated identifier.
+const outsideObjects = (schema: string) => {
+  const outside = (namespace: string) =>
+    `${namespace} NOT IN (SELECT oid FROM pg_namespace WHERE nspname IN ('${schema}', 'pg_catalog', 'information_schema') OR nspname LIKE 'pg\\_toast%' OR nspname LIKE 'pg\\_temp%')`
+  const relation = "format('%I.%I', (SELECT nspname FROM pg_namespace WHERE oid = c.relnamespace), c.relname)"
+  return `SELECT 'class' AS cat, c.oid, 0 AS sub, 0::oid AS rel, format('%s %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' ELSE 'table' END, ${relation}) AS what
+    FROM pg_class c WHERE ${outside("c.relnamespace")} AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'i')
+  UNION ALL SELECT 'column', a.attrelid, a.attnum, a.attrelid, format('column %s.%I', ${relation}, a.attname)
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    WHERE ${outside("c.relnamespace")} AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL SELECT 'default', d.oid, 0, d.adrelid, format('default of column %s.%I', ${relation}, a.attname)
+    FROM pg_attrdef d JOIN pg_class c ON c.oid = d.adrelid
+    JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE ${outside("c.relnamespace")}
+  UNION ALL SELECT 'constraint', k.oid, 0, k.conrelid, format('constraint %I', k.conname)
+    FROM pg_constraint k WHERE ${outside("k.connamespace")}
+  UNION ALL SELECT 'trigger', t.oid, 0, t.tgrelid, format('trigger %I on %s', t.tgname, ${relation})
+    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE ${outside("c.relnamespace")} AND NOT t.tgisinternal
+  UNION ALL SELECT 'function', p.oid, 0, 0::oid, format('function %s', p.oid::regprocedure)
+    FROM pg_proc p WHERE ${outside("p.pronamespace")}
+  UNION ALL SELECT 'type', t.oid, 0, t.typrelid, format('type %s', t.oid::regtype)
+    FROM pg_type t WHERE ${outside("t.typnamespace")} AND t.typcategory <> 'A'`
+}
+
+/** Snapshots what lies outside `schema` before a CASCADE drop (a temporary table, gone at transaction end). */
+export const snapshotOutside = (schema: string) =>
+  `CREATE TEMPORARY TABLE awa_reset_outside ON COMMIT DROP AS ${outsideObjects(schema)}`
+
+/**
+ * What the snapshot held that no longer exists: objects outside the schema the drop took with it (a part of
+ * a relation, such as a column or a trigger, only when the relation itself survived).
+ */
+export const vanishedOutside = `SELECT o.what FROM awa_reset_outside o
+  WHERE (o.rel = 0 OR EXISTS (SELECT 1 FROM pg_class WHERE oid = o.rel)) AND NOT CASE o.cat
+    WHEN 'class' THEN EXISTS (SELECT 1 FROM pg_class WHERE oid = o.oid)
+    WHEN 'column' THEN EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = o.oid AND attnum = o.sub AND NOT attisdropped)
+    WHEN 'default' THEN EXISTS (SELECT 1 FROM pg_attrdef WHERE oid = o.oid)
+    WHEN 'constraint' THEN EXISTS (SELECT 1 FROM pg_constraint WHERE oid = o.oid)
+    WHEN 'trigger' THEN EXISTS (SELECT 1 FROM pg_trigger WHERE oid = o.oid)
+    WHEN 'function' THEN EXISTS (SELECT 1 FROM pg_proc WHERE oid = o.oid)
+    ELSE EXISTS (SELECT 1 FROM pg_type WHERE oid = o.oid) END
+  ORDER BY o.what`
