@@ -38,7 +38,7 @@ export interface WorkerOptions {
   readonly concurrency?: number
   /** Most jobs one claim statement takes (default 1000). */
   readonly claimBatchSize?: number
-  /** How often an idle queue polls when no NOTIFY arrives (default 1 second). */
+  /** How often an idle queue polls when no NOTIFY arrives (default 1 second, at least 10 ms). */
   readonly pollInterval?: Duration.Input
   /** How long finished outcomes wait to share a commit (default 2 ms; a full batch flushes at once). */
   readonly flushInterval?: Duration.Input
@@ -126,17 +126,19 @@ const workOneOutcomeTypes: ReadonlySet<string> = new Set([
   "stale",
 ])
 
-const millis = (input: Duration.Input | undefined, fallback: number, what: string): number => {
+const millis = (input: Duration.Input | undefined, fallback: number, what: string, min = 0): number => {
   if (input === undefined) return fallback
   const decoded = Duration.fromInput(input)
   const value = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : Number.NaN
-  if (!Number.isFinite(value) || value < 0) {
-    throw new RangeError(
-      `Worker option ${what}: expected a finite, non-negative duration, got ${String(input)}.`,
-    )
+  if (!Number.isFinite(value) || value < min) {
+    const expected = min === 0 ? "a finite, non-negative duration" : `a finite duration of at least ${min} ms`
+    throw new RangeError(`Worker option ${what}: expected ${expected}, got ${String(input)}.`)
   }
   return value
 }
+
+// Below this, an idle queue (or one whose NOTIFYs cannot arrive) would poll the database without pause.
+const minPollMs = 10
 
 const positiveInt = (value: number | undefined, fallback: number, what: string): number => {
   const n = value ?? fallback
@@ -316,8 +318,8 @@ export class Worker {
             this.#events.emit({ type: "error", context: "backoff", error }),
           )
     this.#claimBatchSize = positiveInt(options.claimBatchSize, 1000, "claimBatchSize")
-    this.#pollMs = millis(options.pollInterval, 1000, "pollInterval")
-    this.#heartbeatMs = millis(options.heartbeatInterval, 5000, "heartbeatInterval")
+    this.#pollMs = millis(options.pollInterval, 1000, "pollInterval", minPollMs)
+    this.#heartbeatMs = millis(options.heartbeatInterval, 5000, "heartbeatInterval", 1)
     this.#defaultTimeoutMs = Math.max(1, millis(options.defaultTimeout, 30 * 60_000, "defaultTimeout"))
     this.#shutdownMs = millis(options.shutdownTimeout, 10_000, "shutdownTimeout")
     const flushBatchSize = positiveInt(options.flushBatchSize, 1000, "flushBatchSize")

@@ -464,5 +464,14 @@ describe("Worker", () => {
       Worker.start({ pool: db.pool, handlers: [handle(Noop, () => {})], queues: ["bad queue"] }),
     ).rejects.toBeInstanceOf(InvalidInsertOptions)
     await expect(Worker.start({ pool: db.pool, handlers: [], concurrency: 0 })).rejects.toThrow(/concurrency/)
+    // A zero poll interval would query the database without pause whenever a queue is idle.
+    for (const pollInterval of [0, "0 seconds", 5, -1]) {
+      await expect(Worker.start({ pool: db.pool, handlers: [], pollInterval })).rejects.toThrow(
+        /pollInterval: expected a finite duration of at least 10 ms/,
+      )
+    }
+    await expect(Worker.start({ pool: db.pool, handlers: [], heartbeatInterval: 0 })).rejects.toThrow(
+      /heartbeatInterval/,
+    )
   })
 })
