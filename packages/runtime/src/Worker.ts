@@ -446,8 +446,10 @@ export class Worker {
     writeFailed.catch(() => {})
     const unsubscribe = this.#events.subscribe((event) => {
       // A started worker retries failed writes until they succeed; one job at a time reports it instead.
-      if (event.type === "error") failWrite(event.error)
-      else if (workOneOutcomeTypes.has(event.type) && "job" in event && event.job.id === job.id) {
+      // Other errors (a refused outcome replaced by a failure, a backoff replaced by the default) are notices.
+      if (event.type === "error") {
+        if (event.context === "write outcomes") failWrite(event.error)
+      } else if (workOneOutcomeTypes.has(event.type) && "job" in event && event.job.id === job.id) {
         outcome = event as WorkOneOutcome
       }
     })

@@ -67,6 +67,23 @@ describe("Worker.workOne", () => {
     ])
   })
 
+  it("reports an outcome the database refused as the failure that replaced it; a bad backoff is only a notice", async () => {
+    await producer.insertMany(db.pool, [job(Task, { n: 1 }), job(Task, { n: 2 })])
+    const refused = await Worker.workOne({ db: db.pool, handlers: [handle(Task, () => snooze(10 ** 16))] })
+    expect(refused?.type).toBe("failed")
+    expect(refused?.type === "failed" && refused.error).toMatchObject({ name: "OutcomeRefused" })
+    const retried = await Worker.workOne({
+      db: db.pool,
+      backoff: () => Number.NaN,
+      handlers: [
+        handle(Task, () => {
+          throw new Error("again")
+        }),
+      ],
+    })
+    expect(retried?.type).toBe("retried")
+  })
+
   it("records an unknown kind as the worker does, and runs inside the caller's transaction", async () => {
     await producer.insert(db.pool, Other, {})
     const event = await Worker.workOne({ db: db.pool, handlers: [handle(Task, () => {})] })
