@@ -1,5 +1,5 @@
 // Crash safety with real processes and a real Postgres restart. These tests run the built runtime in child
-// processes (dist/ is rebuilt first) and, for the restart, a Postgres server of their own.
+// processes (compiled first) and, for the restart, a Postgres server of their own.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import fs from "node:fs"
 import { createRequire } from "node:module"
@@ -22,10 +22,21 @@ import { waitFor } from "./support/wait.js"
 const packageDir = fileURLToPath(new URL("..", import.meta.url))
 const fixture = fileURLToPath(new URL("./fixtures/crashWorker.mjs", import.meta.url))
 
-// The child processes run dist/, so build it from the current sources first.
+// The child processes run the runtime compiled from the current sources, into a folder of their own: dist/
+// is left alone, since other packages' tests may be importing it at the same time.
+const childDist = path.join(packageDir, "node_modules", ".cache", "awa-crash-test-dist")
 beforeAll(() => {
   const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc")
-  execFileSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: packageDir, stdio: "inherit" })
+  execFileSync(
+    process.execPath,
+    [
+      tsc,
+      ...["-p", "tsconfig.build.json", "--outDir", childDist],
+      ...["--tsBuildInfoFile", path.join(childDist, ".tsbuildinfo"), "--declaration", "false"],
+      ...["--declarationMap", "false", "--sourceMap", "false"],
+    ],
+    { cwd: packageDir, stdio: "inherit" },
+  )
 }, 120_000)
 
 const db = useAwaDatabase()
@@ -36,7 +47,7 @@ const Block = defineJob({ kind: "block", args: Schema.Struct({}) })
 
 /** A worker in a child process, with the lines it printed. */
 const spawnWorker = (url: string, name: string) => {
-  const child: ChildProcess = spawn(process.execPath, [fixture, url, name], {
+  const child: ChildProcess = spawn(process.execPath, [fixture, url, name, childDist], {
     cwd: packageDir,
     stdio: ["ignore", "pipe", "pipe"],
   })
