@@ -1,3 +1,5 @@
+import { createRequire } from "node:module"
+import type { MissingDatabaseUrl } from "@awa/model/MigratorError"
 import { runDemo } from "./commands/demo.js"
 import { runDlq } from "./commands/dlq.js"
 import { runJob } from "./commands/job.js"
@@ -27,6 +29,10 @@ const commands: Record<string, { readonly run: CommandRunner; readonly summary: 
   },
 }
 
+/** The version of this package (the `awa` binary), from its package.json. */
+export const cliVersion = (): string =>
+  (createRequire(import.meta.url)("../package.json") as { readonly version: string }).version
+
 /** The top-level help text. */
 export const rootHelp = (): string => `Usage: awa <command> [flags]
 
@@ -35,9 +41,20 @@ ${Object.entries(commands)
   .map(([name, c]) => `  ${name.padEnd(10)}${c.summary}`)
   .join("\n")}
 
-Run \`awa <command> --help\` for a command's flags.
+Run \`awa <command> --help\` (or \`awa help <command>\`) for a command's flags, \`awa --version\` for the
+version. Without a command (as without a subcommand) awa prints the help and exits 2.
 
 ${exitCodeHelp}`
+
+/** The message printed for an error: the CLI's own wording where the library's speaks to API callers. */
+const cliMessage = (error: unknown): string => {
+  if ((error as { _tag?: unknown } | null)?._tag === "MissingDatabaseUrl") {
+    return (error as MissingDatabaseUrl).role === "pgmq"
+      ? "No database URL for the pgmq database. Pass --pgmq-database-url or set PGMQ_DATABASE_URL (it defaults to the primary database: --database-url or DATABASE_URL)."
+      : "No database URL. Pass --database-url postgres://user:password@host:port/database or set DATABASE_URL."
+  }
+  return error instanceof Error ? error.message : String(error)
+}
 
 /**
  * Runs the `awa` command line in-process and returns its exit code. Errors are printed to
@@ -47,7 +64,13 @@ export const runCli = async (
   argv: ReadonlyArray<string>,
   output: Output = processOutput,
 ): Promise<number> => {
-  const [name, ...rest] = argv
+  const [first, ...others] = argv
+  if (first === "--version" || first === "-v") {
+    output.out(cliVersion())
+    return ExitCode.ok
+  }
+  // `awa help job list` is `awa job list --help`.
+  const [name, ...rest] = first === "help" && others.length > 0 ? [...others, "--help"] : argv
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     output.out(rootHelp())
     return name === undefined ? ExitCode.usage : ExitCode.ok
@@ -58,8 +81,7 @@ export const runCli = async (
     return await command.run(rest, output)
   } catch (error) {
     const code = exitCodeFor(error)
-    const message = error instanceof Error ? error.message : String(error)
-    output.err(`awa ${name}: ${message}`)
+    output.err(`awa ${name}: ${cliMessage(error)}`)
     if (code === ExitCode.internal && error instanceof Error && error.stack) output.err(error.stack)
     return code
   }

@@ -15,6 +15,53 @@ export interface ParsedCommandLine {
   readonly positionals: ReadonlyArray<string>
 }
 
+const negativeNumber = /^-[0-9]/
+
+/**
+ * Node's `parseArgs` reads `-1` as a short flag, so `awa job get -1` would report an unknown flag and
+ * `--limit -1` an "ambiguous" argument. A negative number right after a flag that takes a value becomes that
+ * flag's value (as if written `--limit=-1`), so its own validation explains what is wrong; anywhere else it
+ * is a positional argument, hidden behind a placeholder while parsing and restored afterwards.
+ */
+const protectNegativeNumbers = (
+  argv: ReadonlyArray<string>,
+  specs: Readonly<Record<string, FlagSpec>>,
+): { readonly args: Array<string>; readonly restore: (positional: string) => string } => {
+  const takesValue = (arg: string): string | undefined => {
+    const name = arg.startsWith("--")
+      ? arg.slice(2)
+      : /^-\w$/.test(arg)
+        ? Object.keys(specs).find((n) => specs[n]?.short === arg.slice(1))
+        : undefined
+    return name !== undefined && specs[name]?.type === "string" ? name : undefined
+  }
+  const args: Array<string> = []
+  const hidden: Array<string> = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    if (arg === "--") {
+      args.push(...argv.slice(i))
+      break
+    }
+    const flag = takesValue(arg)
+    const next = argv[i + 1]
+    if (flag !== undefined && next !== undefined && negativeNumber.test(next)) {
+      args.push(`--${flag}=${next}`)
+      i++
+    } else if (negativeNumber.test(arg)) {
+      args.push(`\u0000${hidden.length}`)
+      hidden.push(arg)
+    } else {
+      args.push(arg)
+    }
+  }
+  return {
+    args,
+    restore: (positional) =>
+      positional.startsWith("\u0000") ? (hidden[Number(positional.slice(1))] ?? positional) : positional,
+  }
+}
+
 /**
  * Parses `argv` against `specs`, turning unknown flags into a `UsageError` with a "did you mean"
  * suggestion and a missing value into a clear message.
@@ -32,14 +79,15 @@ export const parseCommandLine = (
       ...(spec.short ? { short: spec.short } : {}),
     }
   }
+  const { args, restore } = protectNegativeNumbers(argv, specs)
   try {
     const { values, positionals } = parseArgs({
-      args: [...argv],
+      args,
       options,
       strict: true,
       allowPositionals: true,
     })
-    return { flags: values as ParsedCommandLine["flags"], positionals }
+    return { flags: values as ParsedCommandLine["flags"], positionals: positionals.map(restore) }
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
     const unknown = /Unknown option '(-{1,2}[^']+)'/.exec(message)
@@ -53,6 +101,12 @@ export const parseCommandLine = (
     const missing = /Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec(message)
     if (missing?.[1])
       return new UsageError({ reason: `${missing[1]} needs a value (awa ${command} --help shows usage).` })
+    const ambiguous = /Option '(?:-\w, )?(--[\w-]+)' argument is ambiguous/.exec(message)
+    if (ambiguous?.[1]) {
+      return new UsageError({
+        reason: `${ambiguous[1]} needs a value; to pass one that starts with "-", write ${ambiguous[1]}=VALUE (awa ${command} --help shows usage).`,
+      })
+    }
     return new UsageError({ reason: `${message} (awa ${command} --help shows usage).` })
   }
 }

@@ -6,9 +6,15 @@ export const ExitCode = {
   ok: 0,
   /** An unexpected internal error (a bug: please report it). */
   internal: 1,
-  /** The command line is wrong: unknown command, flag or set name, a bad value, or conflicting flags. */
+  /**
+   * The command line is wrong: unknown command, flag or set name, a bad value, or conflicting flags; also no
+   * command at all (the help is printed).
+   */
   usage: 2,
-  /** No database URL was given, the database could not be reached, or it has no awa schema (run `awa migrate`). */
+  /**
+   * No database URL was given, the database could not be reached or refused the connection (host, port, TLS,
+   * authentication, database name), or it has no awa schema (run `awa migrate`).
+   */
   database: 3,
   /** Refused before changing anything: the database is ahead of the code, or an applied migration drifted. */
   refused: 4,
@@ -55,6 +61,8 @@ export const exitCodeFor = (error: unknown): number => {
     case "DlqTargetRequired":
       return ExitCode.unsafe
     case "JobNotFound":
+    case "JobIsDeadLettered":
+    case "JobNotDeadLettered":
       return ExitCode.notFound
     case "JobStateConflict":
     case "UniqueKeyHeld":
@@ -72,8 +80,8 @@ export const exitCodeFor = (error: unknown): number => {
 export const exitCodeHelp = `Exit codes:
   0  success
   1  internal error (a bug)
-  2  usage error: unknown command, flag or set, bad value, conflicting flags
-  3  no database URL, the database is unreachable, or it has no awa schema (run awa migrate)
+  2  usage error: unknown command, flag or set, bad value, conflicting flags, or no command (help printed)
+  3  no database URL, the database is unreachable or refuses the connection, or it has no awa schema (run awa migrate)
   4  refused, nothing changed: database ahead of the code, or migration drift
   5  a migration failed and was rolled back
   6  unsafe request refused (e.g. --reset of a canonical schema, dlq purge without a filter), nothing changed

@@ -1,8 +1,9 @@
+import { job } from "@awa/runtime/Producer"
 import { describe, expect, it } from "vitest"
 import { ExitCode } from "../src/ExitCode.js"
 import { migratedDatabase } from "./support/awaDatabase.js"
 import { awa, awaJson } from "./support/cli.js"
-import { deadLetter } from "./support/jobs.js"
+import { Alpha, deadLetter, insertJobs } from "./support/jobs.js"
 
 interface EntryJson {
   readonly id: string
@@ -51,6 +52,31 @@ describe("awa dlq", () => {
     )
     expect(back).toMatchObject({ state: "available", attempt: 0, queue: "hooks" })
     expect(await dlqIds(db.url)).toEqual(ids.slice(1))
+  })
+
+  it("exits 7 for the id of a live job, saying which state it is in and which command shows it", async () => {
+    const db = await migratedDatabase()
+    const [id] = await insertJobs(db.pool, [job(Alpha, { n: 1 }, { queue: "mail" })])
+    for (const sub of ["get", "retry", "purge"]) {
+      const r = await awa(["dlq", sub, id!, "--database-url", db.url])
+      expect(r.code, `${sub}: ${r.stderr}`).toBe(ExitCode.notFound)
+      expect(r.stderr).toContain(
+        `Job ${id} is not in the dead-letter queue: it is a job in state available (queue mail).`,
+      )
+      expect(r.stderr).toContain(sub === "retry" ? `awa job retry ${id}` : `awa job get ${id}`)
+    }
+    const gone = await awa(["dlq", "get", "424242", "--database-url", db.url])
+    expect(gone.code).toBe(ExitCode.notFound)
+    expect(gone.stderr).toContain("Job 424242 does not exist")
+  })
+
+  it("says plainly when a bulk retry finds nothing", async () => {
+    const db = await migratedDatabase()
+    const all = await awa(["dlq", "retry", "--all", "--database-url", db.url])
+    expect(all.code, all.stderr).toBe(ExitCode.ok)
+    expect(all.stdout).toBe("The dead-letter queue is empty; nothing changed.")
+    const byQueue = await awa(["dlq", "retry", "--queue", "mail", "--database-url", db.url])
+    expect(byQueue.stdout).toBe("No DLQ entries match queue mail; nothing changed.")
   })
 
   it("refuses bulk retry and purge without an id, a filter or --all (exit 6), and changes nothing", async () => {
@@ -108,6 +134,13 @@ describe("awa dlq", () => {
     [["dlq", "get"], "needs a job id"],
     [["dlq", "lis"], 'Did you mean "list"?'],
     [["dlq", "list", "--limit", "20000"], "from 1 to 10000"],
+    [["dlq", "get", "9223372036854775808"], '"9223372036854775808" is not a job id'],
+    [["dlq", "retry", "9223372036854775808"], '"9223372036854775808" is not a job id'],
+    [["dlq", "purge", "9223372036854775808"], '"9223372036854775808" is not a job id'],
+    [["dlq", "list", "--cursor", "9223372036854775808"], "a job id from 1 to 9223372036854775807"],
+    [["dlq", "get", "-1"], '"-1" is not a job id'],
+    [["dlq", "list", "--limit", "-1"], '--limit must be a whole number from 1 to 10000, got "-1"'],
+    [["dlq", "list", "--cursor", "-5"], '--cursor must be the "next cursor"'],
   ] as const)("awa %j exits 2", async (argv, message) => {
     const r = await awa(argv, { DATABASE_URL: "postgres://nobody@127.0.0.1:1/nothing" })
     expect(r.code, r.stderr).toBe(ExitCode.usage)

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import pg from "pg"
@@ -196,5 +196,82 @@ describe("awa migrate: bad input gives clear errors and exit codes, changing not
     })
     expect(r.status).toBe(ExitCode.refused)
     expect(r.stderr).toMatch(/Migration drift: queue-storage\/awa version 1/)
+  })
+})
+
+describe("awa migrate: conflicting flags, unwritable --extract-to and bad URLs are usage errors (exit 2)", () => {
+  it("refuses an --extract-to path that cannot be a folder, without a stack trace", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "awa-cli-extract-"))
+    tmp.push(dir)
+    const file = join(dir, "awa.sql")
+    writeFileSync(file, "-- mine\n")
+    const existing = await cli(["migrate", "--extract-to", file])
+    expect(existing.code, existing.stderr).toBe(ExitCode.usage)
+    expect(existing.stderr).toContain(`--extract-to ${file} is an existing file, not a folder`)
+    const below = await cli(["migrate", "--extract-to", join(file, "sql")])
+    expect(below.code, below.stderr).toBe(ExitCode.usage)
+    expect(below.stderr).toContain("cannot write there")
+    expect(below.stderr).not.toMatch(/\n\s+at /)
+    expect(readFileSync(file, "utf8")).toBe("-- mine\n")
+  })
+
+  it("refuses --with-pgmq with a --set that leaves pgmq out, and --pgmq-provider without pgmq in every mode", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "awa-cli-extract-"))
+    tmp.push(dir)
+    for (const mode of [["--sql"], ["--dry-run"], []]) {
+      const r = await cli(["migrate", "--set", "canonical", "--with-pgmq", ...mode], {
+        DATABASE_URL: "postgres://u@127.0.0.1:1/db",
+      })
+      expect(r.code, r.stderr).toBe(ExitCode.usage)
+      expect(r.stderr).toContain("--with-pgmq and --set canonical conflict")
+    }
+    const withPgmq = await cli(["migrate", "--set", "canonical", "--set", "pgmq", "--with-pgmq", "--sql"])
+    expect(withPgmq.code, withPgmq.stderr).toBe(ExitCode.ok)
+    for (const mode of [["--sql"], ["--extract-to", join(dir, "out")]]) {
+      const r = await cli(["migrate", "--pgmq-provider", "sql", ...mode])
+      expect(r.code, r.stderr).toBe(ExitCode.usage)
+      expect(r.stderr).toContain("--pgmq-provider only applies to the pgmq set")
+    }
+    expect(existsSync(join(dir, "out"))).toBe(false)
+  })
+
+  it("names a bad port and the environment variable a bad URL came from; a missing URL names the flag", async () => {
+    const flag = await cli(["migrate", "--status", "--database-url", "postgres://u@127.0.0.1:99999/db"])
+    expect(flag.code, flag.stderr).toBe(ExitCode.usage)
+    expect(flag.stderr).toContain('its port "99999" is not a number from 1 to 65535.')
+    const env = await cli(["migrate"], { DATABASE_URL: "postgres://u@127.0.0.1:notaport/db" })
+    expect(env.code, env.stderr).toBe(ExitCode.usage)
+    expect(env.stderr).toContain(
+      'its port "notaport" is not a number from 1 to 65535 (the URL came from DATABASE_URL)',
+    )
+    const pgmq = await cli(["migrate", "--with-pgmq"], {
+      DATABASE_URL: "postgres://u@127.0.0.1:1/db",
+      PGMQ_DATABASE_URL: "postgres://u@127.0.0.1:70000/q",
+    })
+    expect(pgmq.code, pgmq.stderr).toBe(ExitCode.usage)
+    expect(pgmq.stderr).toContain("The pgmq database URL is not valid")
+    expect(pgmq.stderr).toContain("(the URL came from PGMQ_DATABASE_URL)")
+    const storage = await cli(["storage", "prepare-queue-storage-schema", "--schema", "t"], {
+      DATABASE_URL: "postgres://u@127.0.0.1:0/db",
+    })
+    expect(storage.code, storage.stderr).toBe(ExitCode.usage)
+    expect(storage.stderr).toContain('its port "0"')
+    const missing = await cli(["migrate"])
+    expect(missing.code).toBe(ExitCode.database)
+    expect(missing.stderr).toContain("Pass --database-url")
+    expect(missing.stderr).not.toContain("databaseUrl")
+  })
+
+  it("says a schema name must not start with a digit", async () => {
+    const r = await cli([
+      "storage",
+      "prepare-queue-storage-schema",
+      "--schema",
+      "1abc",
+      "--database-url",
+      "postgres://u@127.0.0.1:1/db",
+    ])
+    expect(r.code, r.stderr).toBe(ExitCode.usage)
+    expect(r.stderr).toContain('Invalid schema name "1abc": it starts with a digit')
   })
 })

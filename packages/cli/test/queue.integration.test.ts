@@ -66,6 +66,29 @@ describe("awa queue", () => {
     })
   })
 
+  it("pauses a queue that has no jobs yet, with a note that suggests the closest known queue or lists them", async () => {
+    const db = await migratedDatabase()
+    const fresh = await awa(["queue", "pause", "mail", "--database-url", db.url])
+    expect(fresh.code, fresh.stderr).toBe(ExitCode.ok)
+    expect(fresh.stderr).toContain("Note: queue mail has no jobs, DLQ entries or settings yet")
+    expect(fresh.stderr).toContain("No queue has jobs yet.")
+    await insertJobs(db.pool, [job(Alpha, { n: 1 }, { queue: "media" })])
+
+    const typo = await awa(["queue", "pause", "mial", "--json", "--database-url", db.url])
+    expect(typo.code, typo.stderr).toBe(ExitCode.ok)
+    expect(JSON.parse(typo.stdout)).toMatchObject({ queue: "mial", paused: true })
+    expect(typo.stderr).toContain('Did you mean "mail"?')
+
+    const other = await awa(["queue", "dlq", "enable", "reports", "--database-url", db.url])
+    expect(other.code, other.stderr).toBe(ExitCode.ok)
+    expect(other.stderr).toContain("Note: queue reports has no jobs")
+    expect(other.stderr).toContain("Known queues: mail, media, mial.")
+
+    const known = await awa(["queue", "resume", "media", "--database-url", db.url])
+    expect(known.code, known.stderr).toBe(ExitCode.ok)
+    expect(known.stderr).toBe("")
+  })
+
   it.each([
     [["queue", "pause"], "needs a queue name"],
     [["queue", "pause", "bad name"], 'queue "bad name" is not a queue name'],

@@ -42,10 +42,40 @@ describe("awa worker: bad tasks modules and flags give clear usage errors (exit 
       "--shutdown-timeout must be a duration",
     ],
     [["worker", "--task", "x.mjs"], 'Did you mean "--tasks"?'],
+    [
+      ["worker", "--tasks", fixture("tasks.mjs"), "--poll-interval", "0"],
+      '--poll-interval must be at least 10ms, got "0"',
+    ],
+    [
+      ["worker", "--tasks", fixture("tasks.mjs"), "--concurrency", "-1"],
+      '--concurrency must be a whole number from 1 to 100000, got "-1"',
+    ],
+    [
+      ["worker", "--tasks", fixture("duplicate-kinds.mjs")],
+      'exports two different handlers for job kind "cli_test.echo" (echo and default[0])',
+    ],
   ] as const)("awa %j exits 2", async (argv, message) => {
     const r = await awa(argv, { DATABASE_URL: "postgres://nobody@127.0.0.1:1/nothing" })
     expect(r.code, r.stderr).toBe(ExitCode.usage)
     expect(r.stderr).toContain(message)
+  })
+
+  it("says the tasks module clashes, not the job definition, when two handlers share a kind", async () => {
+    const r = await awa(["worker", "--tasks", fixture("duplicate-kinds.mjs")], {
+      DATABASE_URL: "postgres://nobody@127.0.0.1:1/nothing",
+    })
+    expect(r.code).toBe(ExitCode.usage)
+    expect(r.stderr).toContain("Export only one of them.")
+    expect(r.stderr).not.toContain("defineJob")
+  })
+
+  it("exits 3 when the database refuses the connection (sslmode=require on a server without TLS)", async () => {
+    const db = await migratedDatabase()
+    const url = new URL(db.url)
+    url.searchParams.set("sslmode", "require")
+    const r = await awa(["worker", "--tasks", fixture("tasks.mjs"), "--database-url", url.href])
+    expect(r.code, r.stderr).toBe(ExitCode.database)
+    expect(r.stderr).toContain("Cannot connect to the primary database")
   })
 
   it("needs a database URL after the tasks module loaded (exit 3)", async () => {
@@ -131,6 +161,31 @@ describe("awa worker (a real process)", () => {
       )
       expect(w.stdout).toContain(`failed  job ${boom} cli_test.boom (queue default) after attempt 1: boom`)
       expect((await admin.getJob(db.pool, slow!)).state).toBe("completed")
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL")
+    }
+  })
+
+  it("prints a retried job's error as one clause of its line (no stray punctuation)", async () => {
+    const db = await migratedDatabase()
+    const Unknown = defineJob({ kind: "cli_test.unknown", args: Schema.Struct({}) })
+    const child = spawn(
+      process.execPath,
+      [bin, "worker", "--tasks", fixture("tasks.mjs"), "--stats-interval", "0"],
+      {
+        env: { ...process.env, DATABASE_URL: db.url },
+      },
+    )
+    const w = watch(child)
+    try {
+      await w.line(/awa worker .* started/, "its start line")
+      const [id] = await insertJobs(db.pool, [job(Unknown, {})])
+      await w.line(new RegExp(`retry   job ${id} cli_test\\.unknown`), "the retry line")
+      const line = w.stdout.split("\n").find((l) => l.startsWith(`retry   job ${id}`)) ?? ""
+      expect(line).toContain("register a handler for it or cancel the job; next try in")
+      expect(line).not.toMatch(/[.;:]; /)
+      child.kill("SIGTERM")
+      expect(await w.exited).toBe(ExitCode.ok)
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL")
     }

@@ -346,7 +346,16 @@ describe("queue-storage in custom schemas", () => {
 
   it("rejects invalid schema names before touching the database", async () => {
     const db = await freshDatabases("single")
-    for (const schema of ['bad"name', "Tenant", "x".repeat(64), "", "pg_thing", "has space", "public"]) {
+    for (const schema of [
+      'bad"name',
+      "Tenant",
+      "x".repeat(64),
+      "",
+      "pg_thing",
+      "has space",
+      "public",
+      "1abc",
+    ]) {
       const error = await prepareQueueStorageSchema({ databaseUrl: db.primaryUrl, schema }).catch(
         (e: unknown) => e,
       )

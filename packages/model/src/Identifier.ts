@@ -22,6 +22,9 @@ export const validateIdentifier = (kind: string, value: string): string | Invali
   if (/[A-Z]/.test(value) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(value)) {
     return new InvalidIdentifier({ kind, value, reason: "it has upper-case letters" })
   }
+  if (/^[0-9]/.test(value)) {
+    return new InvalidIdentifier({ kind, value, reason: "it starts with a digit" })
+  }
   if (!identifierPattern.test(value)) {
     return new InvalidIdentifier({ kind, value, reason: "it has characters other than a-z, 0-9 and _" })
   }

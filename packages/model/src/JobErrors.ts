@@ -4,9 +4,11 @@ import { Schema } from "effect"
 export class InvalidJobDefinition extends Schema.TaggedError<InvalidJobDefinition>()("InvalidJobDefinition", {
   kind: Schema.String,
   reason: Schema.String,
+  /** What to do next, when it is not fixing the definition itself (default: fix what defineJob was given). */
+  fix: Schema.optional(Schema.String),
 }) {
   override get message(): string {
-    return `Job definition "${this.kind}" is invalid: ${this.reason}. Fix the definition passed to defineJob.`
+    return `Job definition "${this.kind}" is invalid: ${this.reason}. ${this.fix ?? "Fix the definition passed to defineJob."}`
   }
 }
 

@@ -332,6 +332,7 @@ export class Worker {
         throw new InvalidJobDefinition({
           kind,
           reason: "two handlers are registered for this kind in one worker",
+          fix: "Give the worker one handler per kind.",
         })
       }
       handlers.set(kind, handler)

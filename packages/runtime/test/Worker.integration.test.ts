@@ -459,13 +459,17 @@ describe("Worker", () => {
   it("refuses invalid worker options with typed errors", async () => {
     await expect(
       Worker.start({ pool: db.pool, handlers: [handle(Noop, () => {}), handle(Noop, () => {})] }),
-    ).rejects.toBeInstanceOf(InvalidJobDefinition)
+    ).rejects.toSatisfy(
+      (e) =>
+        e instanceof InvalidJobDefinition &&
+        /"noop".*two handlers.*in one worker\. Give the worker one handler per kind\.$/.test(e.message),
+    )
     await expect(
       Worker.start({ pool: db.pool, handlers: [handle(Noop, () => {})], queues: ["bad queue"] }),
     ).rejects.toBeInstanceOf(InvalidInsertOptions)
     await expect(Worker.start({ pool: db.pool, handlers: [], concurrency: 0 })).rejects.toThrow(/concurrency/)
     // A zero poll interval would query the database without pause whenever a queue is idle.
-    for (const pollInterval of [0, "0 seconds", 5, -1]) {
+    for (const pollInterval of [0, "0 seconds", 5, -1] as const) {
       await expect(Worker.start({ pool: db.pool, handlers: [], pollInterval })).rejects.toThrow(
         /pollInterval: expected a finite duration of at least 10 ms/,
       )

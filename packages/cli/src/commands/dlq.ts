@@ -1,4 +1,5 @@
 import { type DlqTarget, makeAdmin } from "@awa/runtime/Admin"
+import type { PgPool } from "@awa/runtime/PgExecutor"
 import { Data } from "effect"
 import type { ParsedCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
@@ -13,6 +14,7 @@ import {
   queueValue,
 } from "../internal/FlagValues.js"
 import { deadLetterDetail, deadLetterTable, toJson } from "../internal/JobView.js"
+import { inDeadLetterQueue } from "../internal/MisplacedJob.js"
 import { runGroup, type Subcommand } from "../internal/Subcommands.js"
 import type { Output } from "../Output.js"
 import { UsageError } from "../UsageError.js"
@@ -73,6 +75,14 @@ const bulkTarget = (command: "retry" | "purge", parsed: ParsedCommandLine): DlqT
     ...(all ? { all: true } : {}),
   }
 }
+
+/** Runs a retry or purge; for one id that is a live job rather than a DLQ entry, says so. */
+const byId = <A>(
+  pool: PgPool,
+  target: DlqTarget,
+  operation: "retry" | "purge",
+  use: () => Promise<A>,
+): Promise<A> => ("id" in target ? inDeadLetterQueue(pool, target.id, operation, use) : use())
 
 const describeTarget = (target: DlqTarget): string =>
   "id" in target
@@ -136,7 +146,9 @@ const get: Subcommand = {
     const [rawId, ...extra] = parsed.positionals
     const id = jobIdArgument("dlq get", rawId)
     noExtraArguments("dlq get", extra)
-    const entry = await withDatabase(parsed.flags, (pool) => makeAdmin().getDlq(pool, id))
+    const entry = await withDatabase(parsed.flags, (pool) =>
+      inDeadLetterQueue(pool, id, "get", () => makeAdmin().getDlq(pool, id)),
+    )
     output.out(parsed.flags.json ? toJson(entry) : deadLetterDetail(entry))
     return ExitCode.ok
   },
@@ -151,12 +163,16 @@ command is refused (exit 6) and nothing changes. Exits 7 when an id is not in th
   flags: bulkFlags,
   run: async (parsed, output) => {
     const target = bulkTarget("retry", parsed)
-    const ids = await withDatabase(parsed.flags, (pool) => makeAdmin().retryDlq(pool, target))
+    const ids = await withDatabase(parsed.flags, (pool) =>
+      byId(pool, target, "retry", () => makeAdmin().retryDlq(pool, target)),
+    )
     if (parsed.flags.json) output.out(toJson({ retried: ids.length, ids }))
     else
       output.out(
         ids.length === 0
-          ? `No DLQ entries matched ${describeTarget(target)}; nothing changed.`
+          ? "all" in target && target.all === true
+            ? "The dead-letter queue is empty; nothing changed."
+            : `No DLQ entries match ${describeTarget(target)}; nothing changed.`
           : `Moved ${ids.length} job(s) from the DLQ back to their queues (${describeTarget(target)}): ${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", …" : ""}`,
       )
     return ExitCode.ok
@@ -172,7 +188,9 @@ when an id is not in the DLQ.`,
   flags: bulkFlags,
   run: async (parsed, output) => {
     const target = bulkTarget("purge", parsed)
-    const purged = await withDatabase(parsed.flags, (pool) => makeAdmin().purgeDlq(pool, target))
+    const purged = await withDatabase(parsed.flags, (pool) =>
+      byId(pool, target, "purge", () => makeAdmin().purgeDlq(pool, target)),
+    )
     if (parsed.flags.json) output.out(toJson({ purged }))
     else output.out(`Purged ${purged} DLQ entr${purged === 1 ? "y" : "ies"} (${describeTarget(target)}).`)
     return ExitCode.ok

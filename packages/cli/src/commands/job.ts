@@ -16,8 +16,10 @@ import {
   statesFlag,
 } from "../internal/FlagValues.js"
 import { jobDetail, jobTable, toJson } from "../internal/JobView.js"
+import { inJobTable } from "../internal/MisplacedJob.js"
 import { runGroup, type Subcommand } from "../internal/Subcommands.js"
 import type { Output } from "../Output.js"
+import { UsageError } from "../UsageError.js"
 
 const oneJob =
   (
@@ -29,11 +31,26 @@ const oneJob =
     const [rawId, ...extra] = parsed.positionals
     const id = jobIdArgument(`job ${name}`, rawId)
     noExtraArguments(`job ${name}`, extra)
-    const job = await withDatabase(parsed.flags, (pool) => act(pool, id, parsed.flags))
+    const job = await withDatabase(parsed.flags, (pool) =>
+      inJobTable(pool, id, () => act(pool, id, parsed.flags)),
+    )
     if (parsed.flags.json) output.out(toJson(job))
     else output.out(name === "get" ? jobDetail(job) : `${done(id)}\n\n${jobDetail(job)}`)
     return ExitCode.ok
   }
+
+/** `--reason` of `job cancel`: recorded on the job, so an empty one (which says nothing) is refused. */
+const reasonFlag = (value: unknown): string => {
+  if (value === undefined) return "cancelled by an operator"
+  const text = String(value)
+  if (text.trim() === "") {
+    throw new UsageError({
+      reason:
+        '--reason must not be empty: it is recorded on the job. Leave it out for the default ("cancelled by an operator").',
+    })
+  }
+  return text
+}
 
 const list: Subcommand = {
   usage: "[--state S] [--queue Q] [--kind K] [--tag T] [--limit N] [--cursor C] [flags]",
@@ -123,16 +140,14 @@ cancelled job is refused (exit 8). Exits 7 when the job does not exist.`,
     json: jsonFlag,
     "database-url": databaseUrlFlag,
   },
-  run: oneJob(
-    "cancel",
-    (pool, id, flags) =>
-      makeAdmin().cancelJob(
-        pool,
-        id,
-        typeof flags.reason === "string" ? flags.reason : "cancelled by an operator",
-      ),
-    (id) => `Job ${id} is cancelled.`,
-  ),
+  run: (parsed, output) => {
+    const reason = reasonFlag(parsed.flags.reason)
+    return oneJob(
+      "cancel",
+      (pool, id) => makeAdmin().cancelJob(pool, id, reason),
+      (id) => `Job ${id} is cancelled.`,
+    )(parsed, output)
+  },
 }
 
 /** Help text of `awa job`. */

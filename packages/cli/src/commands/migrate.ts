@@ -1,3 +1,4 @@
+import { existsSync, statSync } from "node:fs"
 import {
   extractMigrationSql,
   type MigrateOptions,
@@ -8,9 +9,12 @@ import {
   renderMigrationSql,
   renderSqlText,
   type SetStatus,
+  selectSets,
+  validateMigrateOptions,
 } from "@awa/migrator"
 import { exclusive, type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
+import { checkDatabaseUrl, databaseUrlFrom } from "../internal/Database.js"
 import { formatTable, type Output } from "../Output.js"
 import { UsageError } from "../UsageError.js"
 
@@ -74,6 +78,34 @@ const statusRows = (statuses: ReadonlyArray<SetStatus>) =>
     ]),
   )
 
+/**
+ * `--extract-to DIR`: writes the files, turning a path that cannot be a folder (an existing file, a file on
+ * the way, no permission) into a usage error instead of a stack trace.
+ */
+const extractTo = (
+  dir: string,
+  options: Parameters<typeof extractMigrationSql>[1],
+): ReadonlyArray<string> => {
+  if (dir.trim() === "")
+    throw new UsageError({ reason: "--extract-to needs a folder, e.g. --extract-to sql/." })
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new UsageError({
+      reason: `--extract-to ${dir} is an existing file, not a folder. Choose an empty or new folder.`,
+    })
+  }
+  try {
+    return extractMigrationSql(dir, options)
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code
+    if (typeof code === "string" && /^E[A-Z]+$/.test(code)) {
+      throw new UsageError({
+        reason: `--extract-to ${dir}: cannot write there (${error instanceof Error ? error.message : code}). Choose a folder you can create and write to.`,
+      })
+    }
+    throw error
+  }
+}
+
 /** Runs `awa migrate`; returns the exit code. */
 export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): Promise<number> => {
   const parsed = parseCommandLine("migrate", argv, flags)
@@ -99,22 +131,41 @@ export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): P
     if (typeof provider !== "string") throw provider
     pgmqProvider = provider
   }
+  const sets = f.set as ReadonlyArray<string> | undefined
+  const selected = selectSets({ sets })
+  if (!Array.isArray(selected)) throw selected
+  if (f["with-pgmq"] === true && sets !== undefined && !selected.includes("pgmq")) {
+    throw new UsageError({
+      reason: `--with-pgmq and --set ${sets.join(",")} conflict: --set picks the sets, and pgmq is not among them. Add --set pgmq, or drop --with-pgmq.`,
+    })
+  }
   const options = {
     databaseUrl: f["database-url"] as string | undefined,
     pgmqDatabaseUrl: f["pgmq-database-url"] as string | undefined,
     withPgmq: f["with-pgmq"] === true,
-    sets: f.set as ReadonlyArray<string> | undefined,
+    sets,
     pgmqProvider,
   }
+  // The same option checks for every mode, so --sql and --extract-to refuse what migrate refuses.
+  const invalid = validateMigrateOptions(options)
+  if (invalid !== undefined) throw invalid
 
   if (f.sql) {
     output.out(renderSqlText(renderMigrationSql(options)))
     return ExitCode.ok
   }
   if (typeof f["extract-to"] === "string") {
-    const written = extractMigrationSql(f["extract-to"], options)
+    const written = extractTo(f["extract-to"], options)
     output.out(`Wrote ${written.length} files:\n${written.map((p) => `  ${p}`).join("\n")}`)
     return ExitCode.ok
+  }
+  // Named problems (a bad port, and whether the URL came from the environment) before the migrator's own checks.
+  for (const [flag, envVar, role] of [
+    ["database-url", "DATABASE_URL", "primary"],
+    ["pgmq-database-url", "PGMQ_DATABASE_URL", "pgmq"],
+  ] as const) {
+    const found = databaseUrlFrom({ name: flag, value: f[flag] }, envVar)
+    if (found !== undefined) checkDatabaseUrl(role, found.url, found.source)
   }
   if (f.status) {
     const statuses = await migrationStatus(options)

@@ -1,3 +1,4 @@
+import { closestMatch } from "@awa/model"
 import { makeAdmin } from "@awa/runtime/Admin"
 import type { QueueSettings } from "@awa/runtime/Engine"
 import type { PgPool } from "@awa/runtime/PgExecutor"
@@ -27,14 +28,50 @@ const printSettings = (parsed: ParsedCommandLine, output: Output, settings: Queu
   return ExitCode.ok
 }
 
+/** Known queues listed by name in the "no jobs yet" note when there are at most this many. */
+const listedQueues = 10
+
+/**
+ * Changes a queue's settings ahead of its first job is legitimate, but a typo would look like success too:
+ * a queue nobody has used yet gets a note on stderr, with the closest known name or the known names.
+ */
+const unknownQueueNote = async (pool: PgPool, queue: string): Promise<string | undefined> => {
+  const known = (await makeAdmin().queueStats(pool)).map((s) => s.queue)
+  if (known.includes(queue)) return undefined
+  const suggestion = closestMatch(queue, known)
+  const hint =
+    suggestion !== undefined
+      ? ` Did you mean "${suggestion}"?`
+      : known.length === 0
+        ? " No queue has jobs yet."
+        : known.length <= listedQueues
+          ? ` Known queues: ${known.join(", ")}.`
+          : ""
+  return `Note: queue ${queue} has no jobs, DLQ entries or settings yet; the change applies to the jobs it gets later.${hint}`
+}
+
 const setting =
   (name: string, change: (pool: PgPool, queue: string) => Promise<QueueSettings>) =>
   async (parsed: ParsedCommandLine, output: Output): Promise<number> => {
     const [raw, ...extra] = parsed.positionals
     const queue = queueArgument(name, raw)
     noExtraArguments(`queue ${name}`, extra)
-    return printSettings(parsed, output, await withDatabase(parsed.flags, (pool) => change(pool, queue)))
+    return changeSetting(parsed, output, queue, (pool) => change(pool, queue))
   }
+
+const changeSetting = async (
+  parsed: ParsedCommandLine,
+  output: Output,
+  queue: string,
+  change: (pool: PgPool) => Promise<QueueSettings>,
+): Promise<number> => {
+  const { note, settings } = await withDatabase(parsed.flags, async (pool) => ({
+    note: await unknownQueueNote(pool, queue),
+    settings: await change(pool),
+  }))
+  if (note !== undefined) output.err(note)
+  return printSettings(parsed, output, settings)
+}
 
 const stats: Subcommand = {
   usage: "[--queue Q] [flags]",
@@ -96,10 +133,9 @@ to the DLQ (see awa dlq) instead of staying in state failed. Affects jobs that f
     }
     const queue = queueArgument(`dlq ${action}`, raw)
     noExtraArguments(`queue dlq ${action}`, extra)
-    const settings = await withDatabase(parsed.flags, (pool) =>
+    return changeSetting(parsed, output, queue, (pool) =>
       makeAdmin().setQueueDlq(pool, queue, action === "enable"),
     )
-    return printSettings(parsed, output, settings)
   },
 }
 

@@ -23,7 +23,10 @@ const flags: Record<string, FlagSpec> = {
     type: "string",
     description: "on SIGINT/SIGTERM, how long running jobs may finish (default 10s)",
   },
-  "poll-interval": { type: "string", description: "poll fallback when no NOTIFY arrives (default 1s)" },
+  "poll-interval": {
+    type: "string",
+    description: "poll fallback when no NOTIFY arrives (default 1s, at least 10ms)",
+  },
   "no-listen": { type: "boolean", description: "poll only, no LISTEN (e.g. behind transaction pooling)" },
   "no-maintenance": { type: "boolean", description: "do not take part in maintenance leader election" },
   id: { type: "string", description: "this worker's id in events and awa.leaders (default host:pid:random)" },
@@ -61,6 +64,9 @@ const jobFields = (job: ClaimedJob) => ({
 })
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+/** A message as a clause of a longer line: without its closing full stop, so "…job.; next try" cannot happen. */
+const clause = (text: string): string => text.replace(/[\s.;:,]+$/, "")
 
 /** One JSON line per event (lifecycle events of one job carry its id, kind, queue and attempt). */
 const eventJson = (event: WorkerEvent): Record<string, unknown> => {
@@ -115,11 +121,11 @@ const eventLine = (event: WorkerEvent): { readonly text: string; readonly error?
   switch (event.type) {
     case "retried":
       return {
-        text: `retry   ${jobLabel(event.job)}: attempt ${event.job.attempt}/${event.job.maxAttempts} failed: ${event.error.message}; next try in ${seconds(event.delayMs)}`,
+        text: `retry   ${jobLabel(event.job)}: attempt ${event.job.attempt}/${event.job.maxAttempts} failed: ${clause(event.error.message)}; next try in ${seconds(event.delayMs)}`,
       }
     case "failed":
       return {
-        text: `failed  ${jobLabel(event.job)} after attempt ${event.job.attempt}: ${event.error.message}${event.deadLettered ? " (moved to the DLQ)" : ""}`,
+        text: `failed  ${jobLabel(event.job)} after attempt ${event.job.attempt}: ${clause(event.error.message)}${event.deadLettered ? " (moved to the DLQ)" : ""}`,
       }
     case "cancelled":
       return { text: `cancel  ${jobLabel(event.job)}: ${event.reason}` }
@@ -174,7 +180,7 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
   const queues = parseQueues(f.queue)
   const concurrency = positiveIntFlag("concurrency", f.concurrency, 100_000)
   const shutdownMs = durationFlag("shutdown-timeout", f["shutdown-timeout"])
-  const pollMs = durationFlag("poll-interval", f["poll-interval"])
+  const pollMs = durationFlag("poll-interval", f["poll-interval"], 10)
   const statsMs = durationFlag("stats-interval", f["stats-interval"]) ?? 10_000
   const json = f.json === true
   const handlers = await loadTasksModule(f.tasks)

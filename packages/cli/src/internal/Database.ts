@@ -1,6 +1,11 @@
 // How CLI commands reach the primary database: the URL from --database-url or DATABASE_URL, a small pool
 // from the runtime, and database failures turned into the errors (and exit codes) an operator can act on.
-import { DatabaseUnreachable, InvalidDatabaseUrl, MissingDatabaseUrl } from "@awa/model/MigratorError"
+import {
+  type DatabaseRole,
+  DatabaseUnreachable,
+  InvalidDatabaseUrl,
+  MissingDatabaseUrl,
+} from "@awa/model/MigratorError"
 import { DatabaseError } from "@awa/runtime/DatabaseError"
 import { createPool, type PgPool } from "@awa/runtime/PgExecutor"
 import { Data } from "effect"
@@ -16,24 +21,69 @@ export class AwaSchemaMissing extends Data.TaggedError("AwaSchemaMissing")<{
   }
 }
 
-/** Resolves the primary database URL from the flag or `DATABASE_URL`, rejecting a missing or non-postgres one. */
-export const resolveDatabaseUrl = (flag: unknown, env: NodeJS.ProcessEnv = process.env): string => {
-  const url = typeof flag === "string" && flag.trim() !== "" ? flag.trim() : env.DATABASE_URL?.trim()
-  if (url === undefined || url === "")
-    throw new MissingDatabaseUrl({ role: "primary", envVar: "DATABASE_URL" })
+/** The largest TCP port number. */
+const maxPort = 65_535
+
+/**
+ * Why `url` cannot be a connection string, or undefined when it can: not a URL, a port that is not a number
+ * from 1 to 65535 (named, since `new URL` only says "invalid URL"), or a scheme other than postgres.
+ */
+const urlProblem = (url: string): string | undefined => {
+  // The authority's port, read before `new URL` rejects it, so the message can name it.
+  const port = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#@]*):([^/?#]*)/i.exec(url)?.[1]
+  if (
+    port !== undefined &&
+    port !== "" &&
+    !(/^[0-9]+$/.test(port) && Number(port) >= 1 && Number(port) <= maxPort)
+  ) {
+    return `its port "${port}" is not a number from 1 to ${maxPort}`
+  }
   let parsed: URL
   try {
     parsed = new URL(url)
   } catch {
-    throw new InvalidDatabaseUrl({ role: "primary", reason: "it is not a URL" })
+    return "it is not a URL"
   }
   if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
+    return `the scheme is "${parsed.protocol.replace(/:$/, "")}"`
+  }
+  return undefined
+}
+
+/**
+ * Checks a connection string before anything connects, throwing `InvalidDatabaseUrl` that names the problem
+ * and where the URL came from (`source`: the flag or the environment variable), since a bad URL in the
+ * environment is easy to miss.
+ */
+export const checkDatabaseUrl = (role: DatabaseRole, url: string, source: string): string => {
+  const problem = urlProblem(url)
+  if (problem !== undefined) {
     throw new InvalidDatabaseUrl({
-      role: "primary",
-      reason: `the scheme is "${parsed.protocol.replace(/:$/, "")}"`,
+      role,
+      reason: source.startsWith("--") ? problem : `${problem} (the URL came from ${source})`,
     })
   }
   return url
+}
+
+/** A URL from its flag, else from its environment variable, with where it came from; undefined when neither is set. */
+export const databaseUrlFrom = (
+  flag: { readonly name: string; readonly value: unknown },
+  envVar: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { readonly url: string; readonly source: string } | undefined => {
+  if (typeof flag.value === "string" && flag.value.trim() !== "") {
+    return { url: flag.value.trim(), source: `--${flag.name}` }
+  }
+  const fromEnv = env[envVar]?.trim()
+  return fromEnv === undefined || fromEnv === "" ? undefined : { url: fromEnv, source: envVar }
+}
+
+/** Resolves the primary database URL from the flag or `DATABASE_URL`, rejecting a missing or non-postgres one. */
+export const resolveDatabaseUrl = (flag: unknown, env: NodeJS.ProcessEnv = process.env): string => {
+  const found = databaseUrlFrom({ name: "database-url", value: flag }, "DATABASE_URL", env)
+  if (found === undefined) throw new MissingDatabaseUrl({ role: "primary", envVar: "DATABASE_URL" })
+  return checkDatabaseUrl("primary", found.url, found.source)
 }
 
 /** `host:port/database` of a URL, without credentials, for messages. */
@@ -47,6 +97,10 @@ export const describeTarget = (url: string): string => {
 }
 
 const unreachableStates = /^(08|28|3D|57P0[1-3])/
+
+/** The message of anything thrown, for the reason of an error. */
+const detailOf = (error: unknown): string =>
+  error instanceof DatabaseError ? error.detail : error instanceof Error ? error.message : String(error)
 
 /** Turns a runtime `DatabaseError` about the connection or a missing schema into the operator's error. */
 export const explainDatabaseError = (url: string, error: unknown): unknown => {
@@ -89,6 +143,12 @@ export const withPool = async <A>(
   // An idle client's error (server restart) must not crash the CLI; the next query reports it.
   pool.on("error", () => undefined)
   try {
+    // Connect once before anything else: whatever fails here (refused, DNS, TLS such as sslmode=require on a
+    // server without SSL, authentication, a missing database) is a connection failure, and says so.
+    const client = await pool.connect().catch((error: unknown) => {
+      throw new DatabaseUnreachable({ role: "primary", target: describeTarget(url), reason: detailOf(error) })
+    })
+    client.release()
     return await use(pool)
   } catch (error) {
     throw explainDatabaseError(url, error)

@@ -7,13 +7,21 @@ import { UsageError, unknownWord } from "../UsageError.js"
 
 const idPattern = /^[1-9][0-9]{0,18}$/
 
-/** A job id argument: a positive integer. */
+/** The largest job id: ids are Postgres bigints. */
+export const maxJobId = "9223372036854775807"
+
+/** True when `text` is a job id: a whole number from 1 to `maxJobId` (beyond it Postgres would reject it). */
+const isJobId = (text: string): boolean => idPattern.test(text) && BigInt(text) <= BigInt(maxJobId)
+
+/** A job id argument: a positive integer no larger than a bigint. */
 export const jobIdArgument = (command: string, value: string | undefined): string => {
   if (value === undefined) {
     throw new UsageError({ reason: `awa ${command} needs a job id (for example: awa ${command} 42).` })
   }
-  if (!idPattern.test(value)) {
-    throw new UsageError({ reason: `"${value}" is not a job id: job ids are positive integers, e.g. 42.` })
+  if (!isJobId(value)) {
+    throw new UsageError({
+      reason: `"${value}" is not a job id: job ids are whole numbers from 1 to ${maxJobId}, e.g. 42.`,
+    })
   }
   return value
 }
@@ -37,9 +45,9 @@ export const positiveIntFlag = (
 export const cursorFlag = (value: unknown): string | undefined => {
   if (value === undefined) return undefined
   const text = String(value)
-  if (!idPattern.test(text)) {
+  if (!isJobId(text)) {
     throw new UsageError({
-      reason: `--cursor must be the "next cursor" a previous page printed (a job id), got "${text}".`,
+      reason: `--cursor must be the "next cursor" a previous page printed (a job id from 1 to ${maxJobId}), got "${text}".`,
     })
   }
   return text
@@ -92,8 +100,11 @@ export const orderFlag = (value: unknown): "asc" | "desc" | undefined => {
 
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
-/** A duration flag: `500ms`, `10s`, `2m`, `1h`, or a plain number of seconds. Returns milliseconds. */
-export const durationFlag = (name: string, value: unknown): number | undefined => {
+/**
+ * A duration flag: `500ms`, `10s`, `2m`, `1h`, or a plain number of seconds, at least `minMs`. Returns
+ * milliseconds.
+ */
+export const durationFlag = (name: string, value: unknown, minMs = 0): number | undefined => {
   if (value === undefined) return undefined
   const text = String(value).trim()
   const match = /^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?$/.exec(text)
@@ -102,7 +113,9 @@ export const durationFlag = (name: string, value: unknown): number | undefined =
       reason: `--${name} must be a duration such as 500ms, 10s, 2m or a number of seconds, got "${text}".`,
     })
   }
-  return Math.round(Number(match[1]) * (durationUnits[match[2] ?? "s"] ?? 1000))
+  const ms = Math.round(Number(match[1]) * (durationUnits[match[2] ?? "s"] ?? 1000))
+  if (ms < minMs) throw new UsageError({ reason: `--${name} must be at least ${minMs}ms, got "${text}".` })
+  return ms
 }
 
 /** Fails when positional arguments beyond the expected ones were given. */

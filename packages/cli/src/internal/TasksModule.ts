@@ -58,7 +58,7 @@ const importTarget = (specifier: string, cwd: string): string => {
 /**
  * Imports the tasks module and returns the handlers it exports: named exports, the default export, and
  * arrays or plain objects of handlers among them. Throws `TasksModuleError` when the module is missing,
- * fails while loading, or exports no handler.
+ * fails while loading, exports no handler, or exports two different handlers for one kind.
  */
 export const loadTasksModule = async (
   specifier: string,
@@ -76,10 +76,21 @@ export const loadTasksModule = async (
     })
   }
   const handlers: Array<JobHandler> = []
+  // Where each handler was found (e.g. `default[1]`), to name both exports when two handle the same kind.
+  const foundAt = new Map<JobHandler, string>()
   const definitions: Array<string> = []
-  const visit = (value: unknown, depth: number): void => {
+  const visit = (value: unknown, path: string, depth: number): void => {
     if (isJobHandler(value)) {
-      if (!handlers.includes(value)) handlers.push(value)
+      if (handlers.includes(value)) return
+      const clash = handlers.find((h) => h.definition.kind === value.definition.kind)
+      if (clash !== undefined) {
+        throw new TasksModuleError({
+          specifier,
+          reason: `exports two different handlers for job kind "${value.definition.kind}" (${foundAt.get(clash)} and ${path}); a worker runs one handler per kind. Export only one of them.`,
+        })
+      }
+      handlers.push(value)
+      foundAt.set(value, path)
       return
     }
     if (looksLikeDefinition(value)) {
@@ -87,9 +98,11 @@ export const loadTasksModule = async (
       return
     }
     if (depth >= 3 || typeof value !== "object" || value === null) return
-    for (const item of Array.isArray(value) ? value : Object.values(value)) visit(item, depth + 1)
+    for (const [key, item] of Object.entries(value)) {
+      visit(item, Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`, depth + 1)
+    }
   }
-  for (const value of Object.values(module)) visit(value, 1)
+  for (const [name, value] of Object.entries(module)) visit(value, name, 1)
   if (handlers.length === 0) {
     const found =
       definitions.length > 0

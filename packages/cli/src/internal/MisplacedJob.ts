@@ -1,0 +1,75 @@
+// A job id looked up in the wrong place: `awa job ...` with the id of a dead-lettered job, or `awa dlq ...`
+// with the id of a live job. "Does not exist" would send the operator hunting; these errors say where the job
+// is and which command reaches it (exit 7, like any id that is not found).
+import { makeAdmin } from "@awa/runtime/Admin"
+import type { PgPool } from "@awa/runtime/PgExecutor"
+import { Data } from "effect"
+
+/** `awa job get|retry|cancel ID` where ID is in the dead-letter queue, not the job table. */
+export class JobIsDeadLettered extends Data.TaggedError("JobIsDeadLettered")<{
+  readonly id: string
+  readonly queue: string
+  readonly kind: string
+}> {
+  override get message(): string {
+    return `Job ${this.id} is not a live job: it is in the dead-letter queue (queue ${this.queue}, kind ${this.kind}). Use \`awa dlq get ${this.id}\` to see it, or \`awa dlq retry ${this.id}\` to run it again.`
+  }
+}
+
+/** `awa dlq get|retry|purge ID` where ID is a job in the job table, not in the dead-letter queue. */
+export class JobNotDeadLettered extends Data.TaggedError("JobNotDeadLettered")<{
+  readonly id: string
+  readonly state: string
+  readonly queue: string
+  readonly operation: "get" | "retry" | "purge"
+}> {
+  override get message(): string {
+    const next =
+      this.operation === "retry"
+        ? `\`awa job retry ${this.id}\` runs it again`
+        : `\`awa job get ${this.id}\` shows it`
+    return `Job ${this.id} is not in the dead-letter queue: it is a job in state ${this.state} (queue ${this.queue}). ${next}.`
+  }
+}
+
+const isJobNotFound = (error: unknown): boolean =>
+  (error as { _tag?: unknown } | null)?._tag === "JobNotFound"
+
+/**
+ * Runs a job-table operation on `id`; when the job is not there but the DLQ holds it, fails with
+ * `JobIsDeadLettered` instead of `JobNotFound`.
+ */
+export const inJobTable = async <A>(pool: PgPool, id: string, use: () => Promise<A>): Promise<A> => {
+  try {
+    return await use()
+  } catch (error) {
+    if (!isJobNotFound(error)) throw error
+    const entry = await makeAdmin()
+      .getDlq(pool, id)
+      .catch(() => undefined)
+    if (entry === undefined) throw error
+    throw new JobIsDeadLettered({ id, queue: entry.queue, kind: entry.kind })
+  }
+}
+
+/**
+ * Runs a DLQ operation on `id`; when the DLQ has no such entry but the job table does, fails with
+ * `JobNotDeadLettered` instead of `JobNotFound`.
+ */
+export const inDeadLetterQueue = async <A>(
+  pool: PgPool,
+  id: string,
+  operation: JobNotDeadLettered["operation"],
+  use: () => Promise<A>,
+): Promise<A> => {
+  try {
+    return await use()
+  } catch (error) {
+    if (!isJobNotFound(error)) throw error
+    const job = await makeAdmin()
+      .getJob(pool, id)
+      .catch(() => undefined)
+    if (job === undefined) throw error
+    throw new JobNotDeadLettered({ id, state: job.state, queue: job.queue, operation })
+  }
+}
