@@ -191,6 +191,31 @@ describe("awa worker (a real process)", () => {
     }
   })
 
+  it("exits at once on a second signal, saying what becomes of the running job", async () => {
+    const db = await migratedDatabase()
+    const child = spawn(
+      process.execPath,
+      [bin, "worker", "--tasks", fixture("tasks.mjs"), "--shutdown-timeout", "30s"],
+      { env: { ...process.env, DATABASE_URL: db.url } },
+    )
+    const w = watch(child)
+    try {
+      await w.line(/awa worker .* started/, "its start line")
+      const [slow] = await insertJobs(db.pool, [job(Slow, { ms: 60_000 })])
+      await w.line(new RegExp(`slow job ${slow} started`), "the slow job's start")
+      child.kill("SIGINT")
+      await w.line(/SIGINT: stopping/, "the graceful stop")
+      child.kill("SIGINT")
+      expect(await w.exited).toBe(ExitCode.interrupted)
+      expect(w.stderr).toMatch(
+        /second signal, exiting without waiting for running jobs; they stay running until maintenance/,
+      )
+      expect((await makeAdmin().getJob(db.pool, slow!)).state).toBe("running")
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL")
+    }
+  })
+
   it("prints lifecycle events as JSON lines with --json", async () => {
     const db = await migratedDatabase()
     const [id] = await insertJobs(db.pool, [job(Echo, { n: 7 })])

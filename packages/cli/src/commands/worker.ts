@@ -256,7 +256,9 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
 
       // A second signal while shutting down exits at once.
       const force = () => {
-        output.err("awa worker: second signal, exiting without waiting for running jobs.")
+        output.err(
+          "awa worker: second signal, exiting without waiting for running jobs; they stay running until maintenance (another worker) rescues them once their heartbeats go stale.",
+        )
         process.exit(ExitCode.interrupted)
       }
       const signal = await new Promise<NodeJS.Signals>((resolve) => {
