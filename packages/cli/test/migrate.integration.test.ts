@@ -235,6 +235,19 @@ describe("awa migrate: conflicting flags, unwritable --extract-to and bad URLs a
     expect(existsSync(join(dir, "out"))).toBe(false)
   })
 
+  it("explains why an unreachable pgmq database matters without --with-pgmq, changing nothing", async () => {
+    const db = await freshDatabases("single")
+    const r = await cli(["migrate"], {
+      DATABASE_URL: db.primaryUrl,
+      PGMQ_DATABASE_URL: "postgres://u@127.0.0.1:1/q",
+    })
+    expect(r.code, r.stderr).toBe(ExitCode.database)
+    expect(r.stderr).toMatch(
+      /Cannot connect to the pgmq database at 127\.0\.0\.1:1\/q: .*unset it if pgmq is not used/,
+    )
+    expect(await schemas(db.primaryUrl)).toEqual([])
+  })
+
   it("names a bad port and the environment variable a bad URL came from; a missing URL names the flag", async () => {
     const flag = await cli(["migrate", "--status", "--database-url", "postgres://u@127.0.0.1:99999/db"])
     expect(flag.code, flag.stderr).toBe(ExitCode.usage)

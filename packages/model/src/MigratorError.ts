@@ -23,7 +23,13 @@ export class DatabaseUnreachable extends Data.TaggedError("DatabaseUnreachable")
   readonly reason: string
 }> {
   override get message(): string {
-    return `Cannot connect to the ${this.role} database at ${this.target}: ${this.reason}. Check that the server is running and the URL (host, port, user, password, database) is right.`
+    // The pgmq database is consulted even without --with-pgmq (an installed pgmq set stays covered), so a
+    // stale PGMQ_DATABASE_URL is worth naming as the way out.
+    const pgmq =
+      this.role === "pgmq"
+        ? " It is set as the pgmq database (PGMQ_DATABASE_URL or --pgmq-database-url), which migrate and status check for an installed pgmq set; unset it if pgmq is not used."
+        : ""
+    return `Cannot connect to the ${this.role} database at ${this.target}: ${this.reason}. Check that the server is running and the URL (host, port, user, password, database) is right.${pgmq}`
   }
 }
 
