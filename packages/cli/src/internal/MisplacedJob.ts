@@ -35,41 +35,46 @@ export class JobNotDeadLettered extends Data.TaggedError("JobNotDeadLettered")<{
 const isJobNotFound = (error: unknown): boolean =>
   (error as { _tag?: unknown } | null)?._tag === "JobNotFound"
 
-/**
- * Runs a job-table operation on `id`; when the job is not there but the DLQ holds it, fails with
- * `JobIsDeadLettered` instead of `JobNotFound`.
- */
-export const inJobTable = async <A>(pool: PgPool, id: string, use: () => Promise<A>): Promise<A> => {
-  try {
-    return await use()
-  } catch (error) {
-    if (!isJobNotFound(error)) throw error
-    const entry = await makeAdmin()
-      .getDlq(pool, id)
-      .catch(() => undefined)
-    if (entry === undefined) throw error
-    throw new JobIsDeadLettered({ id, queue: entry.queue, kind: entry.kind })
-  }
-}
-
-/**
- * Runs a DLQ operation on `id`; when the DLQ has no such entry but the job table does, fails with
- * `JobNotDeadLettered` instead of `JobNotFound`.
- */
-export const inDeadLetterQueue = async <A>(
-  pool: PgPool,
-  id: string,
-  operation: JobNotDeadLettered["operation"],
+// Runs `use`; when it fails with JobNotFound and `lookElsewhere` finds the job in the other place, fails with
+// the error `misplaced` makes of what was found instead.
+const explainNotFound = async <A, F>(
   use: () => Promise<A>,
+  lookElsewhere: () => Promise<F>,
+  misplaced: (found: F) => Error,
 ): Promise<A> => {
   try {
     return await use()
   } catch (error) {
     if (!isJobNotFound(error)) throw error
-    const job = await makeAdmin()
-      .getJob(pool, id)
-      .catch(() => undefined)
-    if (job === undefined) throw error
-    throw new JobNotDeadLettered({ id, state: job.state, queue: job.queue, operation })
+    const found = await lookElsewhere().catch(() => undefined)
+    if (found === undefined) throw error
+    throw misplaced(found)
   }
 }
+
+/**
+ * Runs a job-table operation on `id`; when the job is not there but the DLQ holds it, fails with
+ * `JobIsDeadLettered` instead of `JobNotFound`.
+ */
+export const inJobTable = <A>(pool: PgPool, id: string, use: () => Promise<A>): Promise<A> =>
+  explainNotFound(
+    use,
+    () => makeAdmin().getDlq(pool, id),
+    (entry) => new JobIsDeadLettered({ id, queue: entry.queue, kind: entry.kind }),
+  )
+
+/**
+ * Runs a DLQ operation on `id`; when the DLQ has no such entry but the job table does, fails with
+ * `JobNotDeadLettered` instead of `JobNotFound`.
+ */
+export const inDeadLetterQueue = <A>(
+  pool: PgPool,
+  id: string,
+  operation: JobNotDeadLettered["operation"],
+  use: () => Promise<A>,
+): Promise<A> =>
+  explainNotFound(
+    use,
+    () => makeAdmin().getJob(pool, id),
+    (job) => new JobNotDeadLettered({ id, state: job.state, queue: job.queue, operation }),
+  )
