@@ -37,7 +37,16 @@ describe("awa migrate", () => {
     const db = await freshDatabases("single")
     const first = await cli(["migrate", "--database-url", db.primaryUrl])
     expect(first.code, first.stderr).toBe(ExitCode.ok)
-    expect(first.stdout).toMatch(/Applied \d+ migration\(s\)/)
+    expect(first.stdout).toMatch(/Applied \d+ migration\(s\):\ndatabase {2}set\/instance {7}migration/)
+    // The applied list is a table: every row's migration starts in the header's column.
+    const lines = first.stdout.split("\n")
+    const header = lines.findIndex((l) => l.startsWith("database  set/instance"))
+    const column = lines[header]?.indexOf("migration") ?? -1
+    const rows = lines.slice(header + 1, header + 3)
+    expect(rows.map((r) => r.slice(column).split(" ")[0])).toEqual([
+      "0001_awa_core.sql",
+      "0001_queue_storage_substrate.sql",
+    ])
     for (let i = 0; i < 2; i++) {
       const again = await cli(["migrate"], { DATABASE_URL: db.primaryUrl })
       expect(again.code).toBe(ExitCode.ok)

@@ -100,7 +100,16 @@ describe("Admin", () => {
     expect(err).toBeInstanceOf(JobStateConflict)
     expect((err as JobStateConflict).message).toMatch(/Cannot cancel job .* it is cancelled/)
     const again = await admin.retryJob(db.pool, running!)
-    expect(again).toMatchObject({ state: "available", attempt: 0, finalizedAt: null })
+    // A fresh attempt count: nothing of the previous attempts' timing is left but the error history.
+    expect(again).toMatchObject({
+      state: "available",
+      attempt: 0,
+      finalizedAt: null,
+      attemptedAt: null,
+      heartbeatAt: null,
+      deadlineAt: null,
+    })
+    expect(again.errors.at(-1)?.message).toBe("stop it")
     expect(again.runLease).toBe(1)
   })
 

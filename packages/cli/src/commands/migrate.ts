@@ -192,7 +192,10 @@ export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): P
     output.out(
       report.applied.length === 0
         ? "Already up to date: nothing to apply."
-        : `Applied ${report.applied.length} migration(s):\n${report.applied.map((a) => `  ${a.role}  ${a.set}/${a.instance}  ${a.file}  (${a.durationMs} ms)`).join("\n")}`,
+        : `Applied ${report.applied.length} migration(s):\n${formatTable(
+            ["database", "set/instance", "migration", "took"],
+            report.applied.map((a) => [a.role, `${a.set}/${a.instance}`, a.file, `${a.durationMs} ms`]),
+          )}`,
     )
     output.out(`\n${statusRows(report.status)}`)
   }

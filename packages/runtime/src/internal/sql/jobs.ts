@@ -335,8 +335,8 @@ export const retryJobNow = statement(
      SELECT id, state FROM awa.jobs WHERE id = $1::bigint AND state NOT IN ('running', 'available', 'waiting_external')
      FOR UPDATE
    ), done AS (
-     UPDATE awa.jobs j SET state = 'available', attempt = 0, run_at = now(), finalized_at = NULL, heartbeat_at = NULL,
-       deadline_at = NULL
+     UPDATE awa.jobs j SET state = 'available', attempt = 0, run_at = now(), finalized_at = NULL, attempted_at = NULL,
+       heartbeat_at = NULL, deadline_at = NULL
      FROM old WHERE j.id = old.id
      RETURNING ${jobColumns}
    ), woken AS (
