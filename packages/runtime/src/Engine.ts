@@ -375,7 +375,10 @@ export interface Engine {
 
   /** Promotes due scheduled/retryable jobs; returns how many. */
   readonly promote: (db: Executor, limit: number) => Promise<number>
-  /** Finds attempts to rescue (stale heartbeat or passed deadline). */
+  /**
+   * Finds attempts to rescue (stale heartbeat or passed deadline), locking them for the rest of the caller's
+   * transaction so that none heartbeats between this decision and the rescue's write.
+   */
   readonly findRescuable: (
     db: Executor,
     request: { readonly staleAfterMs: number; readonly deadlineGraceMs: number; readonly limit: number },

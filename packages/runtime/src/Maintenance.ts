@@ -4,7 +4,7 @@ import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
 import { canonicalEngine } from "./CanonicalEngine.js"
 import type { Engine, FinalizeInput, RetryInput } from "./Engine.js"
 import * as leadersSql from "./internal/sql/leaders.js"
-import { openSession, type PgPool, type Session } from "./PgExecutor.js"
+import { type Executor, openSession, type PgPool, type Session, transaction } from "./PgExecutor.js"
 import { EventHub, type WorkerEventListener } from "./WorkerEvent.js"
 
 /** Tuning of maintenance; every field has a default. */
@@ -270,8 +270,23 @@ export class Maintenance {
     return { promoted, rescued, deleted }
   }
 
+  // Rescues in one transaction on the leader's session: the candidates stay locked from the decision to the
+  // write, so an attempt whose heartbeat arrives meanwhile is not rescued.
   async #rescue(session: Session): Promise<number> {
-    const candidates = await this.#engine.findRescuable(session.executor, {
+    const db = session.executor
+    await db.query("begin rescue", transaction.begin, [])
+    try {
+      const rescued = await this.#rescueLocked(db)
+      await db.query("commit rescue", transaction.commit, [])
+      return rescued
+    } catch (error) {
+      await db.query("roll back rescue", transaction.rollback, []).catch(() => undefined)
+      throw error
+    }
+  }
+
+  async #rescueLocked(db: Executor): Promise<number> {
+    const candidates = await this.#engine.findRescuable(db, {
       staleAfterMs: this.#staleAfterMs,
       deadlineGraceMs: this.#deadlineGraceMs,
       limit: this.#batchSize,
@@ -288,10 +303,9 @@ export class Maintenance {
       if (c.attempt >= c.maxAttempts) failures.push({ ref: c.ref, attempt: c.attempt, error })
       else retries.push({ ref: c.ref, attempt: c.attempt, delayMs: this.#backoff(c.attempt), error })
     }
-    const [retried, failed] = await Promise.all([
-      this.#engine.retry(session.executor, retries),
-      this.#engine.fail(session.executor, failures),
-    ])
+    // One connection: the two writes run one after the other.
+    const retried = await this.#engine.retry(db, retries)
+    const failed = await this.#engine.fail(db, failures)
     return retried.applied.length + failed.applied.length
   }
 }

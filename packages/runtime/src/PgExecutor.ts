@@ -40,6 +40,13 @@ export const statement = (
   prepared: options?.prepared ?? true,
 })
 
+/** Transaction control, for an executor bound to one connection (a session, or a client). */
+export const transaction = {
+  begin: statement("begin", "BEGIN", { prepared: false }),
+  commit: statement("commit", "COMMIT", { prepared: false }),
+  rollback: statement("rollback", "ROLLBACK", { prepared: false }),
+} as const
+
 const ExecutorTypeId: unique symbol = Symbol.for("@awa/runtime/Executor")
 
 /**

@@ -111,6 +111,33 @@ describe("Maintenance", () => {
     await waitFor("maintenance event", () => events.ofType("maintenance").some((e) => e.rescued === 1))
   })
 
+  it("does not rescue an attempt whose heartbeat lands while the rescue decides", async () => {
+    const db0 = toExecutor(db.pool)
+    const id = insertedId(await producer.insert(db.pool, Task, {}))
+    await canonicalEngine.claim(db0, { queue: "default", limit: 1, defaultTimeoutMs: 60_000 })
+    const m = candidate("rescue-race", { heartbeatStaleAfter: "1 minute", rescueInterval: "1 hour" })
+    await waitFor("leader", () => m.isLeader)
+    await m.runNow() // after the leader's first pass, rescue runs only when asked
+    await db.pool.query("UPDATE awa.jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = $1", [id])
+    // A heartbeat in flight: it holds the row while the rescue runs, then commits a fresh time.
+    const heartbeat = await db.pool.connect()
+    try {
+      await heartbeat.query("BEGIN")
+      await heartbeat.query("UPDATE awa.jobs SET heartbeat_at = now() WHERE id = $1", [id])
+      const report = m.runNow()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      await heartbeat.query("COMMIT")
+      expect((await report)?.rescued).toBe(0)
+    } finally {
+      heartbeat.release()
+    }
+    expect((await admin.getJob(db.pool, id)).state).toBe("running")
+    // Once stale again, with nobody holding it, it is rescued.
+    await db.pool.query("UPDATE awa.jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = $1", [id])
+    expect((await m.runNow())?.rescued).toBe(1)
+    expect((await admin.getJob(db.pool, id)).state).toBe("retryable")
+  })
+
   it("rescues attempts whose deadline passed", async () => {
     const db0 = toExecutor(db.pool)
     const id = insertedId(await producer.insert(db.pool, Task, {}, { timeout: 1 }))

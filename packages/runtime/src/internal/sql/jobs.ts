@@ -250,7 +250,8 @@ export const promoteDueJobs = statement(
 
 /**
  * Finds up to $3 running attempts to rescue: heartbeat older than $1 ms, or deadline passed more than $2 ms
- * ago. Rows are not locked; the rescue writes are guarded by run_lease.
+ * ago. The rows are locked for the caller's transaction, skipping any a heartbeat is updating right now, so
+ * no heartbeat lands between this decision and the rescue's write.
  */
 export const findRescuable = statement(
   "jobs_find_rescuable",
@@ -262,7 +263,8 @@ export const findRescuable = statement(
      AND (j.heartbeat_at < now() - $1::bigint * interval '1 millisecond'
        OR j.deadline_at < now() - $2::bigint * interval '1 millisecond')
    ORDER BY j.id
-   LIMIT $3`,
+   LIMIT $3
+   FOR UPDATE OF j SKIP LOCKED`,
 )
 
 /**
