@@ -52,7 +52,8 @@ if (nodeWanted !== undefined) {
     if (min === null) die(`the root package.json's engines.node is "${range}"; --node min needs ">=X.Y[.Z]"`)
     version = `${min[1]}.${min[2] ?? 0}.${min[3] ?? 0}`
   }
-  if (!/^\d+\.\d+\.\d+$/.test(version)) die(`--node takes a version such as 20.19.0 or "min" (got "${version}")`)
+  if (!/^\d+\.\d+\.\d+$/.test(version))
+    die(`--node takes a version such as 20.19.0 or "min" (got "${version}")`)
   if (process.version !== `v${version}`) {
     const nodeBin = fetchNode(version)
     say(`running under Node v${version} (${nodeBin})`)
@@ -91,7 +92,8 @@ function fetchNode(version) {
 // The Markdown files whose blocks are checked.
 const defaultFiles = () => {
   const files = ["README.md"]
-  for (const file of readdirSync(join(root, "docs")).sort()) if (file.endsWith(".md")) files.push(`docs/${file}`)
+  for (const file of readdirSync(join(root, "docs")).sort())
+    if (file.endsWith(".md")) files.push(`docs/${file}`)
   for (const pkg of readdirSync(join(root, "packages")).sort())
     if (existsSync(join(root, "packages", pkg, "README.md"))) files.push(`packages/${pkg}/README.md`)
   return files
@@ -110,9 +112,12 @@ for (const file of files) {
       )
     } else if (block.file !== undefined) {
       const quoted = join(root, block.file)
-      if (!existsSync(quoted)) problems.push(`${file}:${block.line}: quotes ${block.file}, which does not exist`)
+      if (!existsSync(quoted))
+        problems.push(`${file}:${block.line}: quotes ${block.file}, which does not exist`)
       else if (`${block.code}\n` !== readFileSync(quoted, "utf8"))
-        problems.push(`${file}:${block.line}: quotes ${block.file} but differs from it; copy the file in again`)
+        problems.push(
+          `${file}:${block.line}: quotes ${block.file} but differs from it; copy the file in again`,
+        )
     }
   }
   documents.push({ file, blocks })
@@ -122,7 +127,9 @@ if (problems.length > 0) {
   for (const problem of problems) console.error(`docs-check: ${problem}`)
   process.exit(1)
 }
-const runnable = documents.filter((d) => d.blocks.some((b) => b.marker !== undefined && b.marker.kind !== "skip"))
+const runnable = documents.filter((d) =>
+  d.blocks.some((b) => b.marker !== undefined && b.marker.kind !== "skip"),
+)
 if (markersOnly || runnable.length === 0) {
   say(`${count} code blocks in ${files.length} files are marked${markersOnly ? "" : "; none runs"}`)
   process.exit(0)
@@ -156,7 +163,9 @@ Object.assign(userEnv, {
 const tarballs = packTarballs()
 const { startPostgres } = await import(join(root, "packages", "testing", "dist", "index.js"))
 const pg = createRequire(join(root, "packages", "testing", "package.json"))("pg")
-const server = await startPostgres({ env: { ...process.env, AWA_TEST_PROVIDER: process.env.AWA_TEST_PROVIDER } })
+const server = await startPostgres({
+  env: { ...process.env, AWA_TEST_PROVIDER: process.env.AWA_TEST_PROVIDER },
+})
 const failures = []
 try {
   for (const document of runnable) await runDocument(document)
@@ -182,7 +191,8 @@ function packTarballs() {
     const before = new Set(readdirSync(dir))
     const result = spawnSync("pnpm", ["pack", "--pack-destination", dir], { cwd: pkgDir, encoding: "utf8" })
     const tgz = readdirSync(dir).filter((f) => !before.has(f) && f.endsWith(".tgz"))
-    if (result.status !== 0 || tgz.length !== 1) die(`pnpm pack failed for ${name}: ${result.stdout}${result.stderr}`)
+    if (result.status !== 0 || tgz.length !== 1)
+      die(`pnpm pack failed for ${name}: ${result.stdout}${result.stderr}`)
     made[name] = join(dir, tgz[0])
   }
   return made
@@ -201,7 +211,8 @@ function withTarballs(script) {
   return script
     .split("\n")
     .map((line) => {
-      if (!/^\s*(npm\s+(install|i|add)|pnpm\s+add|yarn\s+add)\b/.test(line) || !/@awa\//.test(line)) return line
+      if (!/^\s*(npm\s+(install|i|add)|pnpm\s+add|yarn\s+add)\b/.test(line) || !/@awa\//.test(line))
+        return line
       const replaced = line.replace(/(^|\s)(@awa\/[a-z-]+)(@\S+)?(?=\s|$)/g, (whole, space, name) =>
         tarballs[name] === undefined ? whole : `${space}${tarballs[name]}`,
       )
@@ -232,6 +243,14 @@ async function runDocument({ file, blocks }) {
   mkdirSync(cwd, { recursive: true })
   const state = join(work, `${slug}.cwd`)
   const typecheck = []
+  // The blocks' `node` must be the one this check runs under (with --node, the fetched one).
+  const blockNode = spawnSync("node", ["--version"], { cwd, env, encoding: "utf8" }).stdout?.trim()
+  if (blockNode !== process.version) {
+    failures.push(
+      `${file}: \`node\` on the PATH is ${blockNode || "missing"}, not ${process.version}; blocks were not run`,
+    )
+    return
+  }
   say(`${file}: running its blocks in ${cwd} with a fresh database "${database}"`)
   for (const block of blocks) {
     const { marker } = block
@@ -251,7 +270,12 @@ async function runDocument({ file, blocks }) {
     if (isShell) {
       const script = `set -euo pipefail\n${withTarballs(block.code)}\npwd > ${JSON.stringify(state)}\n`
       say(`${where}: sh (in ${cwd})\n${block.code.replace(/^/gm, "  $ ")}`)
-      const status = await runShell(script, cwd, env, marker.kind === "run-until" ? marker.pattern : undefined)
+      const status = await runShell(
+        script,
+        cwd,
+        env,
+        marker.kind === "run-until" ? marker.pattern : undefined,
+      )
       if (status.error !== undefined) error = status.error
       else if (status.code !== 0) error = `the sh block exited with ${status.code}`
       else cwd = readFileSync(state, "utf8").trim()
@@ -266,7 +290,8 @@ async function runDocument({ file, blocks }) {
         const modules = nearestNodeModules(cwd)
         const tsx = modules && join(modules, "tsx", "dist", "cli.mjs")
         if (tsx === undefined || !existsSync(tsx)) {
-          error = "ts blocks run with tsx, which is not installed here: install it in an earlier block of this file (npm install --save-dev tsx)"
+          error =
+            "ts blocks run with tsx, which is not installed here: install it in an earlier block of this file (npm install --save-dev tsx)"
         }
         command = ["node", [tsx, path]]
       }
@@ -363,18 +388,21 @@ function runShell(script, cwd, env, until) {
     })
     let seen = ""
     let interrupted = false
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid, "SIGKILL")
-      } catch {}
-      resolvePromise({
-        error: !until
-          ? "still running after 10 minutes; killed"
-          : interrupted
-            ? "still running 3 minutes after it started (it did not exit on SIGINT); killed"
-            : `the output did not match /${until.source}/ within 3 minutes; killed`,
-      })
-    }, until ? 180_000 : 600_000)
+    const timer = setTimeout(
+      () => {
+        try {
+          process.kill(-child.pid, "SIGKILL")
+        } catch {}
+        resolvePromise({
+          error: !until
+            ? "still running after 10 minutes; killed"
+            : interrupted
+              ? "still running 3 minutes after it started (it did not exit on SIGINT); killed"
+              : `the output did not match /${until.source}/ within 3 minutes; killed`,
+        })
+      },
+      until ? 180_000 : 600_000,
+    )
     const watch = (stream, sink) =>
       stream?.on("data", (chunk) => {
         sink.write(chunk)
@@ -382,7 +410,9 @@ function runShell(script, cwd, env, until) {
         if (!interrupted && until.test(seen)) {
           interrupted = true
           const targets = leavesOfGroup(child.pid)
-          say(`output matched /${until.source}/; sending SIGINT to ${targets.length > 0 ? `pid ${targets.join(", ")}` : "the block"}`)
+          say(
+            `output matched /${until.source}/; sending SIGINT to ${targets.length > 0 ? `pid ${targets.join(", ")}` : "the block"}`,
+          )
           try {
             if (targets.length === 0) process.kill(-child.pid, "SIGINT")
             for (const pid of targets) process.kill(pid, "SIGINT")

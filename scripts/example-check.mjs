@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Proves the packages install and work without the monorepo around them: packs @awa/model, @awa/migrator,
-// @awa/runtime and @awa/testing with `pnpm pack`, copies examples/downstream to a clean temp folder, points
-// its @awa/* dependencies at the tarballs (npm overrides make transitive @awa/* dependencies resolve to
+// Proves the packages install and work without the monorepo around them: packs every package under
+// packages/ with `pnpm pack` (checking that each tarball has its README.md and the LICENSE), copies
+// examples/downstream to a clean temp folder, points its @awa/* dependencies at the tarballs (npm overrides make transitive @awa/* dependencies resolve to
 // them too), runs `npm install` there like a user would, then `npm run typecheck` and `npm test`.
 // Exits non-zero on any failure, keeping the temp folder for inspection; removes it on success.
 // Usage: node scripts/example-check.mjs [--keep]   (after `pnpm build`)
@@ -21,8 +21,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 
 const root = new URL("..", import.meta.url).pathname
-const packages = ["model", "migrator", "runtime", "testing"]
+// Every published package is packed (and checked for its README and LICENSE); the example installs the
+// ones it depends on.
+const packages = readdirSync(join(root, "packages"))
+  .filter((dir) => existsSync(join(root, "packages", dir, "package.json")))
+  .sort()
 const keep = process.argv.includes("--keep")
+const readManifest = (pkg) => JSON.parse(readFileSync(join(root, "packages", pkg, "package.json"), "utf8"))
 
 const fail = (message) => {
   console.error(`example-check: ${message}`)
@@ -78,6 +83,21 @@ for (const pkg of packages) {
   console.log(`example-check: packed ${name} -> ${tarballs[name]}`)
 }
 
+// Every tarball carries a README and the repository's LICENSE.
+const license = readFileSync(join(root, "LICENSE"), "utf8")
+for (const [name, tarball] of Object.entries(tarballs)) {
+  const listing = spawnSync("tar", ["tzf", tarball], { encoding: "utf8" })
+  const entries = new Set(listing.stdout.split("\n"))
+  if (listing.status !== 0) fail(`cannot list ${tarball}: ${listing.stderr}`)
+  if (!entries.has("package/README.md"))
+    fail(`${name}'s tarball has no README.md; add one and list it in "files"`)
+  if (!entries.has("package/LICENSE"))
+    fail(`${name}'s tarball has no LICENSE; copy the root LICENSE into its folder`)
+  const packed = spawnSync("tar", ["xzOf", tarball, "package/LICENSE"], { encoding: "utf8" }).stdout
+  if (packed !== license) fail(`${name}'s LICENSE differs from the root LICENSE; copy the root LICENSE again`)
+}
+console.log(`example-check: every tarball has README.md and the LICENSE`)
+
 const project = join(work, "downstream")
 cpSync(join(root, "examples", "downstream"), project, {
   recursive: true,
@@ -102,15 +122,26 @@ writeFileSync(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`)
 
 let status = run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], project)
 if (status === 0) {
-  // Every @awa package must be one copy, installed from its tarball, with its build inside.
-  for (const name of Object.keys(tarballs)) {
+  // Every @awa package the example needs (directly or through another) must be one copy, installed from
+  // its tarball, with its build inside.
+  const needed = new Set()
+  const visit = (deps) => {
+    for (const name of Object.keys(deps ?? {})) {
+      if (!name.startsWith("@awa/") || needed.has(name)) continue
+      needed.add(name)
+      const dir = packages.find((pkg) => readManifest(pkg).name === name)
+      if (dir !== undefined) visit(readManifest(dir).dependencies)
+    }
+  }
+  visit({ ...manifest.dependencies, ...manifest.devDependencies })
+  for (const name of needed) {
     const installed = join(project, "node_modules", name)
     if (!existsSync(join(installed, "dist", "index.js"))) {
       console.error(`example-check: ${name} is not installed with its dist/ from the tarball`)
       status = 1
     }
   }
-  const nested = spawnSync("npm", ["ls", "--all", "--parseable", ...Object.keys(tarballs)], {
+  const nested = spawnSync("npm", ["ls", "--all", "--parseable", ...needed], {
     cwd: project,
     env: userEnv,
     encoding: "utf8",
