@@ -303,7 +303,7 @@ async function runDocument({ file, blocks }) {
     }
     if (error !== undefined) {
       failures.push(`${where}: ${error} (later blocks of ${file} were not run)`)
-      return
+      break
     }
   }
   if (typecheck.length > 0) {
@@ -324,17 +324,25 @@ async function runDocument({ file, blocks }) {
           noEmit: true,
           skipLibCheck: true,
           types: ["node"],
-          typeRoots: modules.map((m) => join(m, "@types")),
+          // The project's own types first; this checkout's @types/node when a file installs none.
+          typeRoots: [...modules, join(root, "node_modules")].map((m) => join(m, "@types")),
         },
         files: typecheck.map((t) => t.path),
       }),
     )
     say(`${file}: typechecking ${typecheck.length} TypeScript blocks`)
-    const result = spawnSync("node", [tsc, "-p", config, "--pretty", "false"], { encoding: "utf8", env })
+    const result = spawnSync("node", [tsc, "-p", config, "--pretty", "false"], {
+      cwd: work,
+      encoding: "utf8",
+      env,
+    })
     if (result.status !== 0) {
-      // Name the Markdown line of each error, not only the scratch file.
+      // Name the Markdown line of each error (tsc names files relative to its working folder).
       let output = `${result.stdout}${result.stderr}`
-      for (const t of typecheck) output = output.split(t.path).join(`${t.where} (${relative(work, t.path)})`)
+      for (const t of typecheck) {
+        const name = relative(work, t.path)
+        output = output.split(name).join(`${t.where} [${name}]`)
+      }
       failures.push(`${file}: TypeScript errors:\n${output.trim()}`)
     }
   }
