@@ -60,6 +60,23 @@ describe("awa worker: bad tasks modules and flags give clear usage errors (exit 
     expect(r.stderr).toContain(message)
   })
 
+  it("says how to run a TypeScript tasks module that Node cannot load by itself", async () => {
+    // A real process: inside vitest, imports of .ts files would be transformed and succeed.
+    const child = spawn(process.execPath, [bin, "worker", "--tasks", fixture("typescript-tasks.ts")], {
+      env: { ...process.env, DATABASE_URL: "postgres://nobody@127.0.0.1:1/nothing", NODE_OPTIONS: "" },
+    })
+    let stderr = ""
+    child.stderr.on("data", (chunk) => {
+      stderr += String(chunk)
+    })
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
+    expect(code, stderr).toBe(ExitCode.usage)
+    expect(stderr).toContain("failed while loading:")
+    expect(stderr).toContain(
+      'compile it with tsc and pass the .js file (e.g. --tasks ./dist/tasks.js), or load tsx first: NODE_OPTIONS="--import tsx" awa worker --tasks',
+    )
+  })
+
   it("says the tasks module clashes, not the job definition, when two handlers share a kind", async () => {
     const r = await awa(["worker", "--tasks", fixture("duplicate-kinds.mjs")], {
       DATABASE_URL: "postgres://nobody@127.0.0.1:1/nothing",

@@ -70,9 +70,13 @@ export const loadTasksModule = async (
     module = (await import(target)) as Record<string, unknown>
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error)
+    // Node runs TypeScript only partly (type stripping from 22.18, never enums and the like) or not at all.
+    const typescript = /\.[cm]?tsx?$/.test(specifier)
+      ? ` A TypeScript module needs building or a loader: compile it with tsc and pass the .js file (e.g. --tasks ./dist/tasks.js), or load tsx first: NODE_OPTIONS="--import tsx" awa worker --tasks ${specifier}`
+      : " Fix the module (or build it: awa worker runs JavaScript)."
     throw new TasksModuleError({
       specifier,
-      reason: `failed while loading: ${detail}. Fix the module (or build it: awa worker runs JavaScript).`,
+      reason: `failed while loading: ${detail.replace(/\.?\s*$/, ".")}${typescript}`,
     })
   }
   const handlers: Array<JobHandler> = []
