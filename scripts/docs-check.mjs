@@ -29,65 +29,19 @@ import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { dirname, join, relative, resolve } from "node:path"
 import { findBlocks, markerSyntax } from "./docs-blocks.mjs"
+import { runUnderNode } from "./node-version.mjs"
 
 const root = resolve(new URL("..", import.meta.url).pathname)
-const args = process.argv.slice(2)
-const markersOnly = args.includes("--markers-only")
-const keep = args.includes("--keep")
-const nodeIndex = args.indexOf("--node")
-const nodeWanted = nodeIndex >= 0 ? args[nodeIndex + 1] : undefined
-const fileArgs = args.filter((arg, i) => !arg.startsWith("--") && !(nodeIndex >= 0 && i === nodeIndex + 1))
 const say = (message) => console.log(`docs-check: ${message}`)
 const die = (message) => {
   console.error(`docs-check: ${message}`)
   process.exit(1)
 }
-
-// --node: run this whole script again under that exact Node, fetched from the npm registry once.
-if (nodeWanted !== undefined) {
-  let version = nodeWanted
-  if (version === "min") {
-    const range = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).engines?.node ?? ""
-    const min = /^>=\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(range.trim())
-    if (min === null) die(`the root package.json's engines.node is "${range}"; --node min needs ">=X.Y[.Z]"`)
-    version = `${min[1]}.${min[2] ?? 0}.${min[3] ?? 0}`
-  }
-  if (!/^\d+\.\d+\.\d+$/.test(version))
-    die(`--node takes a version such as 20.19.0 or "min" (got "${version}")`)
-  if (process.version !== `v${version}`) {
-    const nodeBin = fetchNode(version)
-    say(`running under Node v${version} (${nodeBin})`)
-    const rest = args.filter((_, i) => i !== nodeIndex && i !== nodeIndex + 1)
-    const result = spawnSync(nodeBin, [new URL(import.meta.url).pathname, ...rest], {
-      stdio: "inherit",
-      env: { ...process.env, PATH: `${dirname(nodeBin)}:${process.env.PATH}` },
-    })
-    process.exit(result.status ?? 1)
-  }
-}
-
-function fetchNode(version) {
-  const platform = { linux: "linux", darwin: "darwin" }[process.platform]
-  const arch = { x64: "x64", arm64: "arm64" }[process.arch]
-  if (platform === undefined || arch === undefined)
-    die(`no Node package for ${process.platform}-${process.arch} on the npm registry; run without --node`)
-  const name = `node-${platform}-${arch}`
-  const dir = join(root, "node_modules", ".cache", "awa-node", `${name}-${version}`)
-  const bin = join(dir, "package", "bin", "node")
-  if (existsSync(bin)) return bin
-  mkdirSync(dir, { recursive: true })
-  say(`fetching Node ${version} from the npm registry (${name}@${version})`)
-  const pack = spawnSync("npm", ["pack", `${name}@${version}`, "--silent", "--pack-destination", dir], {
-    encoding: "utf8",
-  })
-  const tarball = pack.stdout?.trim().split("\n").pop()
-  if (pack.status !== 0 || !tarball)
-    die(`npm pack ${name}@${version} failed (${(pack.stderr || pack.error?.message || "").trim()})`)
-  const untar = spawnSync("tar", ["xzf", join(dir, tarball), "-C", dir], { encoding: "utf8" })
-  if (untar.status !== 0 || !existsSync(bin)) die(`could not unpack ${tarball}: ${untar.stderr}`)
-  rmSync(join(dir, tarball), { force: true })
-  return bin
-}
+// --node: run this whole script again under that exact Node.
+const args = runUnderNode(root, new URL(import.meta.url).pathname, process.argv.slice(2), say)
+const markersOnly = args.includes("--markers-only")
+const keep = args.includes("--keep")
+const fileArgs = args.filter((arg) => !arg.startsWith("--"))
 
 // The Markdown files whose blocks are checked.
 const defaultFiles = () => {

@@ -4,7 +4,7 @@
 // examples/downstream to a clean temp folder, points its @awa/* dependencies at the tarballs (npm overrides make transitive @awa/* dependencies resolve to
 // them too), runs `npm install` there like a user would, then `npm run typecheck` and `npm test`.
 // Exits non-zero on any failure, keeping the temp folder for inspection; removes it on success.
-// Usage: node scripts/example-check.mjs [--keep]   (after `pnpm build`)
+// Usage: node scripts/example-check.mjs [--keep] [--node min|VERSION]   (after `pnpm build`)
 import { spawnSync } from "node:child_process"
 import {
   chmodSync,
@@ -19,6 +19,7 @@ import {
 } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { runUnderNode } from "./node-version.mjs"
 
 const root = new URL("..", import.meta.url).pathname
 // Every published package is packed (and checked for its README and LICENSE); the example installs the
@@ -26,7 +27,11 @@ const root = new URL("..", import.meta.url).pathname
 const packages = readdirSync(join(root, "packages"))
   .filter((dir) => existsSync(join(root, "packages", dir, "package.json")))
   .sort()
-const keep = process.argv.includes("--keep")
+// --node min|VERSION: run this whole check again under that exact Node (npm, tsc and vitest included).
+const args = runUnderNode(root, new URL(import.meta.url).pathname, process.argv.slice(2), (message) =>
+  console.log(`example-check: ${message}`),
+)
+const keep = args.includes("--keep")
 const readManifest = (pkg) => JSON.parse(readFileSync(join(root, "packages", pkg, "package.json"), "utf8"))
 
 const fail = (message) => {
@@ -158,7 +163,16 @@ if (status === 0) {
     status = 1
   }
 }
-if (status === 0) status = run("npm", ["run", "typecheck"], project)
+if (status === 0) {
+  const version = spawnSync("node", ["--version"], {
+    cwd: project,
+    env: userEnv,
+    encoding: "utf8",
+  }).stdout.trim()
+  console.log(`example-check: the example runs under Node ${version}`)
+  if (version !== process.version) fail(`\`node\` on the PATH is ${version}, not ${process.version}`)
+  status = run("npm", ["run", "typecheck"], project)
+}
 if (status === 0) status = run("npm", ["test"], project)
 
 if (status !== 0) {
