@@ -87,7 +87,7 @@ export const findBlocks = (text) => {
     const parsed = parseMarker(markerLine)
     let marker
     let problem
-    if (parsed?.error !== undefined) problem = parsed.error
+    if (parsed?.error !== undefined) problem = `has a malformed marker (${parsed.error})`
     else if (parsed !== undefined) marker = parsed
     else if (file === undefined) problem = "has no marker"
     if (marker !== undefined && problem === undefined) {
@@ -95,10 +95,10 @@ export const findBlocks = (text) => {
       const isShell = ["sh", "bash", "shell", "console"].includes(language)
       const isCode = ["ts", "typescript", "js", "javascript", "mjs"].includes(language)
       if (marker.kind === "run" && !isShell && !isCode)
-        problem = `is a "${lang || "plain"}" block; only sh, ts and js blocks can run`
-      if (marker.kind === "run-until" && !isShell) problem = "uses run-until, which is for sh blocks"
+        problem = "cannot run: only sh, ts and js blocks can (mark it skip, or save it to a file)"
+      if (marker.kind === "run-until" && !isShell) problem = "uses run-until, which is for sh blocks only"
       if (marker.kind === "typecheck" && !["ts", "typescript"].includes(language))
-        problem = "uses typecheck, which is for ts blocks"
+        problem = "uses typecheck, which is for ts blocks only"
     }
     blocks.push({ line: i + 1, lang: lang.toLowerCase(), info, code, marker, file, problem })
     i = end
