@@ -2,8 +2,10 @@
 // each one. The convention (also stated at the top of README.md):
 //
 //   <!-- run -->               run it: sh blocks with bash (cwd and files carry over to later blocks of
-//                              the same Markdown file), ts blocks with tsx, js blocks with node; ts blocks
-//                              are also typechecked. DATABASE_URL names a fresh database for the file.
+//                              the same Markdown file), ts blocks with tsx, js blocks with node, sql
+//                              blocks on DATABASE_URL (one simple query: several statements, one
+//                              transaction); ts blocks are also typechecked. DATABASE_URL names a fresh
+//                              database for the file.
 //   <!-- run-until: REGEX -->  sh only: run it, send SIGINT once its output matches REGEX; it must exit 0.
 //   <!-- save: PATH -->        write the block to PATH (relative to the current folder of the file's sh
 //                              blocks) for later blocks to use; .ts files are typechecked.
@@ -92,10 +94,10 @@ export const findBlocks = (text) => {
     else if (file === undefined) problem = "has no marker"
     if (marker !== undefined && problem === undefined) {
       const language = lang.toLowerCase()
-      const isShell = ["sh", "bash", "shell", "console"].includes(language)
-      const isCode = ["ts", "typescript", "js", "javascript", "mjs"].includes(language)
+      const isShell = ["sh", "bash", "shell"].includes(language)
+      const isCode = ["ts", "typescript", "js", "javascript", "mjs", "sql"].includes(language)
       if (marker.kind === "run" && !isShell && !isCode)
-        problem = "cannot run: only sh, ts and js blocks can (mark it skip, or save it to a file)"
+        problem = "cannot run: only sh, ts, js and sql blocks can (mark it skip, or save it to a file)"
       if (marker.kind === "run-until" && !isShell) problem = "uses run-until, which is for sh blocks only"
       if (marker.kind === "typecheck" && !["ts", "typescript"].includes(language))
         problem = "uses typecheck, which is for ts blocks only"

@@ -50,7 +50,7 @@ test("malformed markers and markers on the wrong language are refused with a rea
   assert.equal(parseMarker("<!-- not a marker -->"), undefined)
   assert.equal(parseMarker("text"), undefined)
   const wrong = (marker, lang) => findBlocks(`${marker}\n${fence}${lang}\nx\n${fence}\n`)[0].problem
-  assert.match(wrong("<!-- run -->", "text"), /cannot run: only sh, ts and js blocks can/)
+  assert.match(wrong("<!-- run -->", "text"), /cannot run: only sh, ts, js and sql blocks can/)
   assert.match(wrong("<!-- run-until: x -->", "ts"), /for sh blocks/)
   assert.match(wrong("<!-- typecheck -->", "js"), /for ts blocks/)
   assert.equal(wrong("<!-- save: tsconfig.json -->", "json"), undefined)

@@ -210,7 +210,7 @@ async function runDocument({ file, blocks }) {
     const { marker } = block
     if (marker === undefined || marker.kind === "skip") continue
     const where = `${file}:${block.line}`
-    const isShell = ["sh", "bash", "shell", "console"].includes(block.lang)
+    const isShell = ["sh", "bash", "shell"].includes(block.lang)
     const isTs = ["ts", "typescript"].includes(block.lang)
     let error
     if (marker.kind === "save") {
@@ -221,7 +221,18 @@ async function runDocument({ file, blocks }) {
       say(`${where}: saved ${marker.path}`)
       continue
     }
-    if (isShell) {
+    if (block.lang === "sql") {
+      say(`${where}: sql on ${database}`)
+      const client = new pg.Client({ connectionString: env.DATABASE_URL })
+      try {
+        await client.connect()
+        await client.query(block.code)
+      } catch (cause) {
+        error = `the sql block failed: ${cause.message}`
+      } finally {
+        await client.end().catch(() => {})
+      }
+    } else if (isShell) {
       const script = `set -euo pipefail\n${withTarballs(block.code)}\npwd > ${JSON.stringify(state)}\n`
       say(`${where}: sh (in ${cwd})\n${block.code.replace(/^/gm, "  $ ")}`)
       const status = await runShell(
@@ -350,6 +361,8 @@ function runShell(script, cwd, env, until) {
     })
     let seen = ""
     let interrupted = false
+    // Without /proc the whole group gets SIGINT, and the shell and npx then end by it as well (130).
+    let wholeGroup = false
     const timer = setTimeout(
       () => {
         try {
@@ -376,7 +389,8 @@ function runShell(script, cwd, env, until) {
             `output matched /${until.source}/; sending SIGINT to ${targets.length > 0 ? `pid ${targets.join(", ")}` : "the block"}`,
           )
           try {
-            if (targets.length === 0) process.kill(-child.pid, "SIGINT")
+            wholeGroup = targets.length === 0
+            if (wholeGroup) process.kill(-child.pid, "SIGINT")
             for (const pid of targets) process.kill(pid, "SIGINT")
           } catch {}
         }
@@ -393,6 +407,7 @@ function runShell(script, cwd, env, until) {
       clearTimeout(timer)
       if (until !== undefined && !interrupted)
         resolvePromise({ error: `exited (${code ?? signal}) before its output matched /${until.source}/` })
+      else if (wholeGroup && (code === 130 || signal === "SIGINT")) resolvePromise({ code: 0 })
       else resolvePromise({ code: code ?? (signal ? `signal ${signal}` : 1) })
     })
   })
