@@ -101,7 +101,18 @@ for (const [name, tarball] of Object.entries(tarballs)) {
   const packed = spawnSync("tar", ["xzOf", tarball, "package/LICENSE"], { encoding: "utf8" }).stdout
   if (packed !== license) fail(`${name}'s LICENSE differs from the root LICENSE; copy the root LICENSE again`)
 }
-console.log(`example-check: every tarball has README.md and the LICENSE`)
+// `--node min` tests the root's minimum Node, so every package must declare that same range.
+const rootEngines = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).engines?.node
+for (const pkg of packages) {
+  const { name, engines } = readManifest(pkg)
+  if (engines?.node !== rootEngines)
+    fail(
+      `${name} declares engines.node ${JSON.stringify(engines?.node)}; the packages declare ${rootEngines} (the root's)`,
+    )
+}
+console.log(
+  `example-check: every tarball has README.md and the LICENSE; every package declares node ${rootEngines}`,
+)
 
 const project = join(work, "downstream")
 cpSync(join(root, "examples", "downstream"), project, {
