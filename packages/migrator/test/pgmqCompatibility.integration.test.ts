@@ -13,7 +13,7 @@ import { createEmptyDatabases } from "@awa/testing-src/vitest/TestPostgres.js"
 import pg from "pg"
 import { Pgmq } from "pgmq-js"
 import { afterAll, beforeAll, describe, type ExpectStatic, it } from "vitest"
-import { migrate } from "../src/MigrateApi.js"
+import { migrate, renderMigrationSql } from "../src/MigrateApi.js"
 
 let databases: TestDatabases
 let admin: pg.Pool
@@ -1352,5 +1352,55 @@ describe.concurrent("pgmq-js runs its full API against the sql provider (split m
     const id = await mq.msg.send(name, { u: 1 })
     expect((await mq.msg.pop<{ u: number }>(name))?.msgId).toBe(id)
     await mq.queue.drop(name)
+  })
+})
+
+describe("upgrading an installed sql provider to pgmq 1.13.1", { timeout: 120_000 }, () => {
+  it("keeps queues and messages created before 0004, which then read with last_read_at and take the new API", async ({
+    expect,
+  }) => {
+    const db = await createEmptyDatabases("single")
+    try {
+      // Install pgmq versions 1 to 3 only, exactly as an export would (ledger rows included).
+      const [target] = renderMigrationSql({ sets: ["pgmq"], layout: "single", pgmqProvider: "sql" })
+      const upToV3 = target!.files.filter((f) => !/_v0004_/.test(f.fileName))
+      expect(upToV3.map((f) => f.fileName).at(-1)).toMatch(/_v0003_awa_pgmq_helpers\.sql$/)
+      const client = new pg.Client({ connectionString: db.primaryUrl })
+      await client.connect()
+      try {
+        for (const file of upToV3) await client.query(`BEGIN;\n${file.sql}\nCOMMIT;`)
+        await client.query("SELECT pgmq.create('before_upgrade')")
+        await client.query("SELECT pgmq.send('before_upgrade', '{\"old\":1}'::jsonb)")
+        await client.query("SELECT pgmq.send('before_upgrade', '{\"old\":2}'::jsonb)")
+        await client.query("SELECT * FROM pgmq.read('before_upgrade', 0, 1)")
+
+        const report = await migrate({ databaseUrl: db.primaryUrl, sets: ["pgmq"] })
+        expect(report.applied.map((a) => a.version)).toEqual([4])
+
+        const read = await client.query("SELECT * FROM pgmq.read('before_upgrade', 30, 5)")
+        expect(read.rows.map((r) => [r.message, r.read_ct, r.last_read_at instanceof Date])).toEqual([
+          [{ old: 1 }, 2, true],
+          [{ old: 2 }, 1, true],
+        ])
+        expect(
+          await client.query("SELECT pgmq.archive('before_upgrade', 1::bigint) AS r").then((r) => r.rows),
+        ).toEqual([{ r: true }])
+        const metrics = await client.query("SELECT * FROM pgmq.metrics('before_upgrade')")
+        expect(metrics.rows[0]).toMatchObject({
+          queue_length: "1",
+          total_messages: "2",
+          default_partition_length: null,
+        })
+        await client.query("SELECT pgmq.create('After-Upgrade')")
+        await client.query("SELECT pgmq.enable_notify_insert('before_upgrade', 0)")
+        expect(
+          (await client.query("SELECT pgmq.send_batch('before_upgrade', ARRAY['{}']::jsonb[])")).rowCount,
+        ).toBe(1)
+      } finally {
+        await client.end()
+      }
+    } finally {
+      await db.drop()
+    }
   })
 })
