@@ -84,7 +84,9 @@ export const toPgmqError = (operation: string, queue: string | undefined, cause:
   const error = cause instanceof DatabaseError ? cause : toDatabaseError(`pgmq ${operation}`, cause)
   if (error.sqlStateClass !== "undefined-object") return error
   if (
-    /schema "(pgmq|awa_pgmq)" does not exist|function (pgmq|awa_pgmq)\.\S+ does not exist/.test(error.detail)
+    /schema "(pgmq|awa_pgmq)" does not exist|function (pgmq|awa_pgmq)\.\S+ does not exist|relation "pgmq\.meta" does not exist/.test(
+      error.detail,
+    )
   ) {
     return new PgmqNotInstalled({ operation, detail: error.detail })
   }
