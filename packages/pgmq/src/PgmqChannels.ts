@@ -20,10 +20,19 @@ export const awaChannelFor = (queue: string): string => `${awaGlobalChannel}:${n
 
 /**
  * The channel pgmq's insert notifications use once `pgmq.enable_notify_insert(queue)` was called: plain
- * `pgmq.send` then notifies `pgmq.q_<queue>.INSERT` (pgmq names it after the queue's table, lower case),
- * with an empty payload.
+ * `pgmq.send` then notifies `pgmq.q_<queue>.INSERT` with an empty payload. pgmq names it after the queue's
+ * table (`'pgmq.' || TG_TABLE_NAME || '.' || TG_OP`), which is the lower-cased name.
  */
 export const pgmqInsertChannelFor = (queue: string): string => `pgmq.q_${queue.toLowerCase()}.INSERT`
+
+/**
+ * Every channel a send to `queue` can be announced on: awa's namespace channel, pgmq's insert channel, and,
+ * for a mixed-case name, the insert channel spelled with the name as created (what a provider that names the
+ * channel after the queue rather than its table uses), so a consumer wakes with either.
+ */
+export const sendChannelsFor = (queue: string): ReadonlyArray<string> => [
+  ...new Set([awaChannelFor(queue), pgmqInsertChannelFor(queue), `pgmq.q_${queue}.INSERT`]),
+]
 
 /** A "sent" event of awa's helpers, as parsed from a notification payload (other fields left out). */
 export interface AwaSentEvent {

@@ -3,7 +3,7 @@ import type { PgPool } from "@awa/runtime/PgExecutor"
 import { Duration, Option } from "effect"
 import { Listener } from "./internal/Listener.js"
 import { toCount, toSeconds } from "./internal/Seconds.js"
-import { awaChannelFor, parseAwaSentEvent, pgmqInsertChannelFor } from "./PgmqChannels.js"
+import { parseAwaSentEvent, sendChannelsFor } from "./PgmqChannels.js"
 import { makePgmqClient, type PgmqClient, type PgmqMessage } from "./PgmqClient.js"
 import { InvalidPgmqMessage, InvalidPgmqOptions } from "./PgmqErrors.js"
 import type { AnyPgmqQueue, PgmqMessageOf } from "./PgmqQueue.js"
@@ -48,7 +48,8 @@ export interface PgmqConsumerOptions<Q extends AnyPgmqQueue> {
   readonly pollInterval?: Duration.Input
   /**
    * LISTEN for sends (default true): on `awa_pgmq:<namespace>` (awa's `send_notify`) and on
-   * `pgmq.q_<queue>.INSERT` (plain `pgmq.send` after `pgmq.enable_notify_insert`). Polling remains the fallback.
+   * `pgmq.q_<queue>.INSERT` (plain `pgmq.send` after `pgmq.enable_notify_insert`); see `sendChannelsFor`.
+   * Polling remains the fallback.
    */
   readonly listen?: boolean
   /**
@@ -85,6 +86,9 @@ export interface PgmqConsumerMetrics {
   /** Whether the LISTEN connection is up. */
   readonly listening: boolean
 }
+
+/** How long after a pgmq insert notification the consumer reads again (pgmq's default throttle is 250 ms). */
+const insertThrottleCatchUpMs = 300
 
 const toMillis = (
   option: string,
@@ -162,7 +166,7 @@ export class PgmqConsumer<Q extends AnyPgmqQueue> {
       }
     }
     const name = options.queue.name
-    this.#channels = [awaChannelFor(name), pgmqInsertChannelFor(name)]
+    this.#channels = sendChannelsFor(name)
     this.#listener =
       options.listen === false
         ? undefined
@@ -221,17 +225,24 @@ export class PgmqConsumer<Q extends AnyPgmqQueue> {
       // The namespace channel carries every queue of the namespace: only this queue's sends matter.
       if (event === undefined || event.queue !== this.queue.name) return
       if (event.delay > 0) {
-        const timer = setTimeout(() => {
-          this.#delayTimers.delete(timer)
-          this.#signal()
-        }, event.delay * 1000)
-        this.#delayTimers.add(timer)
+        this.#signalAfter(event.delay * 1000)
         return
       }
     }
     this.#counters.notifications++
     this.#onEvent({ type: "woken", channel })
     this.#signal()
+    // pgmq throttles insert notifications (250 ms by default): a send soon after a notified one announces
+    // itself to nobody. Read once more when that window has passed, so it is not left to the poll.
+    if (channel.startsWith("pgmq.q_")) this.#signalAfter(insertThrottleCatchUpMs)
+  }
+
+  #signalAfter(ms: number): void {
+    const timer = setTimeout(() => {
+      this.#delayTimers.delete(timer)
+      this.#signal()
+    }, ms)
+    this.#delayTimers.add(timer)
   }
 
   #signal(): void {
