@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
+import { awaChannelFor } from "../src/PgmqChannels.js"
 import { awaJobIdHeader, makePgmqClient } from "../src/PgmqClient.js"
 import {
   InvalidPgmqMessage,
@@ -148,6 +149,13 @@ describe("PgmqClient", () => {
     await expect(client.archive(db.pgmq, queue, "not-a-number")).rejects.toBeInstanceOf(InvalidPgmqOptions)
     expect(() => definePgmqQueue({ name: "", message: Order })).toThrow(InvalidPgmqOptions)
     expect(() => definePgmqQueue({ name: "x".repeat(48), message: Order })).toThrow(/at most 47/)
+  })
+
+  it("computes awa's channels as the SQL helpers do", async () => {
+    for (const name of ["orders__email", "orders", "__x", "a__b__c"]) {
+      const { rows } = await db.pgmq.query("SELECT awa_pgmq.channel_for($1) AS channel", [name])
+      expect(rows[0].channel).toBe(awaChannelFor(name))
+    }
   })
 
   it("lists queues with their metrics", async () => {
