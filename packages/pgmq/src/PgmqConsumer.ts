@@ -138,6 +138,10 @@ export class PgmqConsumer<Q extends AnyPgmqQueue> {
   #woken = false
   #loop: Promise<void> | undefined
   readonly #delayTimers = new Set<NodeJS.Timeout>()
+  #requestStop: () => void = () => {}
+  readonly #stopRequested = new Promise<void>((resolve) => {
+    this.#requestStop = resolve
+  })
 
   private constructor(options: PgmqConsumerOptions<Q>) {
     this.queue = options.queue
@@ -268,7 +272,8 @@ export class PgmqConsumer<Q extends AnyPgmqQueue> {
     while (!this.#stopping) {
       const free = this.#concurrency - this.#inFlight.size
       if (free <= 0) {
-        await Promise.race([...this.#inFlight])
+        // Every slot is busy: wait for one to free up, or for stop().
+        await Promise.race([...this.#inFlight, this.#stopRequested])
         continue
       }
       this.#woken = false
@@ -362,6 +367,7 @@ export class PgmqConsumer<Q extends AnyPgmqQueue> {
   async stop(options?: { readonly timeout?: Duration.Input }): Promise<void> {
     const timeoutMs = toMillis("timeout", options?.timeout, 10_000, 0)
     this.#stopping = true
+    this.#requestStop()
     this.#wake?.()
     for (const timer of this.#delayTimers) clearTimeout(timer)
     await this.#listener?.close()

@@ -190,6 +190,27 @@ describe("PgmqConsumer", () => {
     await waitFor("the message after the reconnect", () => received.includes("after"))
   })
 
+  it("stops within its timeout while every slot holds a handler that never returns, firing their signal", async () => {
+    const queue = await newQueue()
+    const signals: Array<AbortSignal> = []
+    const { consumer } = start({
+      queue,
+      concurrency: 2,
+      pollInterval: 20,
+      handler: (_message, { signal }) => {
+        signals.push(signal)
+        return new Promise(() => {})
+      },
+    })
+    await client.sendBatch(db.pgmq, queue, [{ text: "a" }, { text: "b" }, { text: "c" }])
+    await waitFor("both slots busy", () => consumer.metrics().inFlight === 2)
+    await consumer.stop({ timeout: 50 })
+    expect(signals).toHaveLength(2)
+    expect(signals.every((signal) => signal.aborted)).toBe(true)
+    // Nothing was finished: all three are still in the queue (two invisible until their timeout passes).
+    expect((await client.metrics(db.pgmq, queue)).length).toBe(3)
+  })
+
   it("refuses bad options", () => {
     const queue = definePgmqQueue({ name: "unused", message: Note })
     expect(() => PgmqConsumer.start({ pool: db.pgmq, queue, handler: () => {}, concurrency: 0 })).toThrow(
