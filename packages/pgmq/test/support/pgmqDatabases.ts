@@ -18,7 +18,9 @@ export interface PgmqDatabases {
 
 /** Registers hooks giving the file migrated databases in `mode`; read the result inside tests. */
 export const usePgmqDatabases = (mode: TestDbMode): PgmqDatabases => {
-  const awa = useAwaDatabase({ mode, withPgmq: true })
+  // The bridge writes jobs with the default producer (the canonical engine), in this process and in its
+  // child processes alike, so the databases are made for that engine whatever AWA_TEST_ENGINE says.
+  const awa = useAwaDatabase({ mode, withPgmq: true, engine: "canonical" })
   let pgmqPool: pg.Pool | undefined
   beforeAll(() => {
     if (mode === "split") {
