@@ -136,6 +136,7 @@ export class PgmqConsumer<Q extends AnyPgmqQueue> {
   #stopping = false
   #wake: (() => void) | undefined
   #woken = false
+  #backlog = false
   #loop: Promise<void> | undefined
   readonly #delayTimers = new Set<NodeJS.Timeout>()
   #requestStop: () => void = () => {}
@@ -277,9 +278,9 @@ export class PgmqConsumer<Q extends AnyPgmqQueue> {
         continue
       }
       this.#woken = false
-      let messages: ReadonlyArray<PgmqMessage<PgmqMessageOf<Q>>>
+      let batch: { readonly messages: ReadonlyArray<PgmqMessage<PgmqMessageOf<Q>>>; readonly rows: number }
       try {
-        messages = await this.#readBatch(free)
+        batch = await this.#readBatch(free)
         failures = 0
       } catch (error) {
         this.#onEvent({ type: "error", context: "read", error })
@@ -287,18 +288,23 @@ export class PgmqConsumer<Q extends AnyPgmqQueue> {
         await this.#sleep(Math.min(this.#pollMs, 100 * 2 ** Math.min(failures, 6)))
         continue
       }
-      for (const message of messages) this.#dispatch(message)
-      // A full batch suggests more are waiting: read again at once.
-      if (messages.length < free) await this.#sleep(this.#pollMs)
+      for (const message of batch.messages) this.#dispatch(message)
+      // A full batch suggests more are waiting: read again at once, and again whenever a slot frees up.
+      this.#backlog = batch.rows === free
+      if (!this.#backlog) await this.#sleep(this.#pollMs)
     }
   }
 
-  async #readBatch(limit: number): Promise<ReadonlyArray<PgmqMessage<PgmqMessageOf<Q>>>> {
+  /** Reads up to `limit` messages; `rows` counts the invalid ones too (archived here). */
+  async #readBatch(
+    limit: number,
+  ): Promise<{ readonly messages: ReadonlyArray<PgmqMessage<PgmqMessageOf<Q>>>; readonly rows: number }> {
     try {
-      return await this.#client.read(this.#pool, this.queue, {
+      const messages = await this.#client.read(this.#pool, this.queue, {
         visibilityTimeout: `${this.#vtSeconds} seconds`,
         limit,
       })
+      return { messages, rows: messages.length }
     } catch (error) {
       if (!(error instanceof InvalidPgmqMessage)) throw error
       // A message that can never decode would be read forever: archive it, with its payload kept there.
@@ -311,14 +317,16 @@ export class PgmqConsumer<Q extends AnyPgmqQueue> {
             this.#onEvent({ type: "error", context: "archive invalid message", error: archiveError }),
           )
       }
-      return error.valid as ReadonlyArray<PgmqMessage<PgmqMessageOf<Q>>>
+      const valid = error.valid as ReadonlyArray<PgmqMessage<PgmqMessageOf<Q>>>
+      return { messages: valid, rows: valid.length + error.invalid.length }
     }
   }
 
   #dispatch(message: PgmqMessage<PgmqMessageOf<Q>>): void {
     const task = this.#handle(message).finally(() => {
       this.#inFlight.delete(task)
-      this.#signal()
+      // A freed slot is worth a read only when the last one suggested a backlog; new sends notify.
+      if (this.#backlog) this.#signal()
     })
     this.#inFlight.add(task)
   }
