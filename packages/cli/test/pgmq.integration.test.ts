@@ -61,6 +61,11 @@ describe("awa pgmq", () => {
       ["audit", 0],
       ["orders", 3],
     ])
+    // --pgmq-database-url names the pgmq database as PGMQ_DATABASE_URL does.
+    const byFlag = await awa(["pgmq", "queues", "--json", "--pgmq-database-url", d.databases.pgmqUrl], {
+      DATABASE_URL: d.databases.primaryUrl,
+    })
+    expect(JSON.parse(byFlag.stdout)).toHaveLength(2)
     // The primary database holds no pgmq queues in split mode.
     const onPrimary = await awa(["pgmq", "queues"], { DATABASE_URL: d.databases.primaryUrl })
     expect(onPrimary.code).toBe(ExitCode.database)

@@ -86,6 +86,19 @@ describe("PgmqConsumer", () => {
     expect(consumer.metrics().notifications).toBeGreaterThanOrEqual(1)
   })
 
+  it("wakes when a delayed send becomes visible, with a one-minute poll", async () => {
+    const queue = await newQueue()
+    const received: Array<string> = []
+    const { consumer } = start({
+      queue,
+      pollInterval: "1 minute",
+      handler: (message) => void received.push(message.message.text),
+    })
+    await consumer.listening()
+    await client.send(db.pgmq, queue, { text: "later" }, { delay: "1 second" })
+    await waitFor("the delayed message", () => received.includes("later"))
+  })
+
   it("ignores sends to other queues of the same namespace", async () => {
     const namespace = queueName("shop")
     const mine = await newQueue(`${namespace}__mail`)
