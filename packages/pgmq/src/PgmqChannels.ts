@@ -19,9 +19,10 @@ export const namespaceOf = (queue: string): string => {
 export const awaChannelFor = (queue: string): string => `${awaGlobalChannel}:${namespaceOf(queue)}`
 
 /**
- * The channel pgmq's insert notifications use once `pgmq.enable_notify_insert(queue)` was called: plain
- * `pgmq.send` then notifies `pgmq.q_<queue>.INSERT` with an empty payload. pgmq names it after the queue's
- * table (`'pgmq.' || TG_TABLE_NAME || '.' || TG_OP`), which is the lower-cased name.
+ * pgmq's insert channel for a queue, as pgmq 1.7 names it (`'pgmq.' || TG_TABLE_NAME || '.' || TG_OP`, the
+ * queue's lower-cased table): once `pgmq.enable_notify_insert(queue)` was called, plain `pgmq.send` notifies
+ * `pgmq.q_<queue>.INSERT` with an empty payload. For a mixed-case name other providers spell it with the
+ * name as created; `sendChannelsFor` covers both.
  */
 export const pgmqInsertChannelFor = (queue: string): string => `pgmq.q_${queue.toLowerCase()}.INSERT`
 
