@@ -35,19 +35,26 @@ const pgmqUrlFlag: FlagSpec = {
 
 const connectionFlags = { "pgmq-database-url": pgmqUrlFlag, "database-url": databaseUrlFlag } as const
 
-/** The pgmq database the topology resolves: --pgmq-database-url, PGMQ_DATABASE_URL, else the primary's. */
-const resolvePgmqUrl = (flags: ParsedCommandLine["flags"]): string => {
+/**
+ * The pgmq database the topology resolves: --pgmq-database-url, PGMQ_DATABASE_URL, else the primary's (and
+ * then it is named as the primary when it cannot be reached).
+ */
+const resolvePgmqDatabase = (
+  flags: ParsedCommandLine["flags"],
+): { readonly url: string; readonly role: "pgmq" | "primary" } => {
   const found = databaseUrlFrom(
     { name: "pgmq-database-url", value: flags["pgmq-database-url"] },
     "PGMQ_DATABASE_URL",
   )
   return found === undefined
-    ? resolveDatabaseUrl(flags["database-url"])
-    : checkDatabaseUrl("pgmq", found.url, found.source)
+    ? { url: resolveDatabaseUrl(flags["database-url"]), role: "primary" }
+    : { url: checkDatabaseUrl("pgmq", found.url, found.source), role: "pgmq" }
 }
 
-const withPgmq = <A>(flags: ParsedCommandLine["flags"], use: (pool: PgPool) => Promise<A>): Promise<A> =>
-  withPool(resolvePgmqUrl(flags), use, { role: "pgmq" })
+const withPgmq = <A>(flags: ParsedCommandLine["flags"], use: (pool: PgPool) => Promise<A>): Promise<A> => {
+  const { url, role } = resolvePgmqDatabase(flags)
+  return withPool(url, use, { role })
+}
 
 const client = makePgmqClient()
 
