@@ -144,6 +144,14 @@ describe("awa pgmq", () => {
     expect((await d.run(["sned"])).stderr).toMatch(/send/)
     const noUrl = await awa(["pgmq", "queues"], {})
     expect(noUrl.code).toBe(ExitCode.database)
+    const unreachable = await awa(
+      ["pgmq", "queues", "--pgmq-database-url", "postgres://awa@127.0.0.1:1/none"],
+      {},
+    )
+    expect(unreachable.code).toBe(ExitCode.database)
+    expect(unreachable.stderr).toMatch(/^awa pgmq: Cannot connect to the pgmq database at 127\.0\.0\.1:1\/none/)
+    const badUrl = await awa(["pgmq", "queues"], { PGMQ_DATABASE_URL: "mysql://x/y" })
+    expect(badUrl.code).toBe(ExitCode.usage)
     const help = await d.run(["purge", "--help"])
     expect(help.code).toBe(ExitCode.ok)
     expect(help.stdout).toMatch(/Usage: awa pgmq purge QUEUE --yes/)
