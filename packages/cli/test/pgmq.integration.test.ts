@@ -149,7 +149,9 @@ describe("awa pgmq", () => {
       {},
     )
     expect(unreachable.code).toBe(ExitCode.database)
-    expect(unreachable.stderr).toMatch(/^awa pgmq: Cannot connect to the pgmq database at 127\.0\.0\.1:1\/none/)
+    expect(unreachable.stderr).toMatch(
+      /^awa pgmq: Cannot connect to the pgmq database at 127\.0\.0\.1:1\/none/,
+    )
     const badUrl = await awa(["pgmq", "queues"], { PGMQ_DATABASE_URL: "mysql://x/y" })
     expect(badUrl.code).toBe(ExitCode.usage)
     const help = await d.run(["purge", "--help"])
