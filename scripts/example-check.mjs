@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Proves the packages install and work without the monorepo around them: packs every package under
 // packages/ with `pnpm pack` (checking that each tarball has its README.md and the LICENSE), copies
-// examples/downstream to a clean temp folder, points its @awa/* dependencies at the tarballs (npm overrides make transitive @awa/* dependencies resolve to
-// them too), runs `npm install` there like a user would, then `npm run typecheck` and `npm test`.
+// examples/downstream to a clean temp folder, points its @awa/* dependencies at the tarballs (npm
+// overrides make transitive @awa/* dependencies resolve to them too), runs `npm install` there like a user
+// would, then `npm run typecheck` and `npm test`.
 // Exits non-zero on any failure, keeping the temp folder for inspection; removes it on success.
 // Usage: node scripts/example-check.mjs [--keep] [--node min|VERSION]   (after `pnpm build`)
 import { spawnSync } from "node:child_process"
