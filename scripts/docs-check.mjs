@@ -104,7 +104,8 @@ chmodSync(work, 0o755)
 const userEnv = Object.fromEntries(
   Object.entries(process.env).filter(
     ([name]) =>
-      !/^(npm_|pnpm_|PNPM_|VITEST|TURBO_)/i.test(name) && !["NODE_OPTIONS", "DATABASE_URL"].includes(name),
+      !/^(npm_|pnpm_|PNPM_|VITEST|TURBO_)/i.test(name) &&
+      !["NODE_OPTIONS", "DATABASE_URL", "PGMQ_DATABASE_URL"].includes(name),
   ),
 )
 Object.assign(userEnv, {
@@ -161,7 +162,7 @@ function withTarballs(script) {
   const overridable = Object.fromEntries(Object.entries(tarballs).filter(([name]) => name !== "@awa/testing"))
   // Relative paths, written the way npm saves a tarball dependency, so an override never conflicts with
   // the same package installed directly.
-  const setOverrides = `node -e 'const fs = require("node:fs"), path = require("node:path"); const p = JSON.parse(fs.readFileSync("package.json", "utf8")); p.overrides = p.overrides ?? {}; for (const [n, f] of Object.entries(${JSON.stringify(overridable)})) p.overrides[n] = "file:" + path.relative(process.cwd(), f); fs.writeFileSync("package.json", JSON.stringify(p, null, 2))'`
+  const setOverrides = `node -e 'const fs = require("node:fs"), path = require("node:path"); const p = fs.existsSync("package.json") ? JSON.parse(fs.readFileSync("package.json", "utf8")) : {}; p.overrides = p.overrides ?? {}; for (const [n, f] of Object.entries(${JSON.stringify(overridable)})) p.overrides[n] = "file:" + path.relative(process.cwd(), f); fs.writeFileSync("package.json", JSON.stringify(p, null, 2))'`
   return script
     .split("\n")
     .map((line) => {
@@ -245,7 +246,8 @@ async function runDocument({ file, blocks }) {
       else if (status.code !== 0) error = `the sh block exited with ${status.code}`
       else cwd = readFileSync(state, "utf8").trim()
     } else {
-      const path = join(cwd, `docs-block-${slug}-${block.line}.${isTs ? "ts" : "mjs"}`)
+      // .mts / .mjs: ES modules (top-level await) even in a folder without "type": "module".
+      const path = join(cwd, `docs-block-${slug}-${block.line}.${isTs ? "mts" : "mjs"}`)
       writeFileSync(path, `${block.code}\n`)
       if (isTs) typecheck.push({ path, where })
       if (marker.kind === "typecheck") continue
