@@ -15,7 +15,11 @@ export class DatabaseError extends Schema.TaggedError<DatabaseError>()("Database
 }) {
   override get message(): string {
     const code = this.sqlState === null ? "" : ` (SQLSTATE ${this.sqlState})`
-    return `awa ${this.operation} failed${code}: ${this.detail}. ${nextStep(this.sqlStateClass, this.transient)}`
+    const next =
+      this.sqlState === "3D000"
+        ? "Check the database name in the connection URL (create the database, then run `awa migrate`)."
+        : nextStep(this.sqlStateClass, this.transient)
+    return `awa ${this.operation} failed${code}: ${this.detail}. ${next}`
   }
 }
 
