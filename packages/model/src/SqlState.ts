@@ -92,7 +92,10 @@ export const classifyDriverError = (code: string | undefined, message: string): 
  */
 export const explainConnectionFailure = (code: string | undefined, message: string): string => {
   const cls = classifyDriverError(code, message)
-  if (cls === "authentication" && /client password must be a string|no password supplied/i.test(message))
+  if (
+    cls === "authentication" &&
+    /client password must be a string|no password supplied|empty password returned by client/i.test(message)
+  )
     return `the server asks for a password and the URL gives none: add it (postgres://user:PASSWORD@host/db) or set PGPASSWORD or ~/.pgpass (driver: ${message})`
   if (cls === "authentication")
     return `the server refused the credentials: check the user name and password in the URL, PGPASSWORD or ~/.pgpass (server: ${message})`

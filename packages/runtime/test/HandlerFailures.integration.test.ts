@@ -115,7 +115,10 @@ describe("handler rejections", () => {
     // Still working.
     const [noop] = await producer.insertMany(db.pool, [job(Noop, {})])
     const id = noop!._tag === "Inserted" ? noop!.id : ""
-    await waitFor("a later job to complete", async () => (await admin.getJob(db.pool, id)).state === "completed")
+    await waitFor(
+      "a later job to complete",
+      async () => (await admin.getJob(db.pool, id)).state === "completed",
+    )
   })
 
   it("says a job failed, not that it will be retried, when an unknown kind or a deadline ends its last attempt", async () => {
@@ -188,9 +191,12 @@ describe("stop", () => {
     await started.stubborn.promise
     await worker.stop({ timeout: 50 })
     // Both were released; only the stubborn one is still running, and is named.
-    expect(log.ofType("released").flatMap((e) => e.jobs.map((j) => j.id)).sort()).toEqual(
-      [obedient, stubborn].sort(),
-    )
+    expect(
+      log
+        .ofType("released")
+        .flatMap((e) => e.jobs.map((j) => j.id))
+        .sort(),
+    ).toEqual([obedient, stubborn].sort())
     const abandoned = log.ofType("abandoned")
     expect(abandoned).toHaveLength(1)
     expect(abandoned[0]!.jobs.map((j) => [j.id, j.kind])).toEqual([[stubborn, "stubborn"]])

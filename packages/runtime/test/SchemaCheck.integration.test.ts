@@ -113,7 +113,10 @@ describe("privileges", () => {
       maintenance: { electionInterval: 10, promoteInterval: 10 },
     })
     onTestFinished(() => worker.stop({ timeout: 100 }))
-    await waitFor("the job to complete", async () => (await admin.getJob(db.pool, inserted.id)).state === "completed")
+    await waitFor(
+      "the job to complete",
+      async () => (await admin.getJob(db.pool, inserted.id)).state === "completed",
+    )
     await waitFor("the worker to lead maintenance", () => worker.maintenance?.isLeader === true)
   })
 
@@ -148,6 +151,8 @@ describe("privileges", () => {
       .catch((e: unknown) => e)
     expect(error).toBeInstanceOf(DatabaseError)
     expect((error as DatabaseError).sqlStateClass).toBe("insufficient-privilege")
-    expect((error as Error).message).toContain("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA awa")
+    expect((error as Error).message).toContain(
+      "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA awa",
+    )
   })
 })
