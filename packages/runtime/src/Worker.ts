@@ -9,10 +9,11 @@ import {
   UnknownJobKind,
 } from "@awa/model/JobErrors"
 import { defaultQueue } from "@awa/model/Limits"
+import { AwaPrivilegesMissing, AwaSchemaNotReady } from "@awa/model/SchemaErrors"
 import { Duration, Effect, Option, Result, type Scope } from "effect"
 import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
 import { canonicalEngine } from "./CanonicalEngine.js"
-import { type DatabaseError, toDatabaseError } from "./DatabaseError.js"
+import { ConnectionLost, type DatabaseError, toDatabaseError } from "./DatabaseError.js"
 import type { AttemptRef, ClaimedJob, Engine, ErrorInput } from "./Engine.js"
 import { NotificationListener } from "./internal/NotificationListener.js"
 import { type FinishedAttempt, OutcomeBatcher, type PendingOutcome } from "./internal/OutcomeBatcher.js"
@@ -22,6 +23,15 @@ import { Maintenance, type MaintenanceSettings } from "./Maintenance.js"
 import { type Db, type Executor, type PgPool, toExecutor } from "./PgExecutor.js"
 import { checkSchema } from "./SchemaCheck.js"
 import { EventHub, type WorkerEvent, type WorkerEventListener } from "./WorkerEvent.js"
+
+/** What `Worker.scoped` fails with: the typed refusals of `Worker.start`, or a `DatabaseError` for anything else. */
+export type WorkerStartError =
+  | AwaSchemaNotReady
+  | AwaPrivilegesMissing
+  | NoJobHandlers
+  | InvalidJobDefinition
+  | ConnectionLost
+  | DatabaseError
 
 /** Per-queue settings of a worker. */
 export interface QueueConfig {
@@ -179,11 +189,11 @@ const safely = <A>(read: () => A, fallback: A): A => {
   }
 }
 
-const safeString = (value: unknown): string | undefined =>
+// A property of a thrown value as text, or undefined when reading or printing it throws.
+const readText = (read: () => unknown): string | undefined =>
   safely(() => {
-    if (typeof value === "string") return value
-    if (value === undefined || value === null) return undefined
-    return String(value)
+    const value = read()
+    return typeof value === "string" ? value : String(value)
   }, undefined)
 
 /**
@@ -194,11 +204,10 @@ const safeString = (value: unknown): string | undefined =>
 export const describeThrown = (thrown: unknown): ErrorInput => {
   if (safely(() => thrown instanceof Error, false)) {
     const error = thrown as Error
-    const name = safeString(safely(() => error.name, undefined)) ?? "Error"
+    const name = readText(() => error.name) ?? "Error"
     const message =
-      safeString(safely(() => error.message, undefined)) ??
-      `${name} (its message could not be read: reading it threw)`
-    const stack = safeString(safely(() => error.stack, undefined))
+      readText(() => error.message) ?? `${name} (its message could not be read: reading it threw)`
+    const stack = safely(() => error.stack, undefined) === undefined ? undefined : readText(() => error.stack)
     return {
       kind: "error",
       message: message === "" ? name : message,
@@ -441,11 +450,18 @@ export class Worker {
    * A worker as a scoped Effect resource: started when acquired, stopped (gracefully, within the shutdown
    * timeout) when the scope closes.
    */
-  static scoped(options: WorkerOptions): Effect.Effect<Worker, DatabaseError, Scope.Scope> {
+  static scoped(options: WorkerOptions): Effect.Effect<Worker, WorkerStartError, Scope.Scope> {
     return Effect.acquireRelease(
       Effect.tryPromise({
         try: () => Worker.start(options),
-        catch: (cause) => toDatabaseError("start worker", cause),
+        catch: (cause): WorkerStartError =>
+          cause instanceof AwaSchemaNotReady ||
+          cause instanceof AwaPrivilegesMissing ||
+          cause instanceof NoJobHandlers ||
+          cause instanceof InvalidJobDefinition ||
+          cause instanceof ConnectionLost
+            ? cause
+            : toDatabaseError("start worker", cause),
       }),
       (worker) => Effect.promise(() => worker.stop()),
     )
