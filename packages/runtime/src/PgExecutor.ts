@@ -55,6 +55,19 @@ export const transaction = {
 
 const ExecutorTypeId: unique symbol = Symbol.for("@awa/runtime/Executor")
 
+// The pg pool or client behind each executor made here (see `executorTarget`).
+const executorTargets = new WeakMap<Executor, PgPool | PgClient>()
+const targeting = (executor: Executor, target: PgPool | PgClient): Executor => {
+  executorTargets.set(executor, target)
+  return executor
+}
+
+/**
+ * The `pg` pool or client an executor runs on (or `db` itself when it is one), for caching facts about a
+ * database per connection object. An executor made elsewhere (not by `toExecutor`) is its own target.
+ */
+export const executorTarget = (db: Db): object => (isExecutor(db) ? (executorTargets.get(db) ?? db) : db)
+
 /**
  * Runs the runtime's statements on a pool (each statement on any connection, autocommitted) or on one
  * client (inside whatever transaction the caller holds on it). Failures reject with `DatabaseError`.
@@ -122,32 +135,38 @@ export const toExecutor = (db: Db, options?: ExecutorOptions): Executor => {
   if (isExecutor(db)) return db
   const prepared = options?.preparedStatements ?? true
   if (isPool(db)) {
-    return {
-      [ExecutorTypeId]: true,
-      bound: false,
-      query: (operation, st, values) => run(db, operation, st, values, prepared),
-      copyFrom: async (operation, copySql, chunks) => {
-        let client: pg.PoolClient
-        try {
-          client = await db.connect()
-        } catch (cause) {
-          throw toDatabaseError(operation, cause)
-        }
-        const watch = watchConnection(client)
-        try {
-          return await copyWith(client, operation, copySql, chunks)
-        } finally {
-          watch.release()
-        }
+    return targeting(
+      {
+        [ExecutorTypeId]: true,
+        bound: false,
+        query: (operation, st, values) => run(db, operation, st, values, prepared),
+        copyFrom: async (operation, copySql, chunks) => {
+          let client: pg.PoolClient
+          try {
+            client = await db.connect()
+          } catch (cause) {
+            throw toDatabaseError(operation, cause)
+          }
+          const watch = watchConnection(client)
+          try {
+            return await copyWith(client, operation, copySql, chunks)
+          } finally {
+            watch.release()
+          }
+        },
       },
-    }
+      db,
+    )
   }
-  return {
-    [ExecutorTypeId]: true,
-    bound: true,
-    query: (operation, st, values) => run(db, operation, st, values, prepared),
-    copyFrom: (operation, copySql, chunks) => copyWith(db, operation, copySql, chunks),
-  }
+  return targeting(
+    {
+      [ExecutorTypeId]: true,
+      bound: true,
+      query: (operation, st, values) => run(db, operation, st, values, prepared),
+      copyFrom: (operation, copySql, chunks) => copyWith(db, operation, copySql, chunks),
+    },
+    db,
+  )
 }
 
 // A checked-out client with an 'error' listener for as long as it is out: without one, a connection that dies
@@ -303,12 +322,15 @@ export const openSession = async (pool: PgPool, applicationName: string): Promis
     throw toDatabaseError("connect", cause)
   }
   return {
-    executor: {
-      [ExecutorTypeId]: true,
-      bound: true,
-      query: (operation, st, values) => run(client, operation, st, values, false),
-      copyFrom: (operation, copySql, chunks) => copyWith(client, operation, copySql, chunks),
-    },
+    executor: targeting(
+      {
+        [ExecutorTypeId]: true,
+        bound: true,
+        query: (operation, st, values) => run(client, operation, st, values, false),
+        copyFrom: (operation, copySql, chunks) => copyWith(client, operation, copySql, chunks),
+      },
+      client,
+    ),
     onNotification: (listener) => {
       client.on("notification", (msg) => listener({ channel: msg.channel, payload: msg.payload ?? "" }))
     },

@@ -12,7 +12,7 @@ import {
   toDatabaseError,
 } from "./DatabaseError.js"
 import type { Engine, InsertResult, InsertRow, Job } from "./Engine.js"
-import { type Db, type Executor, PgExecutor, toExecutor } from "./PgExecutor.js"
+import { type Db, type Executor, executorTarget, PgExecutor, toExecutor } from "./PgExecutor.js"
 import { checkSchema } from "./SchemaCheck.js"
 import { uniqueKey } from "./UniqueKey.js"
 
@@ -155,16 +155,21 @@ const writeOnPool = async <A>(operation: string, executor: Executor, write: () =
 /** Makes a producer. Cheap and connection-free: make one per process and share it. */
 export const makeProducer = (options?: ProducerOptions): Producer => {
   const engine = options?.engine ?? canonicalEngine
-  // Databases whose schema check passed (or is running), keyed by the object the caller passes.
-  const checked = new WeakMap<object, Promise<void>>()
+  // Schema checks per pg pool or client (an executor counts as the pool or client it runs on, so an Effect
+  // transaction's fresh executor over a pooled client reuses that client's check): `true` once passed, the
+  // running check otherwise. A failed check is forgotten, so the next call checks again (after `awa migrate`).
+  const checked = new WeakMap<object, true | Promise<void>>()
   const ready = (db: Db): Promise<void> | undefined => {
     if (options?.checkSchema === false) return undefined
-    const known = checked.get(db)
+    const key = executorTarget(db)
+    const known = checked.get(key)
+    if (known === true) return undefined
     if (known !== undefined) return known
-    const check = checkSchema(db)
-    checked.set(db, check)
-    // A failed check is not cached: the next call checks again (for example after `awa migrate`).
-    check.catch(() => checked.delete(db))
+    const check = checkSchema(db).then(() => {
+      checked.set(key, true)
+    })
+    checked.set(key, check)
+    check.catch(() => checked.delete(key))
     return check
   }
   const writer = async (db: Db): Promise<Executor> => {

@@ -90,6 +90,21 @@ describe("the schema check", () => {
     expect(unchecked).toBeInstanceOf(DatabaseError)
   })
 
+  it("checks once per pool and retries a failed check", async () => {
+    const producer = makeProducer()
+    await producer.insert(db.pool, Noop, {})
+    await db.pool.query("DELETE FROM awa_migrator.ledger WHERE migration_set = 'canonical'")
+    // Passed before on this pool: not checked again.
+    await expect(producer.insert(db.pool, Noop, {})).resolves.toMatchObject({ _tag: "Inserted" })
+    // A new producer checks, and a failed check is not remembered.
+    const fresh = makeProducer()
+    await expect(fresh.insert(db.pool, Noop, {})).rejects.toBeInstanceOf(AwaSchemaNotReady)
+    await db.pool.query(
+      "INSERT INTO awa_migrator.ledger (migration_set, instance, version, name, checksum) VALUES ('canonical', 'awa', 1, 'restored', 'x')",
+    )
+    await expect(fresh.insert(db.pool, Noop, {})).resolves.toMatchObject({ _tag: "Inserted" })
+  })
+
   it("says the ledger has no canonical migration when its rows are gone", async () => {
     await db.pool.query("DELETE FROM awa_migrator.ledger WHERE migration_set = 'canonical'")
     const error = await checkSchema(db.pool).catch((e: unknown) => e)
