@@ -202,12 +202,14 @@ const watchConnection = (client: pg.PoolClient): WatchedClient => {
 /** Where a transaction was when it failed: what its connection loss means for the commit. */
 type TransactionPhase = "begin" | "body" | "commit"
 
-// The rejection of a failed transaction. A lost connection becomes `ConnectionLost` saying whether the
-// commit outcome is known; anything else is the caller's own error (or SQL error), passed through unchanged.
+// The rejection of a failed transaction, once the rollback was tried (`lost`: the error that reported this
+// client's connection gone, from its 'error' event or the failed rollback). A lost connection becomes
+// `ConnectionLost` saying whether the commit outcome is known; anything else is the caller's own error (or
+// SQL error), passed through unchanged, even one that mentions a lost connection of another client.
 const transactionFailure = (phase: TransactionPhase, error: unknown, lost: unknown): unknown => {
   if (phase === "commit" && isConnectionLoss(error)) return toConnectionLost("transaction", "unknown", error)
-  if (lost !== undefined) return toConnectionLost("transaction", "rolled-back", lost)
-  if (isConnectionLoss(error)) return toConnectionLost("transaction", "rolled-back", error)
+  if (lost !== undefined)
+    return toConnectionLost("transaction", "rolled-back", isConnectionLoss(error) ? error : lost)
   if (phase === "begin") return toDatabaseError("begin transaction", error)
   return error
 }
@@ -243,16 +245,19 @@ export const withTransaction = async <T>(
     await client.query("COMMIT")
     return value
   } catch (error) {
-    if (watch.lost() === undefined && !isConnectionLoss(error) && phase !== "commit") {
+    // A failed COMMIT has ended the transaction (committed or not); otherwise roll back, which also tells
+    // whether this client's connection still works.
+    if (phase === "commit") {
+      if (isConnectionLoss(error)) broken = error
+    } else if (watch.lost() === undefined) {
       try {
         await client.query("ROLLBACK")
       } catch (rollbackError) {
         broken = rollbackError
       }
-    } else {
-      broken = watch.lost() ?? error
     }
-    throw transactionFailure(phase, error, watch.lost())
+    const lost = watch.lost() ?? (broken !== undefined && isConnectionLoss(broken) ? broken : undefined)
+    throw transactionFailure(phase, error, phase === "commit" ? undefined : lost)
   } finally {
     watch.release(broken)
   }

@@ -139,12 +139,18 @@ describe("withTransaction", () => {
     expect(rejection).toBeInstanceOf(pg.DatabaseError)
     expect((rejection as pg.DatabaseError).code).toBe("42P01")
     expect(String((rejection as Error).message)).not.toContain("awa migrate")
-    const own = new Error("the caller's own failure")
-    await expect(
-      withTransaction(db.pool, async () => {
-        throw own
-      }),
-    ).rejects.toBe(own)
+    // Even an error that reads like a lost connection (say, from another database's client) is the caller's
+    // own while this transaction's connection is fine.
+    for (const own of [
+      new Error("the caller's own failure"),
+      new Error("Connection terminated unexpectedly"),
+    ]) {
+      await expect(
+        withTransaction(db.pool, async () => {
+          throw own
+        }),
+      ).rejects.toBe(own)
+    }
   })
 })
 
