@@ -13,7 +13,8 @@ export const ExitCode = {
   usage: 2,
   /**
    * No database URL was given, the database could not be reached or refused the connection (host, port, TLS,
-   * authentication, database name), or it has no awa schema (run `awa migrate`).
+   * authentication, database name), the connection was lost, it has no (or an outdated) awa schema (run
+   * `awa migrate`), or the role lacks the grants awa needs.
    */
   database: 3,
   /** Refused before changing anything: the database is ahead of the code, or an applied migration drifted. */
@@ -51,6 +52,9 @@ export const exitCodeFor = (error: unknown): number => {
     case "DatabaseUnreachable":
     case "AwaSchemaMissing":
     case "PgmqNotInstalled":
+    case "AwaSchemaNotReady":
+    case "AwaPrivilegesMissing":
+    case "ConnectionLost":
       return ExitCode.database
     case "DatabaseAheadOfCode":
     case "MigrationDrift":
@@ -84,7 +88,8 @@ export const exitCodeHelp = `Exit codes:
   0  success
   1  internal error (a bug)
   2  usage error: unknown command, flag or set, bad value, conflicting flags, or no command (help printed)
-  3  no database URL, the database is unreachable or refuses the connection, or it has no awa schema (run awa migrate)
+  3  no database URL, the database is unreachable, refuses the connection or lost it, has no (or an outdated)
+     awa schema (run awa migrate), or the role lacks the grants awa needs (docs/permissions.md)
   4  refused, nothing changed: database ahead of the code, or migration drift
   5  a migration failed and was rolled back
   6  unsafe request refused (e.g. --reset of a canonical schema, dlq purge without a filter, pgmq purge without --yes), nothing changed

@@ -2,6 +2,7 @@ import {
   classifySqlState,
   type DatabaseRole,
   DatabaseUnreachable,
+  explainConnectionFailure,
   InvalidDatabaseUrl,
   type SqlStateClass,
 } from "@awa/model"
@@ -84,7 +85,10 @@ const toQueryFailed = (role: DatabaseRole, error: unknown): QueryFailed => {
   const sqlState = typeof e?.code === "string" ? e.code : undefined
   return new QueryFailed({
     role,
-    reason: typeof e?.message === "string" && e.message.length > 0 ? e.message : String(error),
+    reason: explainConnectionFailure(
+      sqlState,
+      typeof e?.message === "string" && e.message.length > 0 ? e.message : String(error),
+    ),
     sqlState,
     sqlStateClass: classifySqlState(sqlState),
   })
@@ -135,11 +139,21 @@ export const openDatabase = (
     pool.on("error", () => undefined)
     const unreachable = (error: unknown) =>
       new DatabaseUnreachable({ role, target, reason: toQueryFailed(role, error).reason })
+    const noteLost = (): void => undefined
     const withConnection: Database["withConnection"] = (use) =>
       Effect.acquireUseRelease(
         Effect.tryPromise({ try: () => pool.connect(), catch: unreachable }),
-        (client) => use({ query: (sql, params) => runQuery(role, client, sql, params) }),
-        (client) => Effect.sync(() => client.release()),
+        (client) => {
+          // A connection that dies while checked out (server restart, pg_terminate_backend) reports through
+          // 'error'; without a listener that would end the process. The running query fails on its own.
+          client.on("error", noteLost)
+          return use({ query: (sql, params) => runQuery(role, client, sql, params) })
+        },
+        (client) =>
+          Effect.sync(() => {
+            client.release()
+            client.off("error", noteLost)
+          }),
       )
     const query: Database["query"] = (sql, params) =>
       withConnection((connection) => connection.query(sql, params))

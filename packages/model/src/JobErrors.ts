@@ -74,14 +74,20 @@ export type InsertValidationError =
   | JobPayloadNotSerializable
   | JobPayloadTooLarge
 
-/** A claimed job whose kind no handler in this worker knows. The job is retried (another worker may know it). */
+/**
+ * A claimed job whose kind no handler in this worker knows. The job is retried (another worker may know it),
+ * unless this was its last attempt (`lastAttempt`), in which case it failed.
+ */
 export class UnknownJobKind extends Schema.TaggedError<UnknownJobKind>()("UnknownJobKind", {
   kind: Schema.String,
   known: Schema.Array(Schema.String),
+  lastAttempt: Schema.optional(Schema.Boolean),
 }) {
   override get message(): string {
     const known = this.known.length === 0 ? "none" : this.known.map((k) => `"${k}"`).join(", ")
-    return `No handler for job kind "${this.kind}" in this worker (known kinds: ${known}). The job will be retried; register a handler for it or cancel the job.`
+    return this.lastAttempt === true
+      ? `No handler for job kind "${this.kind}" in this worker (known kinds: ${known}). That was the job's last attempt, so it failed; register a handler for the kind, then retry the job.`
+      : `No handler for job kind "${this.kind}" in this worker (known kinds: ${known}). The job will be retried; register a handler for it or cancel the job.`
   }
 }
 
@@ -142,12 +148,28 @@ export class InvalidAdminArgument extends Schema.TaggedError<InvalidAdminArgumen
   }
 }
 
-/** An attempt's deadline (its per-attempt timeout) passed before the handler finished. Recorded on the job. */
+/**
+ * An attempt's deadline (its per-attempt timeout) passed before the handler finished. Recorded on the job;
+ * `lastAttempt` says the job failed rather than being retried.
+ */
 export class JobDeadlineExceeded extends Schema.TaggedError<JobDeadlineExceeded>()("JobDeadlineExceeded", {
   kind: Schema.String,
   timeoutMs: Schema.Number,
+  lastAttempt: Schema.optional(Schema.Boolean),
 }) {
   override get message(): string {
-    return `Job kind "${this.kind}" ran past its ${this.timeoutMs} ms attempt deadline; the attempt was abandoned and the job will be retried. Raise the job's \`timeout\` or make the handler honour ctx.signal.`
+    const then =
+      this.lastAttempt === true ? "that was its last attempt, so the job failed" : "the job will be retried"
+    return `Job kind "${this.kind}" ran past its ${this.timeoutMs} ms attempt deadline; the attempt was abandoned and ${then}. Raise the job's \`timeout\` or make the handler honour ctx.signal.`
+  }
+}
+
+/**
+ * A worker given no handlers: it would claim jobs it cannot run. Pass handlers, or `allowNoHandlers: true`
+ * for a worker that only takes part in maintenance (it then claims nothing).
+ */
+export class NoJobHandlers extends Schema.TaggedError<NoJobHandlers>()("NoJobHandlers", {}) {
+  override get message(): string {
+    return "The worker was given no handlers, so every job it claimed would fail as an unknown kind. Pass handlers made with handle(definition, fn), or `allowNoHandlers: true` for a worker that only runs maintenance (it then claims no jobs)."
   }
 }

@@ -58,6 +58,11 @@ export const fail = (reason: string | Error): JobOutcome =>
     ? { [OutcomeTypeId]: true, _tag: "Fail", reason }
     : { [OutcomeTypeId]: true, _tag: "Fail", reason: reason.message, error: reason }
 
-/** True when `value` is a `JobOutcome` (returned or thrown by a handler). */
-export const isJobOutcome = (value: unknown): value is JobOutcome =>
-  typeof value === "object" && value !== null && OutcomeTypeId in value
+/** True when `value` is a `JobOutcome` (returned or thrown by a handler); false for a Proxy whose traps throw. */
+export const isJobOutcome = (value: unknown): value is JobOutcome => {
+  try {
+    return typeof value === "object" && value !== null && OutcomeTypeId in value
+  } catch {
+    return false
+  }
+}

@@ -4,7 +4,13 @@ import { pipeline } from "node:stream/promises"
 import { Context, Effect, Exit, Layer } from "effect"
 import pg from "pg"
 import copyStreams from "pg-copy-streams"
-import { DatabaseError, toDatabaseError } from "./DatabaseError.js"
+import {
+  type ConnectionLost,
+  type DatabaseError,
+  isConnectionLoss,
+  toConnectionLost,
+  toDatabaseError,
+} from "./DatabaseError.js"
 
 /** A `pg` connection pool. */
 export type PgPool = pg.Pool
@@ -48,6 +54,19 @@ export const transaction = {
 } as const
 
 const ExecutorTypeId: unique symbol = Symbol.for("@awa/runtime/Executor")
+
+// The pg pool or client behind each executor made here (see `executorTarget`).
+const executorTargets = new WeakMap<Executor, PgPool | PgClient>()
+const targeting = (executor: Executor, target: PgPool | PgClient): Executor => {
+  executorTargets.set(executor, target)
+  return executor
+}
+
+/**
+ * The `pg` pool or client an executor runs on (or `db` itself when it is one), for caching facts about a
+ * database per connection object. An executor made elsewhere (not by `toExecutor`) is its own target.
+ */
+export const executorTarget = (db: Db): object => (isExecutor(db) ? (executorTargets.get(db) ?? db) : db)
 
 /**
  * Runs the runtime's statements on a pool (each statement on any connection, autocommitted) or on one
@@ -116,36 +135,92 @@ export const toExecutor = (db: Db, options?: ExecutorOptions): Executor => {
   if (isExecutor(db)) return db
   const prepared = options?.preparedStatements ?? true
   if (isPool(db)) {
-    return {
-      [ExecutorTypeId]: true,
-      bound: false,
-      query: (operation, st, values) => run(db, operation, st, values, prepared),
-      copyFrom: async (operation, copySql, chunks) => {
-        let client: pg.PoolClient
-        try {
-          client = await db.connect()
-        } catch (cause) {
-          throw toDatabaseError(operation, cause)
-        }
-        try {
-          return await copyWith(client, operation, copySql, chunks)
-        } finally {
-          client.release()
-        }
+    return targeting(
+      {
+        [ExecutorTypeId]: true,
+        bound: false,
+        query: (operation, st, values) => run(db, operation, st, values, prepared),
+        copyFrom: async (operation, copySql, chunks) => {
+          let client: pg.PoolClient
+          try {
+            client = await db.connect()
+          } catch (cause) {
+            throw toDatabaseError(operation, cause)
+          }
+          const watch = watchConnection(client)
+          try {
+            return await copyWith(client, operation, copySql, chunks)
+          } finally {
+            watch.release()
+          }
+        },
       },
-    }
+      db,
+    )
   }
+  return targeting(
+    {
+      [ExecutorTypeId]: true,
+      bound: true,
+      query: (operation, st, values) => run(db, operation, st, values, prepared),
+      copyFrom: (operation, copySql, chunks) => copyWith(db, operation, copySql, chunks),
+    },
+    db,
+  )
+}
+
+// A checked-out client with an 'error' listener for as long as it is out: without one, a connection that dies
+// while checked out (server restart, pg_terminate_backend) emits an unhandled 'error' and ends the process.
+// `lost` is the error that reported the loss; `release` hands the client back (destroyed when it was lost).
+interface WatchedClient {
+  readonly lost: () => unknown
+  readonly release: (error?: unknown) => void
+}
+
+const watchConnection = (client: pg.PoolClient): WatchedClient => {
+  let lost: unknown
+  const onError = (error: Error) => {
+    lost ??= error
+  }
+  client.on("error", onError)
+  let released = false
   return {
-    [ExecutorTypeId]: true,
-    bound: true,
-    query: (operation, st, values) => run(db, operation, st, values, prepared),
-    copyFrom: (operation, copySql, chunks) => copyWith(db, operation, copySql, chunks),
+    lost: () => lost,
+    release: (error) => {
+      if (released) return
+      released = true
+      const broken = lost ?? error
+      client.release(
+        broken === undefined ? undefined : broken instanceof Error ? broken : new Error(String(broken)),
+      )
+      // After release the pool has its own idle listener on the client (or has destroyed it).
+      client.off("error", onError)
+    },
   }
+}
+
+/** Where a transaction was when it failed: what its connection loss means for the commit. */
+type TransactionPhase = "begin" | "body" | "commit"
+
+// The rejection of a failed transaction, once the rollback was tried (`lost`: the error that reported this
+// client's connection gone, from its 'error' event or the failed rollback). A lost connection becomes
+// `ConnectionLost` saying whether the commit outcome is known; anything else is the caller's own error (or
+// SQL error), passed through unchanged, even one that mentions a lost connection of another client.
+const transactionFailure = (phase: TransactionPhase, error: unknown, lost: unknown): unknown => {
+  if (phase === "commit" && isConnectionLoss(error)) return toConnectionLost("transaction", "unknown", error)
+  if (lost !== undefined)
+    return toConnectionLost("transaction", "rolled-back", isConnectionLoss(error) ? error : lost)
+  if (phase === "begin") return toDatabaseError("begin transaction", error)
+  return error
 }
 
 /**
  * Runs `fn` inside a transaction on a client checked out of `pool`: commits when it resolves, rolls back
- * when it rejects, and always returns the client.
+ * when it rejects, and always returns the client. What `fn` throws (including its own SQL errors) rejects
+ * unchanged. When the connection is lost the promise rejects with `ConnectionLost`: `commitOutcome` is
+ * `"rolled-back"` when it was lost before COMMIT was sent (safe to retry), `"unknown"` when it was lost
+ * during COMMIT (check whether the writes landed before retrying). Never crashes the process on a
+ * connection error.
  */
 export const withTransaction = async <T>(
   pool: PgPool,
@@ -157,28 +232,36 @@ export const withTransaction = async <T>(
   } catch (cause) {
     throw toDatabaseError("transaction", cause)
   }
+  const watch = watchConnection(client)
+  let phase: TransactionPhase = "begin"
   let broken: unknown
   try {
     await client.query("BEGIN")
+    phase = "body"
     const value = await fn(client)
+    // A connection lost while `fn` ran (and `fn` swallowed the failures) cannot commit: say so as such.
+    if (watch.lost() !== undefined) throw watch.lost()
+    phase = "commit"
     await client.query("COMMIT")
     return value
   } catch (error) {
-    try {
-      await client.query("ROLLBACK")
-    } catch (rollbackError) {
-      broken = rollbackError
+    // A failed COMMIT has ended the transaction (committed or not); otherwise roll back, which also tells
+    // whether this client's connection still works.
+    if (phase === "commit") {
+      if (isConnectionLoss(error)) broken = error
+    } else if (watch.lost() === undefined) {
+      try {
+        await client.query("ROLLBACK")
+      } catch (rollbackError) {
+        broken = rollbackError
+      }
     }
-    throw error instanceof DatabaseError || !isPgError(error) ? error : toDatabaseError("transaction", error)
+    const lost = watch.lost() ?? (broken !== undefined && isConnectionLoss(broken) ? broken : undefined)
+    throw transactionFailure(phase, error, phase === "commit" ? undefined : lost)
   } finally {
-    client.release(broken instanceof Error ? broken : undefined)
+    watch.release(broken)
   }
 }
-
-const isPgError = (error: unknown): boolean =>
-  error instanceof Error &&
-  "severity" in error &&
-  typeof (error as { severity?: unknown }).severity === "string"
 
 /** Options for `createPool`. */
 export interface CreatePoolOptions {
@@ -244,12 +327,15 @@ export const openSession = async (pool: PgPool, applicationName: string): Promis
     throw toDatabaseError("connect", cause)
   }
   return {
-    executor: {
-      [ExecutorTypeId]: true,
-      bound: true,
-      query: (operation, st, values) => run(client, operation, st, values, false),
-      copyFrom: (operation, copySql, chunks) => copyWith(client, operation, copySql, chunks),
-    },
+    executor: targeting(
+      {
+        [ExecutorTypeId]: true,
+        bound: true,
+        query: (operation, st, values) => run(client, operation, st, values, false),
+        copyFrom: (operation, copySql, chunks) => copyWith(client, operation, copySql, chunks),
+      },
+      client,
+    ),
     onNotification: (listener) => {
       client.on("notification", (msg) => listener({ channel: msg.channel, payload: msg.payload ?? "" }))
     },
@@ -286,47 +372,75 @@ export class PgExecutor extends Context.Service<PgExecutor, Executor>()("@awa/ru
 
   /**
    * Runs `effect` inside a transaction on a client from `pool`, with `PgExecutor` bound to that client:
-   * commits on success, rolls back on failure or interruption.
+   * commits on success, rolls back on failure or interruption. A lost connection fails with
+   * `ConnectionLost` (`"rolled-back"` before COMMIT, `"unknown"` during it); the effect's own failures
+   * pass through unchanged.
    */
   static readonly transaction = <A, E, R>(
     pool: PgPool,
     effect: Effect.Effect<A, E, R>,
-  ): Effect.Effect<A, E | DatabaseError, Exclude<R, PgExecutor>> =>
+  ): Effect.Effect<A, E | DatabaseError | ConnectionLost, Exclude<R, PgExecutor>> =>
     Effect.acquireUseRelease(
       Effect.tryPromise({
         try: async () => {
           const client = await pool.connect()
+          const watch = watchConnection(client)
           try {
             await client.query("BEGIN")
           } catch (cause) {
-            client.release(cause instanceof Error ? cause : undefined)
+            watch.release(cause)
             throw cause
           }
-          return client
+          return { client, watch }
         },
-        catch: (cause) => toDatabaseError("transaction", cause),
+        catch: (cause) =>
+          isConnectionLoss(cause)
+            ? toConnectionLost("transaction", "rolled-back", cause)
+            : toDatabaseError("transaction", cause),
       }),
-      (client) =>
+      ({ client, watch }) =>
         Effect.provideService(effect, PgExecutor, toExecutor(client)).pipe(
+          // A failure caused by a lost connection says so, and that nothing was committed.
+          Effect.mapError((error) =>
+            watch.lost() !== undefined || isConnectionLoss(error)
+              ? toConnectionLost("transaction", "rolled-back", watch.lost() ?? error)
+              : error,
+          ),
+          Effect.flatMap((value) =>
+            Effect.tryPromise({
+              try: async () => {
+                if (watch.lost() !== undefined) throw watch.lost()
+                return value
+              },
+              catch: (cause) => toConnectionLost("transaction", "rolled-back", cause),
+            }),
+          ),
           Effect.flatMap((value) =>
             Effect.tryPromise({
               try: () => client.query("COMMIT").then(() => value),
-              catch: (cause) => toDatabaseError("commit", cause),
+              catch: (cause) =>
+                isConnectionLoss(cause)
+                  ? toConnectionLost("transaction", "unknown", cause)
+                  : toDatabaseError("commit", cause),
             }),
           ),
         ),
-      (client, exit) =>
+      ({ client, watch }, exit) =>
         Effect.promise(async () => {
           if (Exit.isSuccess(exit)) {
-            client.release()
+            watch.release()
+            return
+          }
+          if (watch.lost() !== undefined) {
+            watch.release()
             return
           }
           try {
             await client.query("ROLLBACK")
-            client.release()
+            watch.release()
           } catch (cause) {
-            client.release(cause instanceof Error ? cause : new Error(String(cause)))
+            watch.release(cause)
           }
         }),
-    ) as Effect.Effect<A, E | DatabaseError, Exclude<R, PgExecutor>>
+    ) as Effect.Effect<A, E | DatabaseError | ConnectionLost, Exclude<R, PgExecutor>>
 }

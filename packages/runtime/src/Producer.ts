@@ -1,11 +1,19 @@
 import { type InsertOptions, resolveInsertOptions } from "@awa/model/InsertOptions"
 import type { AnyJobDefinition, JobArgsOf } from "@awa/model/JobDefinition"
 import { type InsertValidationError, InvalidInsertOptions } from "@awa/model/JobErrors"
+import type { AwaPrivilegesMissing, AwaSchemaNotReady } from "@awa/model/SchemaErrors"
 import { Context, Effect, Layer } from "effect"
 import { canonicalEngine } from "./CanonicalEngine.js"
-import { type DatabaseError, toDatabaseError } from "./DatabaseError.js"
+import {
+  type ConnectionLost,
+  type DatabaseError,
+  isConnectionLoss,
+  toConnectionLost,
+  toDatabaseError,
+} from "./DatabaseError.js"
 import type { Engine, InsertResult, InsertRow, Job } from "./Engine.js"
-import { type Db, PgExecutor, toExecutor } from "./PgExecutor.js"
+import { type Db, type Executor, executorTarget, PgExecutor, toExecutor } from "./PgExecutor.js"
+import { checkSchema } from "./SchemaCheck.js"
 import { uniqueKey } from "./UniqueKey.js"
 
 /** One job to insert: a definition, its args and options. Build with `job(...)`. */
@@ -84,7 +92,9 @@ export interface Producer {
   /**
    * Inserts one job. Resolves to `Inserted`, or to `UniqueConflict` naming the job that holds its unique
    * key. Rejects with `InvalidJobArgs`, `InvalidInsertOptions`, `JobPayloadNotSerializable`,
-   * `JobPayloadTooLarge` or `DatabaseError`.
+   * `JobPayloadTooLarge`, `AwaSchemaNotReady` / `AwaPrivilegesMissing` (from the first use's schema check),
+   * `ConnectionLost` (on a pool: the connection was lost while the insert was in flight, so it may have
+   * committed; check before inserting again) or `DatabaseError`.
    */
   readonly insert: <D extends AnyJobDefinition>(
     db: Db,
@@ -120,20 +130,67 @@ export interface Producer {
 export interface ProducerOptions {
   /** The storage engine (default: the canonical engine). */
   readonly engine?: Engine
+  /**
+   * Check the awa schema on the first use of each database (pool, client or executor) before writing
+   * (default true): an unmigrated, outdated or not-granted database then rejects with `AwaSchemaNotReady`
+   * or `AwaPrivilegesMissing`, which say what to do, instead of a bare SQL error. The check reads only
+   * catalogs and the ledger (so it is harmless inside the caller's transaction); a passed check is cached
+   * per database object, a failed one is tried again on the next call.
+   */
+  readonly checkSchema?: boolean
+}
+
+// A write on a pool autocommits: a connection lost while it was in flight may have committed it. Said as
+// such (`ConnectionLost`, outcome unknown) so the caller checks before inserting again. On a client the
+// caller's transaction decides (`withTransaction` reports the loss).
+const writeOnPool = async <A>(operation: string, executor: Executor, write: () => Promise<A>): Promise<A> => {
+  try {
+    return await write()
+  } catch (error) {
+    if (!executor.bound && isConnectionLoss(error)) throw toConnectionLost(operation, "unknown", error)
+    throw error
+  }
 }
 
 /** Makes a producer. Cheap and connection-free: make one per process and share it. */
 export const makeProducer = (options?: ProducerOptions): Producer => {
   const engine = options?.engine ?? canonicalEngine
+  // Schema checks per pg pool or client (an executor counts as the pool or client it runs on, so an Effect
+  // transaction's fresh executor over a pooled client reuses that client's check): `true` once passed, the
+  // running check otherwise. A failed check is forgotten, so the next call checks again (after `awa migrate`).
+  const checked = new WeakMap<object, true | Promise<void>>()
+  const ready = (db: Db): Promise<void> | undefined => {
+    if (options?.checkSchema === false) return undefined
+    const key = executorTarget(db)
+    const known = checked.get(key)
+    if (known === true) return undefined
+    if (known !== undefined) return known
+    const check = checkSchema(db).then(() => {
+      checked.set(key, true)
+    })
+    checked.set(key, check)
+    check.catch(() => checked.delete(key))
+    return check
+  }
+  const writer = async (db: Db): Promise<Executor> => {
+    const check = ready(db)
+    if (check !== undefined) await check
+    return toExecutor(db)
+  }
   return {
     engine,
     insert: async (db, definition, args, insertOptions) => {
       const row = prepareInsert(job(definition, args, insertOptions))
       if (row instanceof Error) throw row
-      const [result] = await engine.insertMany(toExecutor(db), [row])
+      const executor = await writer(db)
+      const [result] = await writeOnPool("insert job", executor, () => engine.insertMany(executor, [row]))
       return result!
     },
-    insertMany: async (db, jobs) => engine.insertMany(toExecutor(db), prepareAll(jobs)),
+    insertMany: async (db, jobs) => {
+      const rows = prepareAll(jobs)
+      const executor = await writer(db)
+      return writeOnPool("insert jobs", executor, () => engine.insertMany(executor, rows))
+    },
     insertCopy: async (db, jobs) => {
       const rows = prepareAll(jobs)
       const unique = rows.find((row) => row.uniqueKey !== null)
@@ -145,7 +202,8 @@ export const makeProducer = (options?: ProducerOptions): Producer => {
           expected: "no unique options with insertCopy (COPY cannot skip conflicts); use insertMany",
         })
       }
-      return engine.copyInsert(toExecutor(db), rows)
+      const executor = await writer(db)
+      return writeOnPool("copy jobs", executor, () => engine.copyInsert(executor, rows))
     },
     cancelByUniqueKey: async (db, definition, args, insertOptions) => {
       const row = prepareInsert(
@@ -160,10 +218,21 @@ export const makeProducer = (options?: ProducerOptions): Producer => {
           expected: "unique options (the same ones used at insert) to compute the key",
         })
       }
-      return engine.cancelByUniqueKey(toExecutor(db), row.uniqueKey, "cancelled by unique key")
+      const executor = await writer(db)
+      return writeOnPool("cancel by unique key", executor, () =>
+        engine.cancelByUniqueKey(executor, row.uniqueKey!, "cancelled by unique key"),
+      )
     },
   }
 }
+
+/** Anything a producer operation can fail with. */
+export type ProducerError =
+  | InsertValidationError
+  | AwaSchemaNotReady
+  | AwaPrivilegesMissing
+  | ConnectionLost
+  | DatabaseError
 
 /** The producer as an Effect service: each operation takes its database from `PgExecutor` in the context. */
 export class ProducerService extends Context.Service<
@@ -174,21 +243,21 @@ export class ProducerService extends Context.Service<
       definition: D,
       args: JobArgsOf<D>,
       options?: InsertOptions,
-    ) => Effect.Effect<InsertResult, InsertValidationError | DatabaseError, PgExecutor>
+    ) => Effect.Effect<InsertResult, ProducerError, PgExecutor>
     /** Inserts many jobs in one statement (see `Producer.insertMany`). */
     readonly insertMany: (
       jobs: ReadonlyArray<JobToInsert>,
-    ) => Effect.Effect<ReadonlyArray<InsertResult>, InsertValidationError | DatabaseError, PgExecutor>
+    ) => Effect.Effect<ReadonlyArray<InsertResult>, ProducerError, PgExecutor>
     /** Inserts many jobs through COPY (see `Producer.insertCopy`). */
     readonly insertCopy: (
       jobs: ReadonlyArray<JobToInsert>,
-    ) => Effect.Effect<number, InsertValidationError | DatabaseError, PgExecutor>
+    ) => Effect.Effect<number, ProducerError, PgExecutor>
     /** Cancels the job holding a unique key (see `Producer.cancelByUniqueKey`). */
     readonly cancelByUniqueKey: <D extends AnyJobDefinition>(
       definition: D,
       args: JobArgsOf<D>,
       options?: InsertOptions,
-    ) => Effect.Effect<Job | null, InsertValidationError | DatabaseError, PgExecutor>
+    ) => Effect.Effect<Job | null, ProducerError, PgExecutor>
   }
 >()("@awa/runtime/Producer") {
   /** Builds the service over a producer made with `makeProducer(options)`. */
@@ -196,11 +265,11 @@ export class ProducerService extends Context.Service<
     const producer = makeProducer(options)
     const lift =
       <A>(operation: string, run: (db: Db) => Promise<A>) =>
-      (): Effect.Effect<A, InsertValidationError | DatabaseError, PgExecutor> =>
+      (): Effect.Effect<A, ProducerError, PgExecutor> =>
         Effect.flatMap(Effect.service(PgExecutor), (db) =>
           Effect.tryPromise({
             try: () => run(db),
-            catch: (cause) => (isInsertValidationError(cause) ? cause : toDatabaseError(operation, cause)),
+            catch: (cause) => (isProducerError(cause) ? cause : toDatabaseError(operation, cause)),
           }),
         )
     return {
@@ -218,14 +287,18 @@ export class ProducerService extends Context.Service<
     Layer.succeed(ProducerService, ProducerService.make(options))
 }
 
-const insertValidationTags = new Set([
+const producerErrorTags = new Set([
   "InvalidJobArgs",
   "InvalidInsertOptions",
   "JobPayloadNotSerializable",
   "JobPayloadTooLarge",
+  "AwaSchemaNotReady",
+  "AwaPrivilegesMissing",
+  "ConnectionLost",
+  "DatabaseError",
 ])
 
-const isInsertValidationError = (cause: unknown): cause is InsertValidationError =>
+const isProducerError = (cause: unknown): cause is ProducerError =>
   typeof cause === "object" &&
   cause !== null &&
-  insertValidationTags.has((cause as { _tag?: string })._tag ?? "")
+  producerErrorTags.has((cause as { _tag?: string })._tag ?? "")

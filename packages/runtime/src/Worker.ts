@@ -2,12 +2,18 @@ import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import { performance } from "node:perf_hooks"
 import { validateQueueName } from "@awa/model/InsertOptions"
-import { InvalidJobDefinition, JobDeadlineExceeded, UnknownJobKind } from "@awa/model/JobErrors"
+import {
+  InvalidJobDefinition,
+  JobDeadlineExceeded,
+  NoJobHandlers,
+  UnknownJobKind,
+} from "@awa/model/JobErrors"
 import { defaultQueue } from "@awa/model/Limits"
+import { AwaPrivilegesMissing, AwaSchemaNotReady } from "@awa/model/SchemaErrors"
 import { Duration, Effect, Option, Result, type Scope } from "effect"
 import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
 import { canonicalEngine } from "./CanonicalEngine.js"
-import { type DatabaseError, toDatabaseError } from "./DatabaseError.js"
+import { ConnectionLost, type DatabaseError, toDatabaseError } from "./DatabaseError.js"
 import type { AttemptRef, ClaimedJob, Engine, ErrorInput } from "./Engine.js"
 import { NotificationListener } from "./internal/NotificationListener.js"
 import { type FinishedAttempt, OutcomeBatcher, type PendingOutcome } from "./internal/OutcomeBatcher.js"
@@ -15,7 +21,17 @@ import { type AbortReason, JobAbortedError, type JobContext, type JobHandler } f
 import { isJobOutcome, type JobOutcome } from "./JobOutcome.js"
 import { Maintenance, type MaintenanceSettings } from "./Maintenance.js"
 import { type Db, type Executor, type PgPool, toExecutor } from "./PgExecutor.js"
+import { checkSchema } from "./SchemaCheck.js"
 import { EventHub, type WorkerEvent, type WorkerEventListener } from "./WorkerEvent.js"
+
+/** What `Worker.scoped` fails with: the typed refusals of `Worker.start`, or a `DatabaseError` for anything else. */
+export type WorkerStartError =
+  | AwaSchemaNotReady
+  | AwaPrivilegesMissing
+  | NoJobHandlers
+  | InvalidJobDefinition
+  | ConnectionLost
+  | DatabaseError
 
 /** Per-queue settings of a worker. */
 export interface QueueConfig {
@@ -68,6 +84,18 @@ export interface WorkerOptions {
   readonly engine?: Engine
   /** This worker's id in events and `awa.leaders` (default host:pid:random). */
   readonly id?: string
+  /**
+   * Start without handlers (default false: no handlers is refused with `NoJobHandlers`, since every job
+   * claimed would fail as an unknown kind). A worker allowed to have none claims no jobs and only takes part
+   * in maintenance.
+   */
+  readonly allowNoHandlers?: boolean
+  /**
+   * Check the awa schema before starting (default true), as `awa worker` does: an unmigrated or outdated
+   * database rejects `start` with `AwaSchemaNotReady`, a role without the runtime's grants with
+   * `AwaPrivilegesMissing`.
+   */
+  readonly checkSchema?: boolean
 }
 
 /** A worker's counters and gauges at one moment. */
@@ -137,6 +165,10 @@ const millis = (input: Duration.Input | undefined, fallback: number, what: strin
   return value
 }
 
+// How long released handlers get to return after their shutdown signal fired before they are reported as
+// ignoring it (an `abandoned` event).
+const abortGraceMs = 500
+
 // Below this, an idle queue (or one whose NOTIFYs cannot arrive) would poll the database without pause.
 const minPollMs = 10
 
@@ -147,27 +179,47 @@ const positiveInt = (value: number | undefined, fallback: number, what: string):
   return n
 }
 
-/** Describes anything a handler threw, including non-Error values, as an error record. */
+// Reads a value a handler produced without trusting it: getters and Proxy traps may throw, and
+// `String` of some values throws too. Falls back instead of throwing.
+const safely = <A>(read: () => A, fallback: A): A => {
+  try {
+    return read()
+  } catch {
+    return fallback
+  }
+}
+
+// A property of a thrown value as text, or undefined when reading or printing it throws.
+const readText = (read: () => unknown): string | undefined =>
+  safely(() => {
+    const value = read()
+    return typeof value === "string" ? value : String(value)
+  }, undefined)
+
+/**
+ * Describes anything a handler threw, including non-Error values, as an error record. Never throws: an
+ * Error whose `message` getter throws, a Proxy whose traps throw, a symbol, or an object that cannot be
+ * printed all become a record that says what could be read.
+ */
 export const describeThrown = (thrown: unknown): ErrorInput => {
-  if (thrown instanceof Error) {
+  if (safely(() => thrown instanceof Error, false)) {
+    const error = thrown as Error
+    const name = readText(() => error.name) ?? "Error"
+    const message =
+      readText(() => error.message) ?? `${name} (its message could not be read: reading it threw)`
+    const stack = safely(() => error.stack, undefined) === undefined ? undefined : readText(() => error.stack)
     return {
       kind: "error",
-      message: thrown.message === "" ? thrown.name : thrown.message,
-      name: thrown.name,
-      ...(thrown.stack === undefined ? {} : { stack: thrown.stack }),
+      message: message === "" ? name : message,
+      name,
+      ...(stack === undefined ? {} : { stack }),
     }
   }
   if (typeof thrown === "string") return { kind: "error", message: thrown, name: "NonError" }
-  let text: string
-  try {
-    text = JSON.stringify(thrown) ?? String(thrown)
-  } catch {
-    try {
-      text = String(thrown)
-    } catch {
-      text = Object.prototype.toString.call(thrown)
-    }
-  }
+  const text =
+    safely(() => JSON.stringify(thrown) as string | undefined, undefined) ??
+    safely(() => String(thrown), undefined) ??
+    safely(() => Object.prototype.toString.call(thrown), "an unreadable value")
   return { kind: "error", message: `The handler threw a non-Error value: ${text}`, name: "NonError" }
 }
 
@@ -179,6 +231,7 @@ interface Attempt {
   abortReason: AbortReason | undefined
   timer: NodeJS.Timeout | undefined
   released: boolean
+  settled: boolean
 }
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
@@ -359,7 +412,9 @@ export class Worker {
         new QueueRunner(queue, positiveInt(config.concurrency, concurrency, `queues.${queue}.concurrency`)),
       )
     }
-    this.#runners = runners
+    // A worker without handlers claims nothing (it only takes part in maintenance), and needs to say so.
+    if (handlers.size === 0 && options.allowNoHandlers !== true) throw new NoJobHandlers()
+    this.#runners = handlers.size === 0 ? new Map() : runners
 
     this.#batcher = new OutcomeBatcher({
       engine: this.#engine,
@@ -380,8 +435,10 @@ export class Worker {
 
   /**
    * Starts a worker: connects its LISTEN session (rejecting with `DatabaseError` when Postgres cannot be
-   * reached), starts claiming, heartbeats and maintenance. Throws `InvalidJobDefinition` for two handlers
-   * of one kind and `RangeError` for invalid options.
+   * reached), starts claiming, heartbeats and maintenance. First checks the awa schema (unless
+   * `checkSchema: false`): rejects with `AwaSchemaNotReady` (run `awa migrate`) or `AwaPrivilegesMissing`
+   * (names the grants). Throws `InvalidJobDefinition` for two handlers of one kind, `NoJobHandlers` for none
+   * (unless `allowNoHandlers`), and `RangeError` for invalid options.
    */
   static async start(options: WorkerOptions): Promise<Worker> {
     const worker = new Worker(options)
@@ -393,11 +450,18 @@ export class Worker {
    * A worker as a scoped Effect resource: started when acquired, stopped (gracefully, within the shutdown
    * timeout) when the scope closes.
    */
-  static scoped(options: WorkerOptions): Effect.Effect<Worker, DatabaseError, Scope.Scope> {
+  static scoped(options: WorkerOptions): Effect.Effect<Worker, WorkerStartError, Scope.Scope> {
     return Effect.acquireRelease(
       Effect.tryPromise({
         try: () => Worker.start(options),
-        catch: (cause) => toDatabaseError("start worker", cause),
+        catch: (cause): WorkerStartError =>
+          cause instanceof AwaSchemaNotReady ||
+          cause instanceof AwaPrivilegesMissing ||
+          cause instanceof NoJobHandlers ||
+          cause instanceof InvalidJobDefinition ||
+          cause instanceof ConnectionLost
+            ? cause
+            : toDatabaseError("start worker", cause),
       }),
       (worker) => Effect.promise(() => worker.stop()),
     )
@@ -424,6 +488,8 @@ export class Worker {
       flushInterval: 0,
       listen: false,
       maintenance: false,
+      allowNoHandlers: true,
+      checkSchema: false,
       ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
       ...(options.defaultTimeout === undefined ? {} : { defaultTimeout: options.defaultTimeout }),
       ...(options.engine === undefined ? {} : { engine: options.engine }),
@@ -456,7 +522,7 @@ export class Worker {
     })
     try {
       const settled = new Promise<void>((resolve) => this.#idleWaiters.push(resolve))
-      this.#startAttempt(this.#runners.get(queue)!, job)
+      this.#startAttempt(this.#runners.get(queue) ?? new QueueRunner(queue, 1), job)
       await settled
       await Promise.race([this.#batcher.drain(), writeFailed])
     } catch (error) {
@@ -471,6 +537,7 @@ export class Worker {
   }
 
   async #start(options: WorkerOptions): Promise<void> {
+    if (options.checkSchema ?? true) await checkSchema(this.#pool)
     this.#pool.on("error", this.#onPoolError)
     if (options.listen ?? true) {
       const listener = new NotificationListener({
@@ -580,6 +647,7 @@ export class Worker {
       abortReason: undefined,
       timer: undefined,
       released: false,
+      settled: false,
     }
     this.#active.set(job.id, attempt)
     if (this.#events.active) {
@@ -616,6 +684,8 @@ export class Worker {
   }
 
   #settle(attempt: Attempt, outcome: PendingOutcome | undefined): void {
+    if (attempt.settled) return
+    attempt.settled = true
     if (attempt.timer !== undefined) clearTimeout(attempt.timer)
     // A later attempt of the same job (claimed again after a cancel, retry or rescue) may have taken the
     // entry: only this attempt's own entry is removed.
@@ -677,7 +747,11 @@ export class Worker {
     const { job } = attempt
     const handler = this.#handlers.get(job.kind)
     if (handler === undefined) {
-      const error = new UnknownJobKind({ kind: job.kind, known: [...this.#handlers.keys()] })
+      const error = new UnknownJobKind({
+        kind: job.kind,
+        known: [...this.#handlers.keys()],
+        lastAttempt: job.attempt >= job.maxAttempts,
+      })
       return this.#retryOrFail(
         attempt,
         { kind: "unknown_kind", message: error.message, name: error._tag },
@@ -703,16 +777,28 @@ export class Worker {
     return this.#fromResult(attempt, returned)
   }
 
-  // Waits for an async handler, racing it against the attempt's deadline.
+  // Waits for an async handler, racing it against the attempt's deadline. Whatever the handler settles
+  // with (even a value whose reading throws) resolves this promise: it never rejects.
   #awaitHandler(
     attempt: Attempt,
     running: PromiseLike<unknown>,
     timeoutMs: number,
   ): Promise<PendingOutcome | undefined> {
     return new Promise((resolve) => {
+      const settle = (decide: () => PendingOutcome | undefined) => {
+        try {
+          resolve(decide())
+        } catch (bug) {
+          resolve(this.#retryOrFail(attempt, describeThrown(bug), undefined))
+        }
+      }
       attempt.timer = setTimeout(() => {
         this.#abort(attempt, "deadline")
-        const error = new JobDeadlineExceeded({ kind: attempt.job.kind, timeoutMs })
+        const error = new JobDeadlineExceeded({
+          kind: attempt.job.kind,
+          timeoutMs,
+          lastAttempt: attempt.job.attempt >= attempt.job.maxAttempts,
+        })
         resolve(
           this.#retryOrFail(
             attempt,
@@ -721,14 +807,19 @@ export class Worker {
           ),
         )
       }, timeoutMs)
-      running.then(
-        (result) => {
-          if (attempt.abortReason !== "deadline") resolve(this.#fromResult(attempt, result))
-        },
-        (thrown: unknown) => {
-          if (attempt.abortReason !== "deadline") resolve(this.#fromThrown(attempt, thrown))
-        },
-      )
+      try {
+        running.then(
+          (result) => {
+            if (attempt.abortReason !== "deadline") settle(() => this.#fromResult(attempt, result))
+          },
+          (thrown: unknown) => {
+            if (attempt.abortReason !== "deadline") settle(() => this.#fromThrown(attempt, thrown))
+          },
+        )
+      } catch (thrown) {
+        // A thenable whose `then` throws: treated as the handler throwing.
+        settle(() => this.#fromThrown(attempt, thrown))
+      }
     })
   }
 
@@ -819,7 +910,10 @@ export class Worker {
   /**
    * Stops gracefully: stops claiming, lets running handlers finish within the shutdown timeout, then
    * releases the rest (available again, attempt given back) and fires their signals with reason
-   * `shutdown`; writes every pending outcome, and closes its connections. Calling it twice is safe.
+   * `shutdown`; writes every pending outcome, and closes its connections. Handlers still running half a
+   * second after their signal fired ignore it: they are reported in an `abandoned` event (kind and id of
+   * each job) and left running, since JavaScript cannot stop them; their outcomes are not written. Calling
+   * it twice is safe.
    */
   stop(options?: StopOptions): Promise<void> {
     if (this.#stopped === undefined)
@@ -827,20 +921,26 @@ export class Worker {
     return this.#stopped
   }
 
+  // Resolves when no attempt is running, or after `ms`.
+  #untilIdle(ms: number): Promise<void> {
+    if (this.#active.size === 0) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        // Called by the timer: leave the waiter list (settling swaps the list before calling its waiters).
+        this.#idleWaiters = this.#idleWaiters.filter((w) => w !== done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.#idleWaiters.push(done)
+    })
+  }
+
   async #stop(timeoutMs: number): Promise<void> {
     this.#stopping = true
     for (const runner of this.#runners.values()) runner.wake()
     await Promise.all([...this.#runners.values()].map((r) => r.loop))
-    if (this.#active.size > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, timeoutMs)
-        function done() {
-          clearTimeout(timer)
-          resolve()
-        }
-        this.#idleWaiters.push(done)
-      })
-    }
+    await this.#untilIdle(timeoutMs)
     if (this.#active.size > 0) {
       const attempts = [...this.#active.values()]
       for (const attempt of attempts) attempt.released = true
@@ -861,6 +961,12 @@ export class Worker {
         attempt.timer = undefined
       }
       this.#events.emit({ type: "released", jobs: attempts.map((a) => a.job) })
+      // Handlers that honour their signal return within moments; those still running after that ignore it.
+      // The worker cannot stop them, only say so: their jobs are back in their queues, so whatever they
+      // still do may overlap the next attempt (`awa worker` exits instead of waiting for them).
+      await this.#untilIdle(abortGraceMs)
+      const ignoring = attempts.filter((a) => !a.settled)
+      if (ignoring.length > 0) this.#events.emit({ type: "abandoned", jobs: ignoring.map((a) => a.job) })
     }
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer)
     // Outcomes keep being retried until written, up to the shutdown timeout; after that they are left for

@@ -43,6 +43,15 @@ export type WorkerEvent =
       readonly operation: StaleOperation
     }
   | { readonly type: "released"; readonly jobs: ReadonlyArray<ClaimedJob> }
+  | {
+      /**
+       * At shutdown, handlers still running after their jobs were released and their signals fired: they
+       * ignore the signal. Their jobs are back in their queues; whatever these handlers still do may overlap
+       * the next attempt, and their outcomes are not written.
+       */
+      readonly type: "abandoned"
+      readonly jobs: ReadonlyArray<ClaimedJob>
+    }
   | { readonly type: "leadership"; readonly leader: boolean; readonly holder: string }
   | {
       readonly type: "maintenance"

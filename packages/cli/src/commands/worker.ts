@@ -1,4 +1,3 @@
-import { makeAdmin } from "@awa/runtime/Admin"
 import type { ClaimedJob } from "@awa/runtime/Engine"
 import { type QueueConfig, Worker, type WorkerOptions } from "@awa/runtime/Worker"
 import type { WorkerEvent } from "@awa/runtime/WorkerEvent"
@@ -29,6 +28,19 @@ const flags: Record<string, FlagSpec> = {
   },
   "no-listen": { type: "boolean", description: "poll only, no LISTEN (e.g. behind transaction pooling)" },
   "no-maintenance": { type: "boolean", description: "do not take part in maintenance leader election" },
+  "heartbeat-interval": {
+    type: "string",
+    description: "how often running jobs send heartbeats (default 5s)",
+  },
+  "heartbeat-stale-after": {
+    type: "string",
+    description:
+      "as maintenance leader, rescue a running job whose heartbeat is older than this (default 1m; keep it well above every worker's --heartbeat-interval)",
+  },
+  "rescue-interval": {
+    type: "string",
+    description: "as maintenance leader, look for stale or overdue jobs this often (default 5s)",
+  },
   id: { type: "string", description: "this worker's id in events and awa.leaders (default host:pid:random)" },
   "stats-interval": { type: "string", description: "print a stats line this often (default 10s; 0 = never)" },
   json: { type: "boolean", description: "print lifecycle events as JSON lines instead of text" },
@@ -43,7 +55,9 @@ Runs a worker for the job handlers exported by MODULE (handlers made with handle
 @awa/runtime/JobHandler: named exports, the default export, or arrays of them). It claims jobs from its
 queues, runs them, retries failures with backoff, and takes part in maintenance. It runs until SIGINT or
 SIGTERM, then shuts down gracefully: it stops claiming, lets running jobs finish within
---shutdown-timeout, releases the rest back to their queues, and exits 0. A second signal exits at once.
+--shutdown-timeout, releases the rest back to their queues (firing their handlers' abort signals), and
+exits 0 at once: a handler that ignores its signal is named on stderr (kind and job id) and does not hold
+the exit. A second signal exits at once, without releasing.
 
 Output: a line when it starts and stops, one per retried / failed / cancelled job, and a stats line every
 --stats-interval; with --json, one JSON object per lifecycle event instead.
@@ -101,6 +115,8 @@ const eventJson = (event: WorkerEvent): Record<string, unknown> => {
       return { at, type: event.type, ...jobFields(event.job), operation: event.operation }
     case "released":
       return { at, type: event.type, jobIds: event.jobs.map((j) => j.id) }
+    case "abandoned":
+      return { at, type: event.type, jobs: event.jobs.map(jobFields) }
     case "leadership":
       return { at, type: event.type, leader: event.leader, holder: event.holder }
     case "maintenance":
@@ -135,6 +151,11 @@ const eventLine = (event: WorkerEvent): { readonly text: string; readonly error?
       }
     case "released":
       return { text: `released ${event.jobs.length} unfinished job(s) back to their queues` }
+    case "abandoned":
+      return {
+        text: `${event.jobs.length} handler(s) ignored the shutdown signal and were still running: ${event.jobs.map(jobLabel).join("; ")}. Their jobs are back in their queues; exiting without waiting for them (make handlers honour ctx.signal).`,
+        error: true,
+      }
     case "leadership":
       return {
         text: event.leader
@@ -182,6 +203,20 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
   const shutdownMs = durationFlag("shutdown-timeout", f["shutdown-timeout"])
   const pollMs = durationFlag("poll-interval", f["poll-interval"], 10)
   const statsMs = durationFlag("stats-interval", f["stats-interval"]) ?? 10_000
+  const heartbeatMs = durationFlag("heartbeat-interval", f["heartbeat-interval"], 1)
+  const staleAfterMs = durationFlag("heartbeat-stale-after", f["heartbeat-stale-after"], 1)
+  const rescueMs = durationFlag("rescue-interval", f["rescue-interval"], 10)
+  if (f["no-maintenance"] === true && (staleAfterMs !== undefined || rescueMs !== undefined)) {
+    throw new UsageError({
+      reason:
+        "--heartbeat-stale-after and --rescue-interval set maintenance timing, but --no-maintenance turns maintenance off: drop one or the other.",
+    })
+  }
+  if (staleAfterMs !== undefined && staleAfterMs <= (heartbeatMs ?? 5000)) {
+    throw new UsageError({
+      reason: `--heartbeat-stale-after (${staleAfterMs}ms) must be longer than --heartbeat-interval (${heartbeatMs ?? 5000}ms), or running jobs would be rescued while healthy.`,
+    })
+  }
   const json = f.json === true
   const handlers = await loadTasksModule(f.tasks)
   const url = resolveDatabaseUrl(f["database-url"])
@@ -194,8 +229,6 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
   return withPool(
     url,
     async (pool) => {
-      // Fails fast with "run awa migrate" instead of a worker that logs claim errors forever.
-      await makeAdmin().activeEngine(pool)
       const options: WorkerOptions = {
         pool,
         handlers,
@@ -204,7 +237,17 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
         ...(shutdownMs === undefined ? {} : { shutdownTimeout: shutdownMs }),
         ...(pollMs === undefined ? {} : { pollInterval: pollMs }),
         ...(f["no-listen"] === true ? { listen: false } : {}),
-        ...(f["no-maintenance"] === true ? { maintenance: false } : {}),
+        ...(heartbeatMs === undefined ? {} : { heartbeatInterval: heartbeatMs }),
+        ...(f["no-maintenance"] === true
+          ? { maintenance: false }
+          : staleAfterMs === undefined && rescueMs === undefined
+            ? {}
+            : {
+                maintenance: {
+                  ...(staleAfterMs === undefined ? {} : { heartbeatStaleAfter: staleAfterMs }),
+                  ...(rescueMs === undefined ? {} : { rescueInterval: rescueMs }),
+                },
+              }),
         ...(typeof f.id === "string" ? { id: f.id } : {}),
       }
       const worker = await Worker.start(options)

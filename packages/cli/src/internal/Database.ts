@@ -6,6 +6,8 @@ import {
   InvalidDatabaseUrl,
   MissingDatabaseUrl,
 } from "@awa/model/MigratorError"
+import { AwaPrivilegesMissing } from "@awa/model/SchemaErrors"
+import { explainConnectionFailure } from "@awa/model/SqlState"
 import { DatabaseError } from "@awa/runtime/DatabaseError"
 import { createPool, type PgPool } from "@awa/runtime/PgExecutor"
 import { Data } from "effect"
@@ -98,9 +100,18 @@ export const describeTarget = (url: string): string => {
 
 const unreachableStates = /^(08|28|3D|57P0[1-3])/
 
-/** The message of anything thrown, for the reason of an error. */
-const detailOf = (error: unknown): string =>
-  error instanceof DatabaseError ? error.detail : error instanceof Error ? error.message : String(error)
+/** The message of anything thrown, for the reason of an error (cryptic driver messages explained). */
+const detailOf = (error: unknown): string => {
+  const code =
+    error instanceof DatabaseError
+      ? (error.sqlState ?? undefined)
+      : typeof (error as { code?: unknown } | null)?.code === "string"
+        ? (error as { code: string }).code
+        : undefined
+  const message =
+    error instanceof DatabaseError ? error.detail : error instanceof Error ? error.message : String(error)
+  return explainConnectionFailure(code, message)
+}
 
 /** Turns a runtime `DatabaseError` about the connection or a missing schema into the operator's error. */
 export const explainDatabaseError = (url: string, error: unknown): unknown => {
@@ -109,9 +120,14 @@ export const explainDatabaseError = (url: string, error: unknown): unknown => {
   if (
     error.sqlStateClass === "connection" ||
     error.sqlStateClass === "admin-shutdown" ||
+    error.sqlStateClass === "authentication" ||
+    error.sqlStateClass === "tls" ||
     (error.sqlState !== null && unreachableStates.test(error.sqlState))
   ) {
-    return new DatabaseUnreachable({ role: "primary", target, reason: error.detail })
+    return new DatabaseUnreachable({ role: "primary", target, reason: detailOf(error) })
+  }
+  if (error.sqlStateClass === "insufficient-privilege") {
+    return new AwaPrivilegesMissing({ role: "", missing: [error.detail] })
   }
   if (error.sqlStateClass === "undefined-object" && /awa/.test(error.detail)) {
     return new AwaSchemaMissing({ target, detail: error.detail })
