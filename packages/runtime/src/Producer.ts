@@ -1,11 +1,12 @@
 import { type InsertOptions, resolveInsertOptions } from "@awa/model/InsertOptions"
 import type { AnyJobDefinition, JobArgsOf } from "@awa/model/JobDefinition"
 import { type InsertValidationError, InvalidInsertOptions } from "@awa/model/JobErrors"
+import { checkPoolerOption, type PoolerMode } from "@awa/model/Pooler"
 import { Context, Effect, Layer } from "effect"
 import { canonicalEngine } from "./CanonicalEngine.js"
 import { type DatabaseError, toDatabaseError } from "./DatabaseError.js"
 import type { Engine, InsertResult, InsertRow, Job } from "./Engine.js"
-import { type Db, PgExecutor, toExecutor } from "./PgExecutor.js"
+import { type Db, executorsFor, PgExecutor } from "./PgExecutor.js"
 import { uniqueKey } from "./UniqueKey.js"
 
 /** One job to insert: a definition, its args and options. Build with `job(...)`. */
@@ -120,11 +121,19 @@ export interface Producer {
 export interface ProducerOptions {
   /** The storage engine (default: the canonical engine). */
   readonly engine?: Engine
+  /**
+   * The pooler in front of Postgres (default: none, or the mode of a pool made by `createPool`): with
+   * "transaction" (PgBouncer in transaction mode) no named prepared statements are used, so concurrent
+   * inserts through the pooler succeed. Invalid values throw `InvalidPoolerMode`.
+   */
+  readonly pooler?: PoolerMode
 }
 
 /** Makes a producer. Cheap and connection-free: make one per process and share it. */
 export const makeProducer = (options?: ProducerOptions): Producer => {
   const engine = options?.engine ?? canonicalEngine
+  // Every operation below turns its database into an executor through this, so the pooler mode applies.
+  const toExecutor = executorsFor(checkPoolerOption(options?.pooler, "makeProducer option pooler"))
   return {
     engine,
     insert: async (db, definition, args, insertOptions) => {
