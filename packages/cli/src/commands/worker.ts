@@ -5,7 +5,7 @@ import type { WorkerEvent } from "@awa/runtime/WorkerEvent"
 import { type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
 import { databaseUrlFlag } from "../internal/CommonFlags.js"
-import { resolveDatabaseUrl, withPool } from "../internal/Database.js"
+import { resolveDatabaseUrl, resolvePooler, withPool } from "../internal/Database.js"
 import { durationFlag, noExtraArguments, positiveIntFlag, queueValue } from "../internal/FlagValues.js"
 import { loadTasksModule } from "../internal/TasksModule.js"
 import type { Output } from "../Output.js"
@@ -25,10 +25,14 @@ const flags: Record<string, FlagSpec> = {
   },
   "poll-interval": {
     type: "string",
-    description: "poll fallback when no NOTIFY arrives (default 1s, at least 10ms)",
+    description: "poll fallback when no NOTIFY arrives (default 1s, 250ms with --pooler transaction)",
   },
   "no-listen": { type: "boolean", description: "poll only, no LISTEN (e.g. behind transaction pooling)" },
   "no-maintenance": { type: "boolean", description: "do not take part in maintenance leader election" },
+  "leader-lease": {
+    type: "string",
+    description: "maintenance leader's lease; a killed leader is replaced after it (default 15s)",
+  },
   id: { type: "string", description: "this worker's id in events and awa.leaders (default host:pid:random)" },
   "stats-interval": { type: "string", description: "print a stats line this often (default 10s; 0 = never)" },
   json: { type: "boolean", description: "print lifecycle events as JSON lines instead of text" },
@@ -182,6 +186,8 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
   const shutdownMs = durationFlag("shutdown-timeout", f["shutdown-timeout"])
   const pollMs = durationFlag("poll-interval", f["poll-interval"], 10)
   const statsMs = durationFlag("stats-interval", f["stats-interval"]) ?? 10_000
+  const leaseMs = durationFlag("leader-lease", f["leader-lease"], 30)
+  const pooler = resolvePooler(f)
   const json = f.json === true
   const handlers = await loadTasksModule(f.tasks)
   const url = resolveDatabaseUrl(f["database-url"])
@@ -195,7 +201,7 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
     url,
     async (pool) => {
       // Fails fast with "run awa migrate" instead of a worker that logs claim errors forever.
-      await makeAdmin().activeEngine(pool)
+      await makeAdmin(pooler === undefined ? undefined : { pooler }).activeEngine(pool)
       const options: WorkerOptions = {
         pool,
         handlers,
@@ -204,7 +210,12 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
         ...(shutdownMs === undefined ? {} : { shutdownTimeout: shutdownMs }),
         ...(pollMs === undefined ? {} : { pollInterval: pollMs }),
         ...(f["no-listen"] === true ? { listen: false } : {}),
-        ...(f["no-maintenance"] === true ? { maintenance: false } : {}),
+        ...(f["no-maintenance"] === true
+          ? { maintenance: false }
+          : leaseMs === undefined
+            ? {}
+            : { maintenance: { leaseTtl: leaseMs } }),
+        ...(pooler === undefined ? {} : { pooler }),
         ...(typeof f.id === "string" ? { id: f.id } : {}),
       }
       const worker = await Worker.start(options)
@@ -297,6 +308,6 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
         )
       return ExitCode.ok
     },
-    { max: Math.max(4, queueCount + 4), applicationName: "awa-worker" },
+    { max: Math.max(4, queueCount + 4), applicationName: "awa-worker", pooler },
   )
 }

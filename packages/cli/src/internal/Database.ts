@@ -6,6 +6,7 @@ import {
   InvalidDatabaseUrl,
   MissingDatabaseUrl,
 } from "@awa/model/MigratorError"
+import { type PoolerMode, parsePoolerMode, poolerEnvVar } from "@awa/model/Pooler"
 import { DatabaseError } from "@awa/runtime/DatabaseError"
 import { createPool, type PgPool } from "@awa/runtime/PgExecutor"
 import { Data } from "effect"
@@ -86,6 +87,20 @@ export const resolveDatabaseUrl = (flag: unknown, env: NodeJS.ProcessEnv = proce
   return checkDatabaseUrl("primary", found.url, found.source)
 }
 
+/**
+ * The pooler mode from `--pooler`, else `AWA_POOLER`, else undefined (none); an unknown mode throws
+ * `InvalidPoolerMode` naming where it came from.
+ */
+export const resolvePooler = (
+  flags: ParsedCommandLine["flags"],
+  env: NodeJS.ProcessEnv = process.env,
+): PoolerMode | undefined => {
+  const fromFlag = parsePoolerMode(flags.pooler, "--pooler")
+  const mode = fromFlag ?? parsePoolerMode(env[poolerEnvVar], poolerEnvVar)
+  if (mode instanceof Error) throw mode
+  return mode
+}
+
 /** `host:port/database` of a URL, without credentials, for messages. */
 export const describeTarget = (url: string): string => {
   try {
@@ -125,6 +140,8 @@ export interface PoolOptions {
   readonly max?: number
   /** `application_name` (default "awa-cli"). */
   readonly applicationName?: string
+  /** The pooler in front of the database (`resolvePooler`); "transaction" keeps no session state. */
+  readonly pooler?: PoolerMode | undefined
 }
 
 /**
@@ -139,6 +156,7 @@ export const withPool = async <A>(
   const pool = createPool(url, {
     max: options.max ?? 2,
     applicationName: options.applicationName ?? "awa-cli",
+    ...(options.pooler === undefined ? {} : { pooler: options.pooler }),
   })
   // An idle client's error (server restart) must not crash the CLI; the next query reports it.
   pool.on("error", () => undefined)
@@ -161,4 +179,4 @@ export const withPool = async <A>(
 export const withDatabase = <A>(
   flags: ParsedCommandLine["flags"],
   use: (pool: PgPool) => Promise<A>,
-): Promise<A> => withPool(resolveDatabaseUrl(flags["database-url"]), use)
+): Promise<A> => withPool(resolveDatabaseUrl(flags["database-url"]), use, { pooler: resolvePooler(flags) })
