@@ -2,8 +2,10 @@
 // maintenance, such as ring rotation) uses to be the only writer of its role at any time.
 import { randomBytes } from "node:crypto"
 import { Data } from "effect"
+import type { PoolClient } from "pg"
+import { toDatabaseError } from "./DatabaseError.js"
 import * as leadersSql from "./internal/sql/leaders.js"
-import { type Db, type Executor, type PgPool, toExecutor, withTransaction } from "./PgExecutor.js"
+import { type Db, type Executor, type PgPool, toExecutor, transaction } from "./PgExecutor.js"
 
 /*
  * Why a lease row and not a session advisory lock on a direct connection (AWA_DIRECT_DATABASE_URL):
@@ -197,12 +199,43 @@ export const checkFence = async (db: Executor, fence: LeaseFence): Promise<void>
  * with (rolled back), or with `DatabaseError`. The executor handed to `fn` uses no named prepared
  * statements (it works through a transaction pooler).
  */
-export const runFenced = <T>(pool: PgPool, fence: LeaseFence, fn: (db: Executor) => Promise<T>): Promise<T> =>
-  withTransaction(pool, async (client) => {
-    const db = toExecutor(client, { preparedStatements: false })
-    await checkFence(db, fence)
-    return fn(db)
-  })
+export const runFenced = async <T>(
+  pool: PgPool,
+  fence: LeaseFence,
+  fn: (db: Executor) => Promise<T>,
+): Promise<T> => {
+  let client: PoolClient
+  try {
+    client = await pool.connect()
+  } catch (cause) {
+    throw toDatabaseError("fenced transaction", cause)
+  }
+  // A connection that dies mid-transaction makes the statement reject; without a listener the client's
+  // 'error' event would end the process instead.
+  let lost: Error | undefined
+  const onError = (error: Error) => {
+    lost = error
+  }
+  client.on("error", onError)
+  const db = toExecutor(client, { preparedStatements: false })
+  try {
+    await db.query("begin fenced transaction", transaction.begin, [])
+    try {
+      await checkFence(db, fence)
+      const value = await fn(db)
+      await db.query("commit fenced transaction", transaction.commit, [])
+      return value
+    } catch (error) {
+      await db.query("roll back fenced transaction", transaction.rollback, []).catch((rollbackError) => {
+        lost ??= rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError))
+      })
+      throw error
+    }
+  } finally {
+    client.off("error", onError)
+    client.release(lost)
+  }
+}
 
 /** Reads the stored lease of `role`, or null when no candidate ever held it. */
 export const readLease = async (db: Db, role: string = maintenanceRole): Promise<LeaseRecord | null> => {
