@@ -2,7 +2,7 @@
 
 -- The lease. A candidate takes it only when expires_at has passed (or it already holds it), in one
 -- statement against the database clock; every change of holder increments epoch. Maintenance runs in
--- transactions that first lock this row FOR SHARE and check (holder, epoch, expires_at > now()), so a
+-- transactions that first lock this row FOR SHARE and check (token, epoch, expires_at > now()), so a
 -- takeover waits for the old leader's write in flight and the old leader's later writes change nothing.
 -- Rows recorded before this migration (session advisory lock era) become expired leases.
 ALTER TABLE awa.leaders

@@ -96,6 +96,19 @@ describe("awa behind PgBouncer in transaction mode", () => {
     expect(migrated.code, migrated.stderr).toBe(ExitCode.ok)
     expect(migrated.stdout).toMatch(/canonical\/awa +0002_leader_lease.sql/)
 
+    // Without the setting, named prepared statements collide on the shared server connections; the error
+    // says what to set.
+    const unaware = new pg.Pool({ connectionString: url, max: 20 })
+    unaware.on("error", () => undefined)
+    const attempts = await Promise.allSettled(
+      Array.from({ length: 100 }, (_, n) => makeProducer().insert(unaware, Echo, { n: -1 - n })),
+    )
+    await unaware.end()
+    const refused = attempts.flatMap((a) => (a.status === "rejected" ? [a.reason as Error] : []))
+    expect(refused.length).toBeGreaterThan(0)
+    for (const error of refused) expect(error.message).toMatch(/set pooler: "transaction"/)
+    await direct.query("DELETE FROM awa.jobs")
+
     // A producer on the application's own pool: 200 concurrent inserts, all succeed.
     const appPool = new pg.Pool({ connectionString: url, max: 20 })
     appPool.on("error", () => undefined)
@@ -209,5 +222,21 @@ describe("awa behind PgBouncer in transaction mode", () => {
     })
     expect(r.code).toBe(ExitCode.usage)
     expect(r.stderr).toContain('Unknown pooler mode "pgbouncer" (from AWA_POOLER)')
+    const flag = await awa(["worker", "--tasks", tasks, "--pooler", "yes"], {
+      DATABASE_URL: "postgres://nobody@127.0.0.1:1/x",
+    })
+    expect(flag.code).toBe(ExitCode.usage)
+    expect(flag.stderr).toContain('Unknown pooler mode "yes" (from --pooler)')
+    // Every command that connects lists the flag.
+    for (const argv of [
+      ["migrate", "--help"],
+      ["worker", "--help"],
+      ["job", "list", "--help"],
+      ["dlq", "get", "--help"],
+    ]) {
+      expect((await awa(argv)).stdout).toMatch(
+        /--pooler <value> +transaction behind a transaction-pooling PgBouncer/,
+      )
+    }
   })
 })

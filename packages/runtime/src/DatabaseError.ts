@@ -16,7 +16,9 @@ export class DatabaseError extends Schema.TaggedError<DatabaseError>()("Database
     const code = this.sqlState === null ? "" : ` (SQLSTATE ${this.sqlState})`
     const next = this.transient
       ? "The connection was lost or the transaction conflicted; retry the operation (workers retry by themselves)."
-      : this.sqlStateClass === "undefined-object"
+      : this.sqlStateClass === "prepared-statement"
+        ? 'A named prepared statement was missing or already there on this server connection, which happens behind a transaction-pooling PgBouncer: set pooler: "transaction" (awa CLI: --pooler transaction or AWA_POOLER=transaction).'
+        : this.sqlStateClass === "undefined-object"
         ? "The awa schema looks missing or outdated: run `awa migrate` against this database."
         : "Check the database logs and the operation's input."
     return `awa ${this.operation} failed${code}: ${this.detail}. ${next}`
