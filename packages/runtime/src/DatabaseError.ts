@@ -19,8 +19,8 @@ export class DatabaseError extends Schema.TaggedError<DatabaseError>()("Database
       : this.sqlStateClass === "prepared-statement"
         ? 'A named prepared statement was missing or already there on this server connection, which happens behind a transaction-pooling PgBouncer: set pooler: "transaction" (awa CLI: --pooler transaction or AWA_POOLER=transaction).'
         : this.sqlStateClass === "undefined-object"
-        ? "The awa schema looks missing or outdated: run `awa migrate` against this database."
-        : "Check the database logs and the operation's input."
+          ? "The awa schema looks missing or outdated: run `awa migrate` against this database."
+          : "Check the database logs and the operation's input."
     return `awa ${this.operation} failed${code}: ${this.detail}. ${next}`
   }
 }
