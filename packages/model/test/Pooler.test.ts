@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest"
-import { InvalidPoolerMode, isTransactionPooler, PoolerConflict, parsePoolerMode } from "../src/Pooler.js"
+import {
+  checkPoolerOption,
+  InvalidPoolerMode,
+  isTransactionPooler,
+  PoolerConflict,
+  parsePoolerMode,
+} from "../src/Pooler.js"
+import { classifySqlState } from "../src/SqlState.js"
 
 describe("parsePoolerMode", () => {
   it("reads the three modes, case-insensitively and trimmed", () => {
@@ -31,5 +38,23 @@ describe("isTransactionPooler / PoolerConflict", () => {
   it("says which setting conflicts and what to do", () => {
     const error = new PoolerConflict({ setting: "listen: true", reason: "r", fix: "Drop it." })
     expect(error.message).toBe('listen: true cannot be used with pooler "transaction": r. Drop it.')
+  })
+})
+
+describe("classifySqlState for pooler symptoms", () => {
+  it("names prepared-statement clashes, which a transaction pooler causes", () => {
+    expect(classifySqlState("42P05")).toBe("prepared-statement")
+    expect(classifySqlState("26000")).toBe("prepared-statement")
+  })
+})
+
+describe("checkPoolerOption", () => {
+  it("passes undefined and valid modes through and throws for anything else, naming the option", () => {
+    expect(checkPoolerOption(undefined, "option pooler")).toBeUndefined()
+    expect(checkPoolerOption("transaction", "option pooler")).toBe("transaction")
+    expect(() => checkPoolerOption("", "makeAdmin option pooler")).toThrow(
+      /"" \(from makeAdmin option pooler\)/,
+    )
+    expect(() => checkPoolerOption(true, "Worker option pooler")).toThrow(InvalidPoolerMode)
   })
 })
