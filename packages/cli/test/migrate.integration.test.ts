@@ -75,16 +75,93 @@ describe("awa migrate", () => {
     expect(await schemas(db.primaryUrl)).toEqual([])
   })
 
-  it("--sql and --extract-to need no database", async () => {
-    const sql = await cli(["migrate", "--sql", "--with-pgmq"])
+  it("--sql and --extract-to need no database; their layout follows the topology unless --layout says", async () => {
+    // No separate pgmq database configured: one database, one section, one ledger bootstrap.
+    const single = await cli(["migrate", "--sql", "--with-pgmq"])
+    expect(single.code, single.stderr).toBe(ExitCode.ok)
+    expect(single.stdout).toContain("-- ==== awa target database: primary ====")
+    expect(single.stdout).not.toContain("-- ==== awa target database: pgmq ====")
+    expect(single.stdout.match(/-- file: 0000_awa_migrator_ledger\.sql/g)).toHaveLength(1)
+    expect(single.stdout).toContain("-- Exported by awa: layout single, transaction style none")
+    expect(single.stdout).toContain("-- pgmq provider: sql")
+    const sql = await cli(["migrate", "--sql", "--with-pgmq"], {
+      DATABASE_URL: "postgres://u@127.0.0.1:1/a",
+      PGMQ_DATABASE_URL: "postgres://u@127.0.0.1:1/q",
+    })
     expect(sql.code, sql.stderr).toBe(ExitCode.ok)
     expect(sql.stdout).toContain("-- ==== awa target database: primary ====")
     expect(sql.stdout).toContain("-- ==== awa target database: pgmq ====")
+    const forced = await cli([
+      "migrate",
+      "--sql",
+      "--with-pgmq",
+      "--layout",
+      "split",
+      "--pgmq-provider",
+      "extension",
+    ])
+    expect(forced.stdout).toContain("-- ==== awa target database: pgmq ====")
+    expect(forced.stdout).toContain("-- pgmq provider: extension")
+    const perFile = await cli(["migrate", "--sql", "--transaction-style", "per-file"])
+    expect(perFile.stdout).toMatch(/^BEGIN;$/m)
     const dir = mkdtempSync(join(tmpdir(), "awa-cli-extract-"))
     tmp.push(dir)
     const extracted = await cli(["migrate", "--extract-to", join(dir, "sql")])
     expect(extracted.code).toBe(ExitCode.ok)
     expect(readdirSync(join(dir, "sql"))).toEqual(["primary"])
+  })
+
+  it("--with-pgmq lists only the migrations that changed something and names the ledger-only ones", async () => {
+    const db = await freshDatabases("single")
+    const r = await cli(["migrate", "--with-pgmq", "--pgmq-provider", "sql", "--database-url", db.primaryUrl])
+    expect(r.code, r.stderr).toBe(ExitCode.ok)
+    const [applied, recorded] = r.stdout.split("as ledger rows only")
+    expect(applied).toContain("0002_pgmq_sql_api.sql")
+    expect(applied).not.toContain("0001_pgmq_extension.sql")
+    expect(r.stdout).toMatch(
+      /Recorded 1 migration\(s\) as ledger rows only .*\n {2}pgmq\/pgmq 0001_pgmq_extension\.sql \(only for provider=extension\)/,
+    )
+    expect(recorded).toBeDefined()
+  })
+
+  it("an --extract-to export applied with psql --single-transaction per file leaves awa migrate --status up to date (split)", async () => {
+    const db = await freshDatabases("split")
+    const env = { DATABASE_URL: db.primaryUrl, PGMQ_DATABASE_URL: db.pgmqUrl }
+    const dir = mkdtempSync(join(tmpdir(), "awa-cli-extract-"))
+    tmp.push(dir)
+    const extracted = await cli(["migrate", "--with-pgmq", "--extract-to", join(dir, "sql")], env)
+    expect(extracted.code, extracted.stderr).toBe(ExitCode.ok)
+    expect(extracted.stdout).toContain("layout split, transaction style none, pgmq provider sql")
+    for (const [role, url] of [
+      ["primary", db.primaryUrl],
+      ["pgmq", db.pgmqUrl],
+    ] as const) {
+      for (const file of readdirSync(join(dir, "sql", role)).sort()) {
+        const r = spawnSync(
+          process.env.PSQL ?? "psql",
+          [
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "--single-transaction",
+            "-d",
+            url,
+            "-f",
+            join(dir, "sql", role, file),
+          ],
+          { encoding: "utf8" },
+        )
+        expect(r.status, r.stderr).toBe(0)
+      }
+    }
+    const status = await cli(["migrate", "--status", "--with-pgmq", "--json"], env)
+    expect(status.code, status.stderr).toBe(ExitCode.ok)
+    const parsed = JSON.parse(status.stdout) as Array<{ set: string; pending: unknown[]; drift: unknown[] }>
+    expect(parsed.map((s) => s.set)).toEqual(["canonical", "queue-storage", "pgmq"])
+    expect(parsed.every((s) => s.pending.length === 0 && s.drift.length === 0)).toBe(true)
+    const again = await cli(["migrate", "--with-pgmq"], env)
+    expect(again.stdout).toContain("Already up to date")
   })
 
   it("prepare-queue-storage-schema installs a substrate; --reset --schema awa is refused and changes nothing", async () => {
@@ -144,6 +221,17 @@ describe("awa migrate: bad input gives clear errors and exit codes, changing not
     [["migrate", "--sql", "--json"], ExitCode.usage, "--json does not apply"],
     [["migrate", "--with-pgmq", "--pgmq-provider", "sqll", "--sql"], ExitCode.usage, 'did you mean "sql"'],
     [["migrate", "--pgmq-provider", "sql"], ExitCode.usage, "add --with-pgmq"],
+    [
+      ["migrate", "--sql", "--transaction-style", "each"],
+      ExitCode.usage,
+      "--transaction-style must be one of: none, per-file",
+    ],
+    [["migrate", "--sql", "--layout", "both"], ExitCode.usage, "--layout must be one of: single, split"],
+    [
+      ["migrate", "--transaction-style", "none"],
+      ExitCode.usage,
+      "--transaction-style only applies to --sql and --extract-to",
+    ],
     [["migrate"], ExitCode.database, "DATABASE_URL"],
     [["migrate", "--database-url", "mysql://x@y/z"], ExitCode.usage, 'scheme is "mysql"'],
     [["migrate", "--database-url", "postgres://u:pw@127.0.0.1:1/db"], ExitCode.database, "Cannot connect"],

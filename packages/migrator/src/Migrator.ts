@@ -63,6 +63,13 @@ export interface PlannedMigration {
   readonly checksum: string
   readonly noTransaction: boolean
   readonly sql: string
+  /**
+   * True when the migration has no statements for these parameters (its `awa:when` directive names others,
+   * e.g. the pgmq extension file under provider `sql`): only its ledger row is written.
+   */
+  readonly empty: boolean
+  /** The parameters the migration's statements are for (its `awa:when` directive); empty when it always applies. */
+  readonly appliesWhen: Readonly<Record<string, string>>
 }
 
 /** The result of `apply`: what ran now (possibly nothing) and the status afterwards. */
@@ -207,6 +214,8 @@ const toPlanned = (unit: Unit, r: RenderedMigration): PlannedMigration => ({
   checksum: r.checksum,
   noTransaction: r.migration.directives.noTransaction,
   sql: r.sql,
+  empty: r.sql.trim() === "",
+  appliesWhen: r.migration.directives.when,
 })
 
 const migrationFailed = (unit: Unit, r: RenderedMigration, error: QueryFailed) =>

@@ -1,15 +1,20 @@
 import { existsSync, statSync } from "node:fs"
 import {
+  type ExportLayout,
+  exportLayouts,
   extractMigrationSql,
+  isSplit,
   type MigrateOptions,
   migrate,
   migrationStatus,
+  type PlannedMigration,
   parsePgmqProvider,
   planMigrations,
   renderMigrationSql,
   renderSqlText,
   type SetStatus,
   selectSets,
+  transactionStyles,
   validateMigrateOptions,
 } from "@awa/migrator"
 import { PoolerConflict } from "@awa/model/Pooler"
@@ -46,6 +51,16 @@ const flags: Record<string, FlagSpec> = {
   "extract-to": {
     type: "string",
     description: "write one file per migration into DIR/<database>/; no database needed",
+  },
+  "transaction-style": {
+    type: "string",
+    description:
+      "with --sql/--extract-to: none (default; no BEGIN/COMMIT in the files, for tools that wrap each file in a transaction) | per-file (each file commits on its own, for plain psql -f)",
+  },
+  layout: {
+    type: "string",
+    description:
+      "with --sql/--extract-to: single (one database, one ledger bootstrap) | split (a primary and a pgmq target); default: split when a pgmq database URL other than the primary's is given",
   },
   help: { type: "boolean", short: "h", description: "show this help" },
 }
@@ -107,6 +122,29 @@ const extractTo = (
   }
 }
 
+/** Reads an enumerated flag value, or fails with a usage error listing the choices. */
+const oneOf = <T extends string>(flag: string, value: unknown, choices: ReadonlyArray<T>): T | undefined => {
+  if (value === undefined) return undefined
+  if (typeof value === "string" && (choices as ReadonlyArray<string>).includes(value)) return value as T
+  throw new UsageError({
+    reason: `--${flag} must be one of: ${choices.join(", ")} (got "${String(value)}").`,
+  })
+}
+
+/** Says which migrations were recorded without statements because their `awa:when` names other parameters. */
+const emptyNote = (steps: ReadonlyArray<PlannedMigration>, verb: string): string => {
+  const empty = steps.filter((s) => s.empty)
+  if (empty.length === 0) return ""
+  return `\n${verb} ${empty.length} migration(s) as ledger rows only (no statements for these parameters):\n${empty
+    .map((s) => {
+      const when = Object.entries(s.appliesWhen)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ")
+      return `  ${s.set}/${s.instance} ${s.file}${when === "" ? "" : ` (only for ${when})`}`
+    })
+    .join("\n")}`
+}
+
 /** Runs `awa migrate`; returns the exit code. */
 export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): Promise<number> => {
   const parsed = parseCommandLine("migrate", argv, flags)
@@ -123,6 +161,14 @@ export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): P
   }
   const conflict = exclusive(f, ["status", "dry-run", "sql", "extract-to"])
   if (conflict) throw conflict
+  const exporting = f.sql === true || f["extract-to"] !== undefined
+  for (const flag of ["transaction-style", "layout"] as const) {
+    if (f[flag] !== undefined && !exporting) {
+      throw new UsageError({ reason: `--${flag} only applies to --sql and --extract-to.` })
+    }
+  }
+  const transactionStyle = oneOf("transaction-style", f["transaction-style"], transactionStyles)
+  const explicitLayout = oneOf("layout", f.layout, exportLayouts)
   if (f.json && (f.sql || f["extract-to"] !== undefined)) {
     throw new UsageError({ reason: "--json does not apply to --sql or --extract-to (they print SQL)." })
   }
@@ -152,13 +198,28 @@ export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): P
   const invalid = validateMigrateOptions(options)
   if (invalid !== undefined) throw invalid
 
-  if (f.sql) {
-    output.out(renderSqlText(renderMigrationSql(options)))
-    return ExitCode.ok
-  }
-  if (typeof f["extract-to"] === "string") {
-    const written = extractTo(f["extract-to"], options)
-    output.out(`Wrote ${written.length} files:\n${written.map((p) => `  ${p}`).join("\n")}`)
+  if (exporting) {
+    // The layout follows the topology migrate would use: split only when the pgmq database is another one.
+    const layout: ExportLayout =
+      explicitLayout ??
+      (isSplit({
+        databaseUrl: options.databaseUrl ?? process.env.DATABASE_URL ?? "",
+        pgmqDatabaseUrl: options.pgmqDatabaseUrl ?? process.env.PGMQ_DATABASE_URL,
+      })
+        ? "split"
+        : "single")
+    const exportOptions = { ...options, transactionStyle: transactionStyle ?? "none", layout }
+    if (f.sql) {
+      output.out(renderSqlText(renderMigrationSql(exportOptions)))
+      return ExitCode.ok
+    }
+    const written = extractTo(f["extract-to"] as string, exportOptions)
+    const pgmqIncluded = (selectSets(options) as ReadonlyArray<string>).includes("pgmq")
+    output.out(
+      `Wrote ${written.length} files (layout ${layout}, transaction style ${exportOptions.transactionStyle}${
+        pgmqIncluded ? `, pgmq provider ${pgmqProvider ?? "sql"}` : ""
+      }):\n${written.map((p) => `  ${p}`).join("\n")}`,
+    )
     return ExitCode.ok
   }
   // Named problems (a bad port, and whether the URL came from the environment) before the migrator's own checks.
@@ -179,12 +240,15 @@ export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): P
     if (f.json) output.out(JSON.stringify(plan, null, 2))
     else if (plan.length === 0) output.out("Nothing to apply: every selected migration is already applied.")
     else {
-      output.out(`Would apply ${plan.length} migration(s):`)
-      for (const step of plan) {
+      const changing = plan.filter((s) => !s.empty)
+      output.out(`Would apply ${changing.length} migration(s):`)
+      for (const step of changing) {
         output.out(
-          `\n-- ${step.role} (${step.target}): ${step.set}/${step.instance} ${step.file}\n${step.sql.trim() === "" ? "-- (no statements; ledger row only)" : step.sql.trimEnd()}`,
+          `\n-- ${step.role} (${step.target}): ${step.set}/${step.instance} ${step.file}\n${step.sql.trimEnd()}`,
         )
       }
+      const note = emptyNote(plan, "Would record")
+      if (note !== "") output.out(note)
     }
     return ExitCode.ok
   }
@@ -204,13 +268,19 @@ export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): P
   const report = await migrate(options)
   if (f.json) output.out(JSON.stringify(report, null, 2))
   else {
+    // Only migrations that changed something are listed as applied; ledger-only ones are named apart.
+    const changed = report.applied.filter((a) => !a.empty)
     output.out(
       report.applied.length === 0
         ? "Already up to date: nothing to apply."
-        : `Applied ${report.applied.length} migration(s):\n${formatTable(
-            ["database", "set/instance", "migration", "took"],
-            report.applied.map((a) => [a.role, `${a.set}/${a.instance}`, a.file, `${a.durationMs} ms`]),
-          )}`,
+        : `${
+            changed.length === 0
+              ? "Applied no migration with statements."
+              : `Applied ${changed.length} migration(s):\n${formatTable(
+                  ["database", "set/instance", "migration", "took"],
+                  changed.map((a) => [a.role, `${a.set}/${a.instance}`, a.file, `${a.durationMs} ms`]),
+                )}`
+          }${emptyNote(report.applied, "Recorded")}`,
     )
     output.out(`\n${statusRows(report.status)}`)
   }

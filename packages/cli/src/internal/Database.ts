@@ -142,6 +142,8 @@ export interface PoolOptions {
   readonly applicationName?: string
   /** The pooler in front of the database (`resolvePooler`); "transaction" keeps no session state. */
   readonly pooler?: PoolerMode | undefined
+  /** The role the URL plays, named when it cannot be reached (default "primary"). */
+  readonly role?: DatabaseRole
 }
 
 /**
@@ -164,7 +166,11 @@ export const withPool = async <A>(
     // Connect once before anything else: whatever fails here (refused, DNS, TLS such as sslmode=require on a
     // server without SSL, authentication, a missing database) is a connection failure, and says so.
     const client = await pool.connect().catch((error: unknown) => {
-      throw new DatabaseUnreachable({ role: "primary", target: describeTarget(url), reason: detailOf(error) })
+      throw new DatabaseUnreachable({
+        role: options.role ?? "primary",
+        target: describeTarget(url),
+        reason: detailOf(error),
+      })
     })
     client.release()
     return await use(pool)
