@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util"
+import { poolerFlag } from "./internal/CommonFlags.js"
 import { UsageError, unknownWord } from "./UsageError.js"
 
 /** A flag a command accepts: string flags take a value; `multiple` ones may repeat. */
@@ -13,6 +14,19 @@ export interface FlagSpec {
 export interface ParsedCommandLine {
   readonly flags: Readonly<Record<string, string | boolean | ReadonlyArray<string> | undefined>>
   readonly positionals: ReadonlyArray<string>
+}
+
+/** A command that connects (it takes `--database-url`) also takes `--pooler`, placed right after it. */
+const withConnectionFlags = (
+  specs: Readonly<Record<string, FlagSpec>>,
+): Readonly<Record<string, FlagSpec>> => {
+  if (!("database-url" in specs) || "pooler" in specs) return specs
+  const all: Record<string, FlagSpec> = {}
+  for (const [name, spec] of Object.entries(specs)) {
+    all[name] = spec
+    if (name === "database-url") all.pooler = poolerFlag
+  }
+  return all
 }
 
 const negativeNumber = /^-[0-9]/
@@ -69,8 +83,9 @@ const protectNegativeNumbers = (
 export const parseCommandLine = (
   command: string,
   argv: ReadonlyArray<string>,
-  specs: Readonly<Record<string, FlagSpec>>,
+  commandSpecs: Readonly<Record<string, FlagSpec>>,
 ): ParsedCommandLine | UsageError => {
+  const specs = withConnectionFlags(commandSpecs)
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {}
   for (const [name, spec] of Object.entries(specs)) {
     options[name] = {
@@ -113,7 +128,7 @@ export const parseCommandLine = (
 
 /** Formats flag specs as help lines. */
 export const flagHelp = (specs: Readonly<Record<string, FlagSpec>>): string =>
-  Object.entries(specs)
+  Object.entries(withConnectionFlags(specs))
     .map(([name, spec]) => {
       const left = `  --${name}${spec.type === "string" ? " <value>" : ""}${spec.multiple ? " (repeatable)" : ""}`
       return `${left.padEnd(34)}${spec.description}`

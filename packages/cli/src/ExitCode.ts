@@ -47,6 +47,7 @@ export const exitCodeFor = (error: unknown): number => {
     case "InvalidMigratorOptions":
     case "InvalidDatabaseUrl":
     case "PgmqProviderUnavailable":
+    case "PoolerConflict":
       return ExitCode.usage
     case "MissingDatabaseUrl":
     case "DatabaseUnreachable":

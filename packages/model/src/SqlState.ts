@@ -16,6 +16,7 @@ export type SqlStateClass =
   | "admin-shutdown"
   | "authentication"
   | "tls"
+  | "prepared-statement"
   | "other"
 
 /** Classifies a SQLSTATE code (or a Node network error code such as ECONNREFUSED) into a `SqlStateClass`. */
@@ -55,6 +56,11 @@ export const classifySqlState = (code: string | undefined): SqlStateClass => {
     case "57P02":
     case "57P03":
       return "admin-shutdown"
+    // duplicate_prepared_statement / invalid_sql_statement_name: awa names its prepared statements, so these
+    // mean a transaction pooler moved the client to a server connection that did (not) prepare them.
+    case "42P05":
+    case "26000":
+      return "prepared-statement"
     default:
       return "other"
   }

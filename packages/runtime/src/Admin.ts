@@ -8,6 +8,7 @@ import {
   type UniqueKeyHeld,
 } from "@awa/model/JobErrors"
 import { type JobState, jobStates } from "@awa/model/JobState"
+import { checkPoolerOption, type PoolerMode } from "@awa/model/Pooler"
 import { Context, Duration, Effect, Layer, Option } from "effect"
 import { canonicalEngine } from "./CanonicalEngine.js"
 import { type DatabaseError, toDatabaseError } from "./DatabaseError.js"
@@ -26,7 +27,8 @@ import type {
   QueueStats,
 } from "./Engine.js"
 import * as leadersSql from "./internal/sql/leaders.js"
-import { type Db, PgExecutor, toExecutor } from "./PgExecutor.js"
+import { maintenanceRole, readLease } from "./LeaderLease.js"
+import { type Db, executorsFor, PgExecutor } from "./PgExecutor.js"
 
 /** A bulk DLQ target: a filter, or `all: true` to act on every entry deliberately. */
 export type DlqBulkTarget = DlqFilter & { readonly all?: boolean }
@@ -59,8 +61,14 @@ export interface LeaderRecord {
   readonly holder: string
   /** When it became leader. */
   readonly electedAt: Date
-  /** When it last recorded itself. */
+  /** When it last renewed its lease. */
   readonly renewedAt: Date
+  /** The fencing epoch of its term. */
+  readonly epoch: number
+  /** When its lease ends unless renewed (or ended). */
+  readonly expiresAt: Date
+  /** True while the lease has not expired: false after the leader stopped or died (and nobody took over yet). */
+  readonly live: boolean
 }
 
 /**
@@ -106,7 +114,7 @@ export interface Admin {
   readonly purgeQueue: (db: Db, queue: string) => Promise<PurgeQueueResult>
   /** Reads which storage engine is active. */
   readonly activeEngine: (db: Db) => Promise<EngineName>
-  /** Reads the recorded maintenance leader, if any. */
+  /** Reads the maintenance leader's lease (the last holder, its epoch and whether it is live), if any. */
   readonly maintenanceLeader: (db: Db) => Promise<LeaderRecord | null>
 }
 
@@ -114,6 +122,11 @@ export interface Admin {
 export interface AdminOptions {
   /** The storage engine (default canonical). */
   readonly engine?: Engine
+  /**
+   * The pooler in front of Postgres (default: none, or the mode of a pool made by `createPool`): with
+   * "transaction" no named prepared statements are used. Invalid values throw `InvalidPoolerMode`.
+   */
+  readonly pooler?: PoolerMode
 }
 
 const idPattern = /^[1-9][0-9]{0,18}$/
@@ -213,6 +226,8 @@ const jobFilter = (operation: string, filter: JobFilter | undefined): JobFilter 
 /** Makes the admin API (connection-free, like the producer). */
 export const makeAdmin = (options?: AdminOptions): Admin => {
   const engine = options?.engine ?? canonicalEngine
+  // Every operation below turns its database into an executor through this, so the pooler mode applies.
+  const toExecutor = executorsFor(checkPoolerOption(options?.pooler, "makeAdmin option pooler"))
   return {
     queueStats: async (db) => engine.queueStats(toExecutor(db)),
     getJob: async (db, id) => {
@@ -253,14 +268,16 @@ export const makeAdmin = (options?: AdminOptions): Admin => {
       return (rows[0]?.active_engine as EngineName | undefined) ?? "canonical"
     },
     maintenanceLeader: async (db) => {
-      const rows = await toExecutor(db).query("read leader", leadersSql.getLeader, ["maintenance"])
-      const row = rows[0]
-      if (row === undefined) return null
+      const lease = await readLease(toExecutor(db), maintenanceRole)
+      if (lease === null) return null
       return {
-        name: row.name as string,
-        holder: row.holder as string,
-        electedAt: row.elected_at as Date,
-        renewedAt: row.renewed_at as Date,
+        name: lease.role,
+        holder: lease.holder,
+        electedAt: lease.electedAt,
+        renewedAt: lease.renewedAt,
+        epoch: lease.epoch,
+        expiresAt: lease.expiresAt,
+        live: lease.live,
       }
     },
   }

@@ -28,6 +28,8 @@ const nextStep = (cls: string, transient: boolean): string => {
   if (cls === "connection" || cls === "admin-shutdown")
     return "The connection was lost: a read can be retried; a write sent outside a transaction may have committed before the loss, so check for it before retrying (workers do this by themselves)."
   if (transient) return "The transaction conflicted with another; retry it (workers retry by themselves)."
+  if (cls === "prepared-statement")
+    return 'A named prepared statement was missing or already there on this server connection, which happens behind a transaction-pooling PgBouncer: set pooler: "transaction" (awa CLI: --pooler transaction or AWA_POOLER=transaction).'
   if (cls === "undefined-object")
     return "The awa schema looks missing or outdated: run `awa migrate` against this database."
   if (cls === "insufficient-privilege")

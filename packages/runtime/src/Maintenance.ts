@@ -1,16 +1,33 @@
 import { hostname } from "node:os"
+import { performance } from "node:perf_hooks"
 import { Duration, Option } from "effect"
 import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
 import { canonicalEngine } from "./CanonicalEngine.js"
 import type { Engine, FinalizeInput, RetryInput } from "./Engine.js"
-import * as leadersSql from "./internal/sql/leaders.js"
-import { type Executor, openSession, type PgPool, type Session, transaction } from "./PgExecutor.js"
+import {
+  acquireLease,
+  type Lease,
+  type LeaseFence,
+  LeaseLost,
+  maintenanceRole,
+  newLeaseToken,
+  pruneLeaseTerms,
+  readLease,
+  releaseLease,
+  runFenced,
+} from "./LeaderLease.js"
+import type { Executor, PgPool } from "./PgExecutor.js"
 import { EventHub, type WorkerEventListener } from "./WorkerEvent.js"
 
 /** Tuning of maintenance; every field has a default. */
 export interface MaintenanceSettings {
   /** How often a non-leader tries to become leader (default 2 seconds). */
   readonly electionInterval?: Duration.Input
+  /**
+   * How long a leader's lease lasts unless renewed (default 15 seconds, at least 30 ms); the leader renews it
+   * every third of that. A killed leader is replaced within about this long (a stopped one at once).
+   */
+  readonly leaseTtl?: Duration.Input
   /** How often due scheduled/retryable jobs are promoted (default 1 second). */
   readonly promoteInterval?: Duration.Input
   /** How often stale or overdue attempts are rescued (default 5 seconds). */
@@ -33,11 +50,11 @@ export interface MaintenanceSettings {
 
 /** Options of `Maintenance.start`. */
 export interface MaintenanceOptions extends MaintenanceSettings {
-  /** The pool whose connection settings the leader session uses. */
+  /** The pool maintenance runs on (each write in its own short, fenced transaction). */
   readonly pool: PgPool
   /** The storage engine (default canonical). */
   readonly engine?: Engine
-  /** Name of this candidate in `awa.leaders` and events (default host:pid). */
+  /** Name of this candidate in `awa.leaders` and events (default host:pid; candidates sharing a name still never share a term). */
   readonly holder?: string
 }
 
@@ -63,30 +80,37 @@ const ms = (input: Duration.Input | undefined, fallback: number): number => {
   return value
 }
 
-/** The advisory-lock object id of the maintenance leader role (class id is awa's). */
-const maintenanceRole = 1
-const roleName = "maintenance"
+// Terms kept in awa.leader_terms per role; older ones are pruned by the retention task.
+const termsKept = 1000
 
 /**
- * Maintenance under an elected leader: every candidate keeps a dedicated session and tries a session
- * advisory lock; the holder promotes due jobs, rescues stale or overdue attempts and deletes terminal jobs
- * past retention. When the leader's session dies (process killed, connection lost) Postgres releases the
- * lock and another candidate takes over at its next election tick.
+ * Maintenance under an elected leader. Every candidate competes for a lease row (`LeaderLease`): the holder
+ * renews it every third of its TTL, and promotes due jobs, rescues stale or overdue attempts and deletes
+ * terminal jobs past retention, each in a transaction fenced by its term's epoch, so a deposed leader's late
+ * writes change nothing. A leader that stops releases the lease and another candidate takes over at its next
+ * election; a killed leader's lease expires after its TTL. Needs no session state, so it is correct behind
+ * a transaction-pooling PgBouncer as well as on direct connections (see `LeaderLease` for the choice).
  */
 export class Maintenance {
   /** This candidate's name. */
   readonly holder: string
+  readonly #token = newLeaseToken()
   readonly #pool: PgPool
   readonly #engine: Engine
   readonly #events: EventHub
   readonly #backoff: Backoff
   readonly #intervals: { election: number; promote: number; rescue: number; retention: number }
+  readonly #leaseTtlMs: number
   readonly #staleAfterMs: number
   readonly #deadlineGraceMs: number
   readonly #completedMs: number
   readonly #failedMs: number
   readonly #batchSize: number
-  #session: Session | undefined
+  #lease: Lease | undefined
+  #lastEpoch = 0
+  // Local monotonic times: when to renew, and past when the lease surely ended if no renewal got through.
+  #renewAt = 0
+  #localExpiry = 0
   #leader = false
   #stopped = false
   #lastRun = { promote: 0, rescue: 0, retention: 0 }
@@ -111,6 +135,12 @@ export class Maintenance {
       rescue: ms(options.rescueInterval, 5000),
       retention: ms(options.retentionInterval, 60_000),
     }
+    this.#leaseTtlMs = ms(options.leaseTtl, 15_000)
+    if (this.#leaseTtlMs < 30) {
+      throw new RangeError(
+        `Invalid maintenance leaseTtl ${String(options.leaseTtl)}: use at least 30 ms (the leader renews every third of it).`,
+      )
+    }
     this.#staleAfterMs = ms(options.heartbeatStaleAfter, 60_000)
     this.#deadlineGraceMs = ms(options.deadlineGrace, 10_000)
     this.#completedMs = ms(options.completedRetention, 24 * 3_600_000)
@@ -119,8 +149,9 @@ export class Maintenance {
   }
 
   /**
-   * Starts a maintenance candidate in the background (it connects, then tries to become leader at once).
-   * `events` lets a worker share its event hub; standalone callers subscribe with `subscribe`.
+   * Starts a maintenance candidate in the background (it tries to become leader at once). `events` lets a
+   * worker share its event hub; standalone callers subscribe with `subscribe`. Throws `RangeError` for
+   * invalid durations.
    */
   static start(options: MaintenanceOptions, events?: EventHub): Maintenance {
     const maintenance = new Maintenance(options, events ?? new EventHub())
@@ -128,9 +159,21 @@ export class Maintenance {
     return maintenance
   }
 
-  /** True while this candidate holds the leader lock. */
+  /** True while this candidate holds a live lease (as far as it knows; writes are fenced regardless). */
   get isLeader(): boolean {
     return this.#leader
+  }
+
+  /**
+   * The fence of the term this candidate holds, or undefined when it is not leader. Engine maintenance that
+   * runs outside `runFenced` passes it to `checkFence` inside its own transaction.
+   */
+  get fence(): LeaseFence | undefined {
+    return this.#held()
+  }
+
+  #held(): Lease | undefined {
+    return this.#leader ? this.#lease : undefined
   }
 
   /** Subscribes to leadership, maintenance and error events. */
@@ -139,19 +182,53 @@ export class Maintenance {
   }
 
   /**
+   * Runs `fn` in a transaction fenced by this candidate's current term (see `runFenced` in `LeaderLease`):
+   * for engine maintenance (such as a storage engine's ring rotation) that must only ever be done by the
+   * leader. Rejects with `LeaseLost` when this candidate is not leader or its term has ended (it then steps
+   * down); nothing `fn` wrote is kept in that case.
+   */
+  async runFenced<T>(fn: (db: Executor) => Promise<T>): Promise<T> {
+    const lease = this.#held()
+    if (lease === undefined) {
+      const current = await readLease(this.#pool, maintenanceRole)
+      throw new LeaseLost({
+        role: maintenanceRole,
+        holder: this.holder,
+        epoch: this.#lastEpoch,
+        current:
+          current === null ? null : { holder: current.holder, epoch: current.epoch, live: current.live },
+      })
+    }
+    try {
+      return await runFenced(this.#pool, lease, fn)
+    } catch (error) {
+      if (error instanceof LeaseLost) this.#stepDown(lease)
+      throw error
+    }
+  }
+
+  /**
    * Runs every task now (promote, rescue, retention) if this candidate is leader, and returns what it did;
-   * returns null when it is not leader. Useful in tests and after changing time-related settings.
+   * returns null when it is not leader (or its term ends meanwhile). Useful in tests and after changing
+   * time-related settings.
    */
   async runNow(): Promise<MaintenanceReport | null> {
     const run = this.#busy.then(async () => {
-      if (!this.#leader || this.#session === undefined) return null
-      return this.#runTasks(this.#session, Date.now(), true)
+      const lease = this.#held()
+      if (lease === undefined) return null
+      try {
+        return await this.#runTasks(lease, Date.now(), true)
+      } catch (error) {
+        if (!(error instanceof LeaseLost)) throw error
+        this.#stepDown(lease)
+        return null
+      }
     })
     this.#busy = run.catch(() => undefined)
     return run
   }
 
-  /** Stops: releases leadership (if held) and closes the session. */
+  /** Stops: releases the lease (if held), so another candidate can take over at once. */
   async stop(): Promise<void> {
     if (this.#stopped) {
       await this.#loop
@@ -161,16 +238,9 @@ export class Maintenance {
     this.#wake?.()
     await this.#loop
     await this.#busy
-    const session = this.#session
-    this.#session = undefined
-    if (session !== undefined) {
-      if (this.#leader) {
-        await session.executor
-          .query("release leadership", leadersSql.releaseLeaderLock, [maintenanceRole])
-          .catch(() => {})
-      }
-      await session.close()
-    }
+    const lease = this.#lease
+    this.#lease = undefined
+    if (lease !== undefined) await releaseLease(this.#pool, lease).catch(() => false)
     this.#setLeader(false)
   }
 
@@ -178,6 +248,13 @@ export class Maintenance {
     if (this.#leader === leader) return
     this.#leader = leader
     this.#events.emit({ type: "leadership", leader, holder: this.holder })
+  }
+
+  // The term ended (a fenced write was refused): forget it, unless a newer one was granted meanwhile.
+  #stepDown(lease: Lease): void {
+    if (this.#lease !== lease) return
+    this.#lease = undefined
+    this.#setLeader(false)
   }
 
   #sleep(delayMs: number): Promise<void> {
@@ -195,20 +272,17 @@ export class Maintenance {
     let failures = 0
     while (!this.#stopped) {
       try {
-        const session = await this.#ensureSession()
-        if (!this.#leader) {
-          const rows = await session.executor.query("elect leader", leadersSql.tryLeaderLock, [
-            maintenanceRole,
-          ])
-          if (rows[0]?.acquired === true) {
-            await session.executor.query("record leader", leadersSql.recordLeader, [roleName, this.holder])
-            this.#setLeader(true)
-          }
-        }
-        if (this.#leader) {
-          const run = this.#busy.then(() => this.#runTasks(session, Date.now(), false))
+        await this.#elect()
+        const lease = this.#held()
+        if (lease !== undefined) {
+          const run = this.#busy.then(() => this.#runTasks(lease, Date.now(), false))
           this.#busy = run.catch(() => undefined)
-          await run
+          try {
+            await run
+          } catch (error) {
+            if (!(error instanceof LeaseLost)) throw error
+            this.#stepDown(lease)
+          }
         }
         failures = 0
       } catch (error) {
@@ -217,72 +291,91 @@ export class Maintenance {
       }
       if (this.#stopped) break
       const tick = this.#leader
-        ? Math.min(this.#intervals.promote, this.#intervals.rescue, this.#intervals.retention)
+        ? Math.min(
+            this.#intervals.promote,
+            this.#intervals.rescue,
+            this.#intervals.retention,
+            Math.max(1, this.#renewAt - performance.now()),
+          )
         : this.#intervals.election
       await this.#sleep(failures > 0 ? Math.min(5000, tick * 2 ** Math.min(failures, 4)) : tick)
     }
   }
 
-  async #ensureSession(): Promise<Session> {
-    if (this.#session !== undefined) return this.#session
-    const session = await openSession(this.#pool, `awa-maintenance:${this.holder}`)
-    session.onLost((error) => {
-      if (this.#session !== session) return
-      this.#session = undefined
-      this.#setLeader(false)
-      if (!this.#stopped) this.#events.emit({ type: "error", context: "maintenance session", error })
-    })
-    this.#session = session
-    return session
+  // Takes the lease when free, or renews this candidate's term when a third of its TTL has passed.
+  async #elect(): Promise<void> {
+    const now = performance.now()
+    if (this.#lease !== undefined && now < this.#renewAt) return
+    const held = this.#lease
+    let lease: Lease | null
+    try {
+      lease = await acquireLease(this.#pool, {
+        role: maintenanceRole,
+        holder: this.holder,
+        token: this.#token,
+        ttlMs: this.#leaseTtlMs,
+        ...(held === undefined ? {} : { epoch: held.epoch }),
+      })
+    } catch (error) {
+      // Unsure whether the renewal landed: keep the term until it surely expired (writes stay fenced).
+      if (held !== undefined && performance.now() >= this.#localExpiry) this.#stepDown(held)
+      throw error
+    }
+    if (this.#stopped) {
+      if (lease !== null) await releaseLease(this.#pool, lease).catch(() => false)
+      return
+    }
+    if (lease === null) {
+      if (held !== undefined) this.#stepDown(held)
+      return
+    }
+    // A new epoch while leader means the old term expired before this renewal: report the change.
+    if (held !== undefined && lease.epoch !== held.epoch) this.#setLeader(false)
+    this.#lease = lease
+    this.#lastEpoch = lease.epoch
+    this.#renewAt = now + this.#leaseTtlMs / 3
+    this.#localExpiry = now + this.#leaseTtlMs
+    this.#setLeader(true)
   }
 
-  async #runTasks(session: Session, now: number, force: boolean): Promise<MaintenanceReport> {
-    const db = session.executor
+  // Every task writes in transactions fenced by the term: if the term has ended, `LeaseLost` rejects before
+  // anything is written (a pass cut short keeps what earlier transactions committed under the live term).
+  async #runTasks(lease: Lease, now: number, force: boolean): Promise<MaintenanceReport> {
     let promoted = 0
     let rescued = 0
     let deleted = 0
     if (force || now - this.#lastRun.promote >= this.#intervals.promote) {
       this.#lastRun.promote = now
       for (let round = 0; round < 10; round++) {
-        const n = await this.#engine.promote(db, this.#batchSize)
+        const n = await runFenced(this.#pool, lease, (db) => this.#engine.promote(db, this.#batchSize))
         promoted += n
         if (n < this.#batchSize) break
       }
     }
     if (force || now - this.#lastRun.rescue >= this.#intervals.rescue) {
       this.#lastRun.rescue = now
-      rescued = await this.#rescue(session)
+      // One transaction: the candidates stay locked from the decision to the write, so an attempt whose
+      // heartbeat arrives meanwhile is not rescued.
+      rescued = await runFenced(this.#pool, lease, (db) => this.#rescueLocked(db))
     }
     if (force || now - this.#lastRun.retention >= this.#intervals.retention) {
       this.#lastRun.retention = now
       for (let round = 0; round < 10; round++) {
-        const n = await this.#engine.deleteRetained(db, {
-          completedMs: this.#completedMs,
-          failedMs: this.#failedMs,
-          limit: this.#batchSize,
-        })
+        const n = await runFenced(this.#pool, lease, (db) =>
+          this.#engine.deleteRetained(db, {
+            completedMs: this.#completedMs,
+            failedMs: this.#failedMs,
+            limit: this.#batchSize,
+          }),
+        )
         deleted += n
         if (n < this.#batchSize) break
       }
+      await runFenced(this.#pool, lease, (db) => pruneLeaseTerms(db, maintenanceRole, termsKept))
     }
     if (promoted + rescued + deleted > 0)
       this.#events.emit({ type: "maintenance", promoted, rescued, deleted })
     return { promoted, rescued, deleted }
-  }
-
-  // Rescues in one transaction on the leader's session: the candidates stay locked from the decision to the
-  // write, so an attempt whose heartbeat arrives meanwhile is not rescued.
-  async #rescue(session: Session): Promise<number> {
-    const db = session.executor
-    await db.query("begin rescue", transaction.begin, [])
-    try {
-      const rescued = await this.#rescueLocked(db)
-      await db.query("commit rescue", transaction.commit, [])
-      return rescued
-    } catch (error) {
-      await db.query("roll back rescue", transaction.rollback, []).catch(() => undefined)
-      throw error
-    }
   }
 
   async #rescueLocked(db: Executor): Promise<number> {

@@ -1,6 +1,7 @@
 // The runtime's one door to Postgres: every other module goes through the types and functions here.
 import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
+import type { PoolerMode } from "@awa/model/Pooler"
 import { Context, Effect, Exit, Layer } from "effect"
 import pg from "pg"
 import copyStreams from "pg-copy-streams"
@@ -90,11 +91,22 @@ export interface Executor {
 /** Options for executors. */
 export interface ExecutorOptions {
   /**
-   * Use named (server-side prepared) statements (default true). Turn off behind a connection pooler that
-   * does not support prepared statements.
+   * Use named (server-side prepared) statements (default true, false for a pool or client made by
+   * `createPool` with `pooler: "transaction"`). Turn off behind a connection pooler that does not support
+   * prepared statements.
    */
   readonly preparedStatements?: boolean
 }
+
+// Pools made by `createPool` with a pooler mode, and the clients they open, remember the mode, so anything
+// handed such a pool (or a client checked out of it) runs without session state.
+const poolerModes = new WeakMap<object, PoolerMode>()
+
+/**
+ * The pooler mode a pool or client was created for (by `createPool`), or undefined when unknown (a pool
+ * the caller built, or one created without `pooler`).
+ */
+export const poolerOf = (db: Db): PoolerMode | undefined => poolerModes.get(db)
 
 const isPool = (db: PgPool | PgClient): db is PgPool =>
   "totalCount" in db && "idleCount" in db && typeof (db as PgPool).connect === "function"
@@ -133,7 +145,7 @@ const copyWith = async (client: PgClient, operation: string, copySql: string, ch
 /** Turns a pool, a client or an existing executor into an `Executor` (no connection is opened here). */
 export const toExecutor = (db: Db, options?: ExecutorOptions): Executor => {
   if (isExecutor(db)) return db
-  const prepared = options?.preparedStatements ?? true
+  const prepared = options?.preparedStatements ?? poolerModes.get(db) !== "transaction"
   if (isPool(db)) {
     return targeting(
       {
@@ -215,6 +227,15 @@ const transactionFailure = (phase: TransactionPhase, error: unknown, lost: unkno
 }
 
 /**
+ * Makes a `toExecutor` for a pooler mode: with "transaction" every executor it makes uses no named prepared
+ * statements; otherwise it is `toExecutor` (which still follows a pool made by `createPool` with a mode).
+ */
+export const executorsFor =
+  (pooler: PoolerMode | undefined) =>
+  (db: Db): Executor =>
+    toExecutor(db, pooler === "transaction" ? { preparedStatements: false } : undefined)
+
+/**
  * Runs `fn` inside a transaction on a client checked out of `pool`: commits when it resolves, rolls back
  * when it rejects, and always returns the client. What `fn` throws (including its own SQL errors) rejects
  * unchanged. When the connection is lost the promise rejects with `ConnectionLost`: `commitOutcome` is
@@ -269,15 +290,28 @@ export interface CreatePoolOptions {
   readonly max?: number
   /** Name shown in `pg_stat_activity.application_name` (default "awa"). */
   readonly applicationName?: string
+  /**
+   * The pooler between this process and Postgres (default "none"). With "transaction", executors over this
+   * pool and its clients use no named prepared statements, and workers given it neither LISTEN nor keep
+   * session state.
+   */
+  readonly pooler?: PoolerMode
 }
 
 /** Creates a `pg` pool for a connection string (for callers that do not bring their own pool). */
-export const createPool = (connectionString: string, options?: CreatePoolOptions): PgPool =>
-  new pg.Pool({
+export const createPool = (connectionString: string, options?: CreatePoolOptions): PgPool => {
+  const pool = new pg.Pool({
     connectionString,
     max: options?.max ?? 10,
     application_name: options?.applicationName ?? "awa",
   })
+  const pooler = options?.pooler
+  if (pooler !== undefined) {
+    poolerModes.set(pool, pooler)
+    pool.on("connect", (client) => poolerModes.set(client, pooler))
+  }
+  return pool
+}
 
 /** A notification received on a `Session` that listens. */
 export interface Notification {
@@ -288,8 +322,8 @@ export interface Notification {
 }
 
 /**
- * A dedicated connection outside the pool's checkout cycle: used for LISTEN and for the leader's session
- * advisory lock, which both belong to one backend for as long as it lives.
+ * A dedicated connection outside the pool's checkout cycle: used for LISTEN, which belongs to one backend
+ * for as long as it lives (so it cannot work through a transaction pooler; leader election needs no session).
  */
 export interface Session {
   /** Runs statements on this session's connection. */

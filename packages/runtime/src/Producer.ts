@@ -1,6 +1,7 @@
 import { type InsertOptions, resolveInsertOptions } from "@awa/model/InsertOptions"
 import type { AnyJobDefinition, JobArgsOf } from "@awa/model/JobDefinition"
 import { type InsertValidationError, InvalidInsertOptions } from "@awa/model/JobErrors"
+import { checkPoolerOption, type PoolerMode } from "@awa/model/Pooler"
 import type { AwaPrivilegesMissing, AwaSchemaNotReady } from "@awa/model/SchemaErrors"
 import { Context, Effect, Layer } from "effect"
 import { canonicalEngine } from "./CanonicalEngine.js"
@@ -12,7 +13,7 @@ import {
   toDatabaseError,
 } from "./DatabaseError.js"
 import type { Engine, InsertResult, InsertRow, Job } from "./Engine.js"
-import { type Db, type Executor, executorTarget, PgExecutor, toExecutor } from "./PgExecutor.js"
+import { type Db, type Executor, executorsFor, executorTarget, PgExecutor } from "./PgExecutor.js"
 import { checkSchema } from "./SchemaCheck.js"
 import { uniqueKey } from "./UniqueKey.js"
 
@@ -131,6 +132,12 @@ export interface ProducerOptions {
   /** The storage engine (default: the canonical engine). */
   readonly engine?: Engine
   /**
+   * The pooler in front of Postgres (default: none, or the mode of a pool made by `createPool`): with
+   * "transaction" (PgBouncer in transaction mode) no named prepared statements are used, so concurrent
+   * inserts through the pooler succeed. Invalid values throw `InvalidPoolerMode`.
+   */
+  readonly pooler?: PoolerMode
+  /**
    * Check the awa schema on the first use of each database (pool, client or executor) before writing
    * (default true): an unmigrated, outdated or not-granted database then rejects with `AwaSchemaNotReady`
    * or `AwaPrivilegesMissing`, which say what to do, instead of a bare SQL error. The check reads only
@@ -155,6 +162,8 @@ const writeOnPool = async <A>(operation: string, executor: Executor, write: () =
 /** Makes a producer. Cheap and connection-free: make one per process and share it. */
 export const makeProducer = (options?: ProducerOptions): Producer => {
   const engine = options?.engine ?? canonicalEngine
+  // Every operation below turns its database into an executor through this, so the pooler mode applies.
+  const toExecutor = executorsFor(checkPoolerOption(options?.pooler, "makeProducer option pooler"))
   // Schema checks per pg pool or client (an executor counts as the pool or client it runs on, so an Effect
   // transaction's fresh executor over a pooled client reuses that client's check): `true` once passed, the
   // running check otherwise. A failed check is forgotten, so the next call checks again (after `awa migrate`).

@@ -9,6 +9,7 @@ import {
   UnknownJobKind,
 } from "@awa/model/JobErrors"
 import { defaultQueue } from "@awa/model/Limits"
+import { checkPoolerOption, isTransactionPooler, PoolerConflict, type PoolerMode } from "@awa/model/Pooler"
 import { AwaPrivilegesMissing, AwaSchemaNotReady } from "@awa/model/SchemaErrors"
 import { Duration, Effect, Option, Result, type Scope } from "effect"
 import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
@@ -20,7 +21,7 @@ import { type FinishedAttempt, OutcomeBatcher, type PendingOutcome } from "./int
 import { type AbortReason, JobAbortedError, type JobContext, type JobHandler } from "./JobHandler.js"
 import { isJobOutcome, type JobOutcome } from "./JobOutcome.js"
 import { Maintenance, type MaintenanceSettings } from "./Maintenance.js"
-import { type Db, type Executor, type PgPool, toExecutor } from "./PgExecutor.js"
+import { type Db, type Executor, type PgPool, poolerOf, toExecutor } from "./PgExecutor.js"
 import { checkSchema } from "./SchemaCheck.js"
 import { EventHub, type WorkerEvent, type WorkerEventListener } from "./WorkerEvent.js"
 
@@ -41,7 +42,7 @@ export interface QueueConfig {
 
 /** Options of `Worker.start`. */
 export interface WorkerOptions {
-  /** The pool the worker runs its statements on; LISTEN and the leader lock use their own connections. */
+  /** The pool the worker runs its statements on (maintenance too); LISTEN uses a connection of its own. */
   readonly pool: PgPool
   /** Handlers, one per job kind (see `handle`). */
   readonly handlers: ReadonlyArray<JobHandler>
@@ -54,7 +55,10 @@ export interface WorkerOptions {
   readonly concurrency?: number
   /** Most jobs one claim statement takes (default 1000). */
   readonly claimBatchSize?: number
-  /** How often an idle queue polls when no NOTIFY arrives (default 1 second, at least 10 ms). */
+  /**
+   * How often an idle queue polls when no NOTIFY arrives (default 1 second, 250 ms with
+   * `pooler: "transaction"`; at least 10 ms).
+   */
   readonly pollInterval?: Duration.Input
   /** How long finished outcomes wait to share a commit (default 2 ms; a full batch flushes at once). */
   readonly flushInterval?: Duration.Input
@@ -69,15 +73,23 @@ export interface WorkerOptions {
   /** How long `stop()` lets running jobs finish before releasing them (default 10 seconds). */
   readonly shutdownTimeout?: Duration.Input
   /**
-   * LISTEN for new work and cancellations (default true); without it the worker polls only (for example
-   * behind a transaction-pooling PgBouncer, where LISTEN does not work).
+   * LISTEN for new work and cancellations (default true, false with `pooler: "transaction"`); without it
+   * the worker polls only (for example behind a transaction-pooling PgBouncer, where LISTEN does not work).
    */
   readonly listen?: boolean
   /**
-   * Use server-side prepared statements for the hot statements (default true); turn off behind a pooler
-   * that does not support them.
+   * Use server-side prepared statements for the hot statements (default true, false with
+   * `pooler: "transaction"`); turn off behind a pooler that does not support them.
    */
   readonly preparedStatements?: boolean
+  /**
+   * The pooler in front of Postgres (default: none, or the mode of a pool made by `createPool`). With
+   * "transaction" (PgBouncer in transaction mode) the worker keeps no session state: no named prepared
+   * statements, no LISTEN (it polls, every 250 ms unless `pollInterval` says otherwise). Leader election
+   * needs no session state in any mode. `listen: true` or `preparedStatements: true` together with
+   * "transaction" throw `PoolerConflict`; an invalid value throws `InvalidPoolerMode`.
+   */
+  readonly pooler?: PoolerMode
   /** Take part in maintenance leader election (default true), optionally with settings. */
   readonly maintenance?: boolean | MaintenanceSettings
   /** The storage engine (default canonical). */
@@ -168,6 +180,32 @@ const millis = (input: Duration.Input | undefined, fallback: number, what: strin
 // How long released handlers get to return after their shutdown signal fired before they are reported as
 // ignoring it (an `abandoned` event).
 const abortGraceMs = 500
+
+// The worker's pooler mode (option, else the pool's from `createPool`), refusing settings that need session
+// state behind a transaction pooler.
+const workerPooler = (options: WorkerOptions): PoolerMode | undefined => {
+  const pooler =
+    checkPoolerOption(options.pooler, "Worker option pooler") ??
+    (options.pool === undefined ? undefined : poolerOf(options.pool))
+  if (pooler !== "transaction") return pooler
+  if (options.listen === true) {
+    throw new PoolerConflict({
+      setting: "Worker option listen: true",
+      reason:
+        "LISTEN belongs to one server connection, which a transaction pooler hands to other clients after each transaction, so notifications would not arrive",
+      fix: "Leave listen unset (the worker polls), or connect this worker directly or through a session pooler.",
+    })
+  }
+  if (options.preparedStatements === true) {
+    throw new PoolerConflict({
+      setting: "Worker option preparedStatements: true",
+      reason:
+        "a named prepared statement lives on one server connection, so the next transaction may not find it (or find it twice)",
+      fix: "Leave preparedStatements unset, or connect this worker directly or through a session pooler.",
+    })
+  }
+  return pooler
+}
 
 // Below this, an idle queue (or one whose NOTIFYs cannot arrive) would poll the database without pause.
 const minPollMs = 10
@@ -337,6 +375,7 @@ export class Worker {
   readonly #defaultTimeoutMs: number
   readonly #shutdownMs: number
   readonly #maxPending: number
+  readonly #listen: boolean
   #listener: NotificationListener | undefined
   #maintenance: Maintenance | undefined
   #heartbeatTimer: NodeJS.Timeout | undefined
@@ -357,10 +396,14 @@ export class Worker {
   private constructor(options: WorkerOptions) {
     this.id = options.id ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`
     this.#pool = options.pool
+    const pooled = isTransactionPooler(workerPooler(options))
+    this.#listen = options.listen ?? !pooled
     this.#db = toExecutor(
       options.pool,
       options.preparedStatements === undefined
-        ? undefined
+        ? pooled
+          ? { preparedStatements: false }
+          : undefined
         : { preparedStatements: options.preparedStatements },
     )
     this.#engine = options.engine ?? canonicalEngine
@@ -371,7 +414,7 @@ export class Worker {
             this.#events.emit({ type: "error", context: "backoff", error }),
           )
     this.#claimBatchSize = positiveInt(options.claimBatchSize, 1000, "claimBatchSize")
-    this.#pollMs = millis(options.pollInterval, 1000, "pollInterval", minPollMs)
+    this.#pollMs = millis(options.pollInterval, pooled ? 250 : 1000, "pollInterval", minPollMs)
     this.#heartbeatMs = millis(options.heartbeatInterval, 5000, "heartbeatInterval", 1)
     this.#defaultTimeoutMs = Math.max(1, millis(options.defaultTimeout, 30 * 60_000, "defaultTimeout"))
     this.#shutdownMs = millis(options.shutdownTimeout, 10_000, "shutdownTimeout")
@@ -539,7 +582,7 @@ export class Worker {
   async #start(options: WorkerOptions): Promise<void> {
     if (options.checkSchema ?? true) await checkSchema(this.#pool)
     this.#pool.on("error", this.#onPoolError)
-    if (options.listen ?? true) {
+    if (this.#listen) {
       const listener = new NotificationListener({
         pool: this.#pool,
         channels: ["awa_jobs_available", "awa_job_cancelled"],

@@ -1,10 +1,12 @@
+import { setTimeout as sleep } from "node:timers/promises"
 import { defineJob } from "@awa/model/JobDefinition"
 import { Schema } from "effect"
 import { describe, expect, it, onTestFinished } from "vitest"
 import { makeAdmin } from "../src/Admin.js"
 import { canonicalEngine } from "../src/CanonicalEngine.js"
+import { LeaseLost, leaseTerms } from "../src/LeaderLease.js"
 import { Maintenance, type MaintenanceOptions } from "../src/Maintenance.js"
-import { toExecutor } from "../src/PgExecutor.js"
+import { statement, toExecutor } from "../src/PgExecutor.js"
 import { makeProducer } from "../src/Producer.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
 import { recordEvents } from "./support/events.js"
@@ -14,6 +16,7 @@ const db = useAwaDatabase()
 const producer = makeProducer()
 const admin = makeAdmin()
 const Task = defineJob({ kind: "task", args: Schema.Struct({}), maxAttempts: 2 })
+const lateWrite = statement("test_late_write", "INSERT INTO late_writes VALUES (1)")
 
 const candidate = (holder: string, options?: Partial<MaintenanceOptions>) => {
   const m = Maintenance.start({
@@ -33,43 +36,62 @@ const insertedId = (result: Awaited<ReturnType<typeof producer.insert>>): string
 }
 
 describe("Maintenance", () => {
-  it("elects one leader, and another takes over when the leader's session dies", async () => {
-    const a = candidate("leader-a")
+  it("elects one leader; a leader whose lease ran out is deposed and its late writes are refused", async () => {
+    // After its first pass, a does nothing until asked (so it cannot notice the takeover by itself).
+    const idle = { promoteInterval: "1 hour", rescueInterval: "1 hour", retentionInterval: "1 hour" } as const
+    const a = candidate("leader-a", { leaseTtl: "1 minute", ...idle })
     const aEvents = recordEvents(a)
     await waitFor("a leads", () => a.isLeader)
-    const b = candidate("leader-b")
+    const b = candidate("leader-b", { leaseTtl: "1 minute" })
     const bEvents = recordEvents(b)
-    // b keeps trying; it must not become leader while a lives.
-    await waitFor("b has tried a few times", async () => {
-      const rows = await db.pool.query(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'awa-maintenance:leader-b'",
-      )
-      return rows.rows[0].n === 1
-    })
+    // b keeps trying (every 10 ms); it must not become leader while a's lease is live.
+    await sleep(200)
     expect(b.isLeader).toBe(false)
-    expect((await admin.maintenanceLeader(db.pool))?.holder).toBe("leader-a")
+    expect(await admin.maintenanceLeader(db.pool)).toMatchObject({ holder: "leader-a", epoch: 1, live: true })
 
-    // Kill the leader's backend, as if its process died (a dead process does not come back, so a stops
-    // trying; the real-process version of this is in Crash.integration.test.ts).
+    // a stalls past its lease (as a paused process would): the lease expires on the database clock and b
+    // takes over with the next epoch, while a still believes it leads.
+    // (Moving the expiry to now in the lease and its term row stands in for the clock passing it.)
     await db.pool.query(
-      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'awa-maintenance:leader-a'",
+      `WITH l AS (UPDATE awa.leaders SET expires_at = now() WHERE name = 'maintenance' RETURNING epoch)
+       UPDATE awa.leader_terms t SET expires_at = now() FROM l WHERE t.name = 'maintenance' AND t.epoch = l.epoch`,
     )
-    await waitFor("a noticed it lost its session", () => aEvents.ofType("leadership").some((e) => !e.leader))
-    await a.stop()
     await waitFor("b takes over", () => b.isLeader)
+    expect(a.isLeader).toBe(true)
+    expect(await admin.maintenanceLeader(db.pool)).toMatchObject({ holder: "leader-b", epoch: 2, live: true })
+
+    // a's late write carries epoch 1: refused before it runs, nothing written, and a steps down.
+    await db.pool.query("CREATE TABLE late_writes (n int)")
+    const late = a.runFenced((x) => x.query("late write", lateWrite, []))
+    await expect(late).rejects.toBeInstanceOf(LeaseLost)
+    await expect(late).rejects.toThrow(/epoch 1 has ended: the lease is now epoch 2, held by leader-b/)
+    expect((await db.pool.query("SELECT count(*)::int AS n FROM late_writes")).rows[0].n).toBe(0)
+    expect(a.isLeader).toBe(false)
+    expect(await a.runNow()).toBeNull()
+    expect(aEvents.ofType("leadership").map((e) => e.leader)).toEqual([true, false])
     expect(bEvents.ofType("leadership")).toEqual([{ type: "leadership", leader: true, holder: "leader-b" }])
-    expect((await admin.maintenanceLeader(db.pool))?.holder).toBe("leader-b")
+
     // Maintenance continues under b: a scheduled job gets promoted.
     const id = insertedId(await producer.insert(db.pool, Task, {}, { delay: 1 }))
     await waitFor("promoted under b", async () => (await admin.getJob(db.pool, id)).state === "available")
+    // The history: two terms that do not overlap.
+    const terms = await leaseTerms(db.pool)
+    expect(terms.map((t) => [t.epoch, t.holder])).toEqual([
+      [1, "leader-a"],
+      [2, "leader-b"],
+    ])
+    expect(terms[1]!.electedAt.getTime()).toBeGreaterThanOrEqual(terms[0]!.expiresAt.getTime())
   })
 
   it("hands leadership over on a clean stop", async () => {
-    const a = candidate("stop-a")
+    // Long leases: only the release on stop lets b in.
+    const a = candidate("stop-a", { leaseTtl: "1 hour" })
     await waitFor("a leads", () => a.isLeader)
-    const b = candidate("stop-b")
+    const b = candidate("stop-b", { leaseTtl: "1 hour" })
     await a.stop()
+    expect(await admin.maintenanceLeader(db.pool)).toMatchObject({ holder: "stop-a", epoch: 1, live: false })
     await waitFor("b leads", () => b.isLeader)
+    expect(await admin.maintenanceLeader(db.pool)).toMatchObject({ holder: "stop-b", epoch: 2, live: true })
   })
 
   it("deletes terminal jobs past retention, keeping the rest", async () => {

@@ -1,9 +1,10 @@
 import { defineJob } from "@awa/model/JobDefinition"
 import { InvalidInsertOptions, InvalidJobArgs, JobPayloadNotSerializable } from "@awa/model/JobErrors"
+import { InvalidPoolerMode } from "@awa/model/Pooler"
 import { Effect, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { canonicalEngine } from "../src/CanonicalEngine.js"
-import { PgExecutor, toExecutor, withTransaction } from "../src/PgExecutor.js"
+import { createPool, PgExecutor, toExecutor, withTransaction } from "../src/PgExecutor.js"
 import { job, makeProducer, ProducerService } from "../src/Producer.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
 
@@ -136,5 +137,40 @@ describe("Producer", () => {
       /insertMany/,
     )
     expect(await countJobs()).toBe(0)
+  })
+
+  it("runs without named prepared statements in pooler mode (option or pool), and refuses an unknown mode", async () => {
+    // Named statements show in the session's pg_prepared_statements; in pooler mode none are made.
+    const preparedOn = async (client: { query: (sql: string) => Promise<{ rows: Array<{ n: number }> }> }) =>
+      (await client.query("SELECT count(*)::int AS n FROM pg_prepared_statements")).rows[0]!.n
+    const client = await db.pool.connect()
+    try {
+      await makeProducer({ pooler: "transaction" }).insert(client, Email, { to: "a@example.com" })
+      expect(await preparedOn(client)).toBe(0)
+      await producer.insert(client, Email, { to: "b@example.com" })
+      expect(await preparedOn(client)).toBeGreaterThan(0)
+    } finally {
+      client.release(true)
+    }
+    // A pool made for the mode carries it to its clients.
+    const pooled = createPool(db.url, { pooler: "transaction", max: 2 })
+    pooled.on("error", () => undefined)
+    try {
+      const pooledClient = await pooled.connect()
+      try {
+        await producer.insert(pooledClient, Email, { to: "c@example.com" })
+        await producer.insert(pooled, Email, { to: "d@example.com" })
+        expect(await preparedOn(pooledClient)).toBe(0)
+      } finally {
+        pooledClient.release()
+      }
+    } finally {
+      await pooled.end()
+    }
+    expect(await countJobs()).toBe(4)
+    expect(() => makeProducer({ pooler: "pgbouncer" as never })).toThrow(InvalidPoolerMode)
+    expect(() => makeProducer({ pooler: "pgbouncer" as never })).toThrow(
+      /Unknown pooler mode "pgbouncer" \(from makeProducer option pooler\)/,
+    )
   })
 })

@@ -65,6 +65,28 @@ describe("Worker", () => {
     expect(metrics.totals.claimed).toBe(50)
   })
 
+  it("keeps no session in pooler mode: no LISTEN connection, polling finds new and scheduled work", async () => {
+    // The pooler mode's own poll interval (250 ms), not the fast one of the other tests.
+    const worker = await Worker.start({
+      pool: db.pool,
+      id: "pooled-worker",
+      pooler: "transaction",
+      maintenance: { promoteInterval: 10, electionInterval: 10 },
+      handlers: [handle(Noop, async () => {})],
+    })
+    onTestFinished(() => worker.stop({ timeout: 100 }))
+    await waitFor("leader", () => worker.maintenance?.isLeader === true)
+    const now = insertedId(await producer.insert(db.pool, Noop, { n: 1 }))
+    const later = insertedId(await producer.insert(db.pool, Noop, { n: 2 }, { delay: 1 }))
+    await waitFor("both completed", async () =>
+      (await Promise.all([jobOf(now), jobOf(later)])).every((j) => j.state === "completed"),
+    )
+    const sessions = await db.pool.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'awa-%pooled-worker'",
+    )
+    expect(sessions.rows[0].n).toBe(0)
+  })
+
   it("wakes on NOTIFY for jobs inserted after it started, and runs scheduled jobs when due", async () => {
     const worker = await startWorker({ handlers: [handle(Noop, () => {})], pollInterval: 60_000 })
     const id = insertedId(await producer.insert(db.pool, Noop, { n: 1 }))

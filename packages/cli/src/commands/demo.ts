@@ -11,7 +11,12 @@ import { Worker } from "@awa/runtime/Worker"
 import { type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
 import { databaseUrlFlag } from "../internal/CommonFlags.js"
-import { describeTarget, explainDatabaseError, resolveDatabaseUrl } from "../internal/Database.js"
+import {
+  describeTarget,
+  explainDatabaseError,
+  resolveDatabaseUrl,
+  resolvePooler,
+} from "../internal/Database.js"
 import {
   DailyReport,
   DeliverWebhook,
@@ -165,7 +170,13 @@ export const runDemo = async (argv: ReadonlyArray<string>, output: Output): Prom
         : `Schema: applied ${migrated.applied.length} migration(s) (${migrated.applied.map((a) => `${a.set}/${a.file}`).join(", ")}).`,
     )
 
-    pool = createPool(url, { max: 4 + workerCount * 6, applicationName: "awa-demo" })
+    // A pool made for a pooler mode carries it to the producer, admin and workers below.
+    const pooler = resolvePooler(f)
+    pool = createPool(url, {
+      max: 4 + workerCount * 6,
+      applicationName: "awa-demo",
+      ...(pooler === undefined ? {} : { pooler }),
+    })
     pool.on("error", () => undefined)
     const db = pool
     const admin = makeAdmin()

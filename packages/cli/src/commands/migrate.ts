@@ -17,9 +17,10 @@ import {
   transactionStyles,
   validateMigrateOptions,
 } from "@awa/migrator"
+import { PoolerConflict } from "@awa/model/Pooler"
 import { exclusive, type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
-import { checkDatabaseUrl, databaseUrlFrom } from "../internal/Database.js"
+import { checkDatabaseUrl, databaseUrlFrom, resolvePooler } from "../internal/Database.js"
 import { formatTable, type Output } from "../Output.js"
 import { UsageError } from "../UsageError.js"
 
@@ -177,6 +178,7 @@ export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): P
     if (typeof provider !== "string") throw provider
     pgmqProvider = provider
   }
+  const pooler = resolvePooler(f)
   const sets = f.set as ReadonlyArray<string> | undefined
   const selected = selectSets({ sets })
   if (!Array.isArray(selected)) throw selected
@@ -249,6 +251,19 @@ export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): P
       if (note !== "") output.out(note)
     }
     return ExitCode.ok
+  }
+  if (pooler === "transaction") {
+    // Every migration runs in one transaction under a transaction-scoped advisory lock, which works through
+    // a transaction pooler; one marked no-transaction would need a session lock, which does not.
+    const sessionBound = (await planMigrations(options)).find((step) => step.noTransaction)
+    if (sessionBound !== undefined) {
+      throw new PoolerConflict({
+        setting: `migration ${sessionBound.set}/${sessionBound.file}`,
+        reason:
+          "it runs outside a transaction, serialized by a session advisory lock that a transaction pooler does not keep",
+        fix: "Run this awa migrate against Postgres directly (a --database-url that bypasses the pooler).",
+      })
+    }
   }
   const report = await migrate(options)
   if (f.json) output.out(JSON.stringify(report, null, 2))

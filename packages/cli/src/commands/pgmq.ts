@@ -6,7 +6,13 @@ import { Data, Schema } from "effect"
 import type { FlagSpec, ParsedCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
 import { databaseUrlFlag, jsonFlag } from "../internal/CommonFlags.js"
-import { checkDatabaseUrl, databaseUrlFrom, resolveDatabaseUrl, withPool } from "../internal/Database.js"
+import {
+  checkDatabaseUrl,
+  databaseUrlFrom,
+  resolveDatabaseUrl,
+  resolvePooler,
+  withPool,
+} from "../internal/Database.js"
 import { durationFlag, noExtraArguments, positiveIntFlag } from "../internal/FlagValues.js"
 import { toJson } from "../internal/JobView.js"
 import { runGroup, type Subcommand } from "../internal/Subcommands.js"
@@ -53,7 +59,7 @@ const resolvePgmqDatabase = (
 
 const withPgmq = <A>(flags: ParsedCommandLine["flags"], use: (pool: PgPool) => Promise<A>): Promise<A> => {
   const { url, role } = resolvePgmqDatabase(flags)
-  return withPool(url, use, { role })
+  return withPool(url, use, { role, pooler: resolvePooler(flags) })
 }
 
 const client = makePgmqClient()

@@ -1,7 +1,7 @@
 import { prepareQueueStorageSchema } from "@awa/migrator"
 import { type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
-import { checkDatabaseUrl, databaseUrlFrom } from "../internal/Database.js"
+import { checkDatabaseUrl, databaseUrlFrom, resolvePooler } from "../internal/Database.js"
 import { formatTable, type Output } from "../Output.js"
 import { UsageError, unknownWord } from "../UsageError.js"
 import { connectionFlags } from "./migrate.js"
@@ -50,6 +50,8 @@ export const runStorage = async (argv: ReadonlyArray<string>, output: Output): P
   const schema = parsed.flags.schema
   if (typeof schema !== "string")
     throw new UsageError({ reason: "--schema NAME is required (for example --schema tenant_a)." })
+  // Its migrations run in transactions under transaction-scoped locks: any pooler mode works; check the value.
+  resolvePooler(parsed.flags)
   const found = databaseUrlFrom({ name: "database-url", value: parsed.flags["database-url"] }, "DATABASE_URL")
   if (found !== undefined) checkDatabaseUrl("primary", found.url, found.source)
   const report = await prepareQueueStorageSchema({

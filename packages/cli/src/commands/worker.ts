@@ -4,7 +4,7 @@ import type { WorkerEvent } from "@awa/runtime/WorkerEvent"
 import { type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
 import { databaseUrlFlag } from "../internal/CommonFlags.js"
-import { resolveDatabaseUrl, withPool } from "../internal/Database.js"
+import { resolveDatabaseUrl, resolvePooler, withPool } from "../internal/Database.js"
 import { durationFlag, noExtraArguments, positiveIntFlag, queueValue } from "../internal/FlagValues.js"
 import { loadTasksModule } from "../internal/TasksModule.js"
 import type { Output } from "../Output.js"
@@ -24,7 +24,7 @@ const flags: Record<string, FlagSpec> = {
   },
   "poll-interval": {
     type: "string",
-    description: "poll fallback when no NOTIFY arrives (default 1s, at least 10ms)",
+    description: "poll fallback when no NOTIFY arrives (default 1s, 250ms with --pooler transaction)",
   },
   "no-listen": { type: "boolean", description: "poll only, no LISTEN (e.g. behind transaction pooling)" },
   "no-maintenance": { type: "boolean", description: "do not take part in maintenance leader election" },
@@ -40,6 +40,10 @@ const flags: Record<string, FlagSpec> = {
   "rescue-interval": {
     type: "string",
     description: "as maintenance leader, look for stale or overdue jobs this often (default 5s)",
+  },
+  "leader-lease": {
+    type: "string",
+    description: "maintenance leader's lease; a killed leader is replaced after it (default 15s)",
   },
   id: { type: "string", description: "this worker's id in events and awa.leaders (default host:pid:random)" },
   "stats-interval": { type: "string", description: "print a stats line this often (default 10s; 0 = never)" },
@@ -217,6 +221,8 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
       reason: `--heartbeat-stale-after (${staleAfterMs}ms) must be longer than --heartbeat-interval (${heartbeatMs ?? 5000}ms), or running jobs would be rescued while healthy.`,
     })
   }
+  const leaseMs = durationFlag("leader-lease", f["leader-lease"], 30)
+  const pooler = resolvePooler(f)
   const json = f.json === true
   const handlers = await loadTasksModule(f.tasks)
   const url = resolveDatabaseUrl(f["database-url"])
@@ -240,14 +246,16 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
         ...(heartbeatMs === undefined ? {} : { heartbeatInterval: heartbeatMs }),
         ...(f["no-maintenance"] === true
           ? { maintenance: false }
-          : staleAfterMs === undefined && rescueMs === undefined
+          : staleAfterMs === undefined && rescueMs === undefined && leaseMs === undefined
             ? {}
             : {
                 maintenance: {
                   ...(staleAfterMs === undefined ? {} : { heartbeatStaleAfter: staleAfterMs }),
                   ...(rescueMs === undefined ? {} : { rescueInterval: rescueMs }),
+                  ...(leaseMs === undefined ? {} : { leaseTtl: leaseMs }),
                 },
               }),
+        ...(pooler === undefined ? {} : { pooler }),
         ...(typeof f.id === "string" ? { id: f.id } : {}),
       }
       const worker = await Worker.start(options)
@@ -340,6 +348,6 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
         )
       return ExitCode.ok
     },
-    { max: Math.max(4, queueCount + 4), applicationName: "awa-worker" },
+    { max: Math.max(4, queueCount + 4), applicationName: "awa-worker", pooler },
   )
 }

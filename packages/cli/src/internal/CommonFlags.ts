@@ -7,6 +7,16 @@ export const databaseUrlFlag: FlagSpec = {
   description: "primary database (default: $DATABASE_URL)",
 }
 
+/**
+ * `--pooler`: the pooler in front of the database (default `AWA_POOLER`, else none). Every command that
+ * takes `--database-url` takes it too (`parseCommandLine` adds it), so it reads the same everywhere.
+ */
+export const poolerFlag: FlagSpec = {
+  type: "string",
+  description:
+    "transaction behind a transaction-pooling PgBouncer, else session | none (default: $AWA_POOLER)",
+}
+
 /** `--json`: print the command's data as JSON instead of a table. */
 export const jsonFlag: FlagSpec = { type: "boolean", description: "print the result as JSON" }
 

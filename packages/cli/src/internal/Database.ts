@@ -6,6 +6,7 @@ import {
   InvalidDatabaseUrl,
   MissingDatabaseUrl,
 } from "@awa/model/MigratorError"
+import { type PoolerMode, parsePoolerMode, poolerEnvVar } from "@awa/model/Pooler"
 import { AwaPrivilegesMissing } from "@awa/model/SchemaErrors"
 import { explainConnectionFailure } from "@awa/model/SqlState"
 import { DatabaseError } from "@awa/runtime/DatabaseError"
@@ -88,6 +89,20 @@ export const resolveDatabaseUrl = (flag: unknown, env: NodeJS.ProcessEnv = proce
   return checkDatabaseUrl("primary", found.url, found.source)
 }
 
+/**
+ * The pooler mode from `--pooler`, else `AWA_POOLER`, else undefined (none); an unknown mode throws
+ * `InvalidPoolerMode` naming where it came from.
+ */
+export const resolvePooler = (
+  flags: ParsedCommandLine["flags"],
+  env: NodeJS.ProcessEnv = process.env,
+): PoolerMode | undefined => {
+  const fromFlag = parsePoolerMode(flags.pooler, "--pooler")
+  const mode = fromFlag ?? parsePoolerMode(env[poolerEnvVar], poolerEnvVar)
+  if (mode instanceof Error) throw mode
+  return mode
+}
+
 /** `host:port/database` of a URL, without credentials, for messages. */
 export const describeTarget = (url: string): string => {
   try {
@@ -141,6 +156,8 @@ export interface PoolOptions {
   readonly max?: number
   /** `application_name` (default "awa-cli"). */
   readonly applicationName?: string
+  /** The pooler in front of the database (`resolvePooler`); "transaction" keeps no session state. */
+  readonly pooler?: PoolerMode | undefined
   /** The role the URL plays, named when it cannot be reached (default "primary"). */
   readonly role?: DatabaseRole
 }
@@ -157,6 +174,7 @@ export const withPool = async <A>(
   const pool = createPool(url, {
     max: options.max ?? 2,
     applicationName: options.applicationName ?? "awa-cli",
+    ...(options.pooler === undefined ? {} : { pooler: options.pooler }),
   })
   // An idle client's error (server restart) must not crash the CLI; the next query reports it.
   pool.on("error", () => undefined)
@@ -183,4 +201,4 @@ export const withPool = async <A>(
 export const withDatabase = <A>(
   flags: ParsedCommandLine["flags"],
   use: (pool: PgPool) => Promise<A>,
-): Promise<A> => withPool(resolveDatabaseUrl(flags["database-url"]), use)
+): Promise<A> => withPool(resolveDatabaseUrl(flags["database-url"]), use, { pooler: resolvePooler(flags) })

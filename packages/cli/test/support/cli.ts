@@ -8,7 +8,7 @@ export interface CliResult {
   readonly stderr: string
 }
 
-const isolated = ["DATABASE_URL", "PGMQ_DATABASE_URL"] as const
+const isolated = ["DATABASE_URL", "PGMQ_DATABASE_URL", "AWA_POOLER"] as const
 
 /**
  * Runs `awa argv` in this process with DATABASE_URL and PGMQ_DATABASE_URL unset unless `env` sets them, and
