@@ -93,14 +93,18 @@ describe("the schema check", () => {
   it("checks once per pool and retries a failed check", async () => {
     const producer = makeProducer()
     await producer.insert(db.pool, Noop, {})
-    await db.pool.query("DELETE FROM awa_migrator.ledger WHERE migration_set = 'canonical'")
+    const removed = await db.pool.query(
+      "DELETE FROM awa_migrator.ledger WHERE migration_set = 'canonical' RETURNING *",
+    )
     // Passed before on this pool: not checked again.
     await expect(producer.insert(db.pool, Noop, {})).resolves.toMatchObject({ _tag: "Inserted" })
     // A new producer checks, and a failed check is not remembered.
     const fresh = makeProducer()
     await expect(fresh.insert(db.pool, Noop, {})).rejects.toBeInstanceOf(AwaSchemaNotReady)
+    // Every canonical migration restored (whatever the latest version is), as `awa migrate` had left them.
     await db.pool.query(
-      "INSERT INTO awa_migrator.ledger (migration_set, instance, version, name, checksum) VALUES ('canonical', 'awa', 1, 'restored', 'x')",
+      "INSERT INTO awa_migrator.ledger SELECT * FROM json_populate_recordset(NULL::awa_migrator.ledger, $1::json)",
+      [JSON.stringify(removed.rows)],
     )
     await expect(fresh.insert(db.pool, Noop, {})).resolves.toMatchObject({ _tag: "Inserted" })
   })
