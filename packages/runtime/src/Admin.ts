@@ -9,13 +9,11 @@ import {
 } from "@awa/model/JobErrors"
 import { type JobState, jobStates } from "@awa/model/JobState"
 import { Context, Duration, Effect, Layer, Option } from "effect"
-import { canonicalEngine } from "./CanonicalEngine.js"
 import { type DatabaseError, toDatabaseError } from "./DatabaseError.js"
 import type {
   DeadLetter,
   DlqFilter,
   DueFilter,
-  Engine,
   EngineName,
   Job,
   JobFilter,
@@ -25,6 +23,7 @@ import type {
   QueueSettings,
   QueueStats,
 } from "./Engine.js"
+import { type EngineSelection, selectEngine } from "./EngineSelection.js"
 import * as leadersSql from "./internal/sql/leaders.js"
 import { type Db, PgExecutor, toExecutor } from "./PgExecutor.js"
 
@@ -110,11 +109,11 @@ export interface Admin {
   readonly maintenanceLeader: (db: Db) => Promise<LeaderRecord | null>
 }
 
-/** Options of `makeAdmin`. */
-export interface AdminOptions {
-  /** The storage engine (default canonical). */
-  readonly engine?: Engine
-}
+/**
+ * Options of `makeAdmin`: the storage engine (`engine`, default `AWA_ENGINE`, else canonical) and the
+ * queue-storage schema (`queueStorageSchema`, default `AWA_QUEUE_STORAGE_SCHEMA`, else `awa`).
+ */
+export interface AdminOptions extends EngineSelection {}
 
 const idPattern = /^[1-9][0-9]{0,18}$/
 const maxPageLimit = 10_000
@@ -210,9 +209,12 @@ const jobFilter = (operation: string, filter: JobFilter | undefined): JobFilter 
   return filter
 }
 
-/** Makes the admin API (connection-free, like the producer). */
+/**
+ * Makes the admin API (connection-free, like the producer). Throws `InvalidEngineSelection` when the engine
+ * option or `AWA_ENGINE` names no engine.
+ */
 export const makeAdmin = (options?: AdminOptions): Admin => {
-  const engine = options?.engine ?? canonicalEngine
+  const engine = selectEngine(options)
   return {
     queueStats: async (db) => engine.queueStats(toExecutor(db)),
     getJob: async (db, id) => {

@@ -1,8 +1,8 @@
 import { hostname } from "node:os"
 import { Duration, Option } from "effect"
 import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
-import { canonicalEngine } from "./CanonicalEngine.js"
 import type { Engine, FinalizeInput, RetryInput } from "./Engine.js"
+import { type EngineSelection, selectEngine } from "./EngineSelection.js"
 import * as leadersSql from "./internal/sql/leaders.js"
 import { type Executor, openSession, type PgPool, type Session, transaction } from "./PgExecutor.js"
 import { EventHub, type WorkerEventListener } from "./WorkerEvent.js"
@@ -32,11 +32,9 @@ export interface MaintenanceSettings {
 }
 
 /** Options of `Maintenance.start`. */
-export interface MaintenanceOptions extends MaintenanceSettings {
+export interface MaintenanceOptions extends MaintenanceSettings, EngineSelection {
   /** The pool whose connection settings the leader session uses. */
   readonly pool: PgPool
-  /** The storage engine (default canonical). */
-  readonly engine?: Engine
   /** Name of this candidate in `awa.leaders` and events (default host:pid). */
   readonly holder?: string
 }
@@ -97,7 +95,7 @@ export class Maintenance {
   private constructor(options: MaintenanceOptions, events: EventHub) {
     this.holder = options.holder ?? `${hostname()}:${process.pid}`
     this.#pool = options.pool
-    this.#engine = options.engine ?? canonicalEngine
+    this.#engine = selectEngine(options)
     this.#events = events
     this.#backoff =
       options.backoff === undefined

@@ -2,9 +2,9 @@ import { type InsertOptions, resolveInsertOptions } from "@awa/model/InsertOptio
 import type { AnyJobDefinition, JobArgsOf } from "@awa/model/JobDefinition"
 import { type InsertValidationError, InvalidInsertOptions } from "@awa/model/JobErrors"
 import { Context, Effect, Layer } from "effect"
-import { canonicalEngine } from "./CanonicalEngine.js"
 import { type DatabaseError, toDatabaseError } from "./DatabaseError.js"
 import type { Engine, InsertResult, InsertRow, Job } from "./Engine.js"
+import { type EngineSelection, selectEngine } from "./EngineSelection.js"
 import { type Db, PgExecutor, toExecutor } from "./PgExecutor.js"
 import { uniqueKey } from "./UniqueKey.js"
 
@@ -116,15 +116,18 @@ export interface Producer {
   ) => Promise<Job | null>
 }
 
-/** Options for `makeProducer`. */
-export interface ProducerOptions {
-  /** The storage engine (default: the canonical engine). */
-  readonly engine?: Engine
-}
+/**
+ * Options for `makeProducer`: the storage engine (`engine`, default `AWA_ENGINE`, else canonical) and the
+ * queue-storage schema (`queueStorageSchema`, default `AWA_QUEUE_STORAGE_SCHEMA`, else `awa`).
+ */
+export interface ProducerOptions extends EngineSelection {}
 
-/** Makes a producer. Cheap and connection-free: make one per process and share it. */
+/**
+ * Makes a producer. Cheap and connection-free: make one per process and share it. Throws
+ * `InvalidEngineSelection` when the engine option or `AWA_ENGINE` names no engine.
+ */
 export const makeProducer = (options?: ProducerOptions): Producer => {
-  const engine = options?.engine ?? canonicalEngine
+  const engine = selectEngine(options)
   return {
     engine,
     insert: async (db, definition, args, insertOptions) => {
