@@ -61,11 +61,13 @@ export class InvalidEngineSelection extends Data.TaggedError("InvalidEngineSelec
   readonly value: string
   /** Why it cannot be used. */
   readonly detail: string
+  /** The closest valid value, for a likely typo. */
+  readonly suggestion?: string
 }> {
   override get message(): string {
     switch (this.reason) {
       case "unknown-engine": {
-        const close = closestMatch(this.value, engineNames)
+        const close = this.suggestion
         return (
           `${this.source} ${this.value} names no storage engine.${close === undefined ? "" : ` Did you mean "${close}"?`} ` +
           `Use one of: ${engineNames.join(", ")} (or leave it unset for ${defaultEngineName}).`
@@ -77,7 +79,7 @@ export class InvalidEngineSelection extends Data.TaggedError("InvalidEngineSelec
           `lower-case identifier (letters, digits, _) of a schema prepared with \`awa storage ` +
           `prepare-queue-storage-schema --schema NAME\`, or leave it unset for ${defaultQueueStorageSchema}.`
         )
-      case "schema-with-engine-object":
+      default:
         return (
           `${this.source} ${this.value} cannot be combined with an Engine object, which already names its ` +
           `schema: pass engine: "queue_storage" with queueStorageSchema, or build the engine with ` +
@@ -105,11 +107,13 @@ export const parseEngineName = (value: unknown, source: string): EngineName | un
   if (typeof value === "string" && (engineNames as ReadonlyArray<string>).includes(value)) {
     return value as EngineName
   }
+  const suggestion = typeof value === "string" ? closestMatch(value, engineNames) : undefined
   throw new InvalidEngineSelection({
     reason: "unknown-engine",
     source,
     value: shown(value),
     detail: "no such engine",
+    ...(suggestion === undefined ? {} : { suggestion }),
   })
 }
 
@@ -125,7 +129,12 @@ export const parseQueueStorageSchema = (value: unknown, source: string): string 
       ? validateIdentifier("queue-storage schema name", value)
       : { reason: "it is not a string" }
   if (typeof valid === "string") return valid
-  throw new InvalidEngineSelection({ reason: "invalid-schema", source, value: shown(value), detail: valid.reason })
+  throw new InvalidEngineSelection({
+    reason: "invalid-schema",
+    source,
+    value: shown(value),
+    detail: valid.reason,
+  })
 }
 
 /** A checked selection: the engine by name (or the object given) and the queue-storage schema. */
@@ -272,7 +281,5 @@ export const routedEngine = (resolver: EngineResolver): Engine => {
  * The `Engine` a producer, worker or admin built with `selection` uses: {@link routedEngine} over
  * {@link resolveEngine}. Throws `InvalidEngineSelection` for a bad name or schema.
  */
-export const selectEngine = (
-  selection: EngineSelection = {},
-  env: EngineEnvironment = process.env,
-): Engine => routedEngine(resolveEngine(selection, env))
+export const selectEngine = (selection: EngineSelection = {}, env: EngineEnvironment = process.env): Engine =>
+  routedEngine(resolveEngine(selection, env))

@@ -60,13 +60,19 @@ describe("choosing the engine", () => {
     expect(selectEngine({ engine: custom }, { AWA_ENGINE: "bogus" })).toBe(custom)
     const error = errorOf(() => selectEngine({ engine: custom, queueStorageSchema: "tenant_a" }, {}))
     expect(error.reason).toBe("schema-with-engine-object")
-    expect(error.message).toContain('queueStorageSchema option "tenant_a" cannot be combined with an Engine object')
+    expect(error.message).toContain(
+      'queueStorageSchema option "tenant_a" cannot be combined with an Engine object',
+    )
     expect(error.message).toContain("makeQueueStorageEngine({ schema })")
   })
 
   it("refuses an unknown engine name, saying where it came from and what to use", () => {
     const fromEnv = errorOf(() => checkEngineSelection({}, { AWA_ENGINE: "queue-storage" }))
-    expect(fromEnv).toMatchObject({ reason: "unknown-engine", source: "AWA_ENGINE", value: '"queue-storage"' })
+    expect(fromEnv).toMatchObject({
+      reason: "unknown-engine",
+      source: "AWA_ENGINE",
+      value: '"queue-storage"',
+    })
     expect(fromEnv.message).toBe(
       'AWA_ENGINE "queue-storage" names no storage engine. Did you mean "queue_storage"? Use one of: ' +
         "canonical, queue_storage (or leave it unset for canonical).",
@@ -77,7 +83,9 @@ describe("choosing the engine", () => {
         "(or leave it unset for canonical).",
     )
     expect(errorOf(() => parseEngineName(7, "--engine")).message).toContain("--engine 7 (number) names no")
-    expect(errorOf(() => parseEngineName("Canonical", "--engine")).message).toContain('Did you mean "canonical"?')
+    expect(errorOf(() => parseEngineName("Canonical", "--engine")).message).toContain(
+      'Did you mean "canonical"?',
+    )
   })
 
   it("refuses a queue-storage schema name that is not a plain identifier, pointing at the prepare command", () => {
@@ -121,9 +129,13 @@ describe("the environment, through the producer, admin and worker", () => {
     vi.stubEnv("AWA_ENGINE", "canonical")
     expect(makeProducer().engine).toBe(canonicalEngine)
     vi.stubEnv("AWA_ENGINE", "canonicl")
-    expect(() => makeProducer()).toThrow('AWA_ENGINE "canonicl" names no storage engine. Did you mean "canonical"?')
+    expect(() => makeProducer()).toThrow(
+      'AWA_ENGINE "canonicl" names no storage engine. Did you mean "canonical"?',
+    )
     expect(() => makeAdmin()).toThrow(InvalidEngineSelection)
-    await expect(Worker.workOne({ db: {} as never, handlers: [] })).rejects.toBeInstanceOf(InvalidEngineSelection)
+    await expect(Worker.workOne({ db: {} as never, handlers: [] })).rejects.toBeInstanceOf(
+      InvalidEngineSelection,
+    )
     vi.stubEnv("AWA_ENGINE", "")
     vi.stubEnv("AWA_QUEUE_STORAGE_SCHEMA", "tenant-a")
     expect(() => makeProducer()).toThrow("AWA_QUEUE_STORAGE_SCHEMA")
