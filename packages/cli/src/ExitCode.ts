@@ -50,6 +50,7 @@ export const exitCodeFor = (error: unknown): number => {
     case "MissingDatabaseUrl":
     case "DatabaseUnreachable":
     case "AwaSchemaMissing":
+    case "QueueStorageSchemaMissing":
       return ExitCode.database
     case "DatabaseAheadOfCode":
     case "MigrationDrift":

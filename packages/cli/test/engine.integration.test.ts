@@ -1,6 +1,8 @@
+import { toDatabaseError } from "@awa/runtime/DatabaseError"
 import { job } from "@awa/runtime/Producer"
 import { describe, expect, it } from "vitest"
-import { ExitCode } from "../src/ExitCode.js"
+import { ExitCode, exitCodeFor } from "../src/ExitCode.js"
+import { explainQueueStorageError, QueueStorageSchemaMissing } from "../src/internal/EngineFlags.js"
 import { migratedDatabase } from "./support/awaDatabase.js"
 import { awa } from "./support/cli.js"
 import { Alpha, insertJobs } from "./support/jobs.js"
@@ -99,5 +101,39 @@ describe("--engine and --queue-storage-schema", () => {
     const cancel = await awa(["job", "cancel", id!, "--json", ...canonical])
     expect(cancel.code, cancel.stderr).toBe(ExitCode.ok)
     expect(JSON.parse(cancel.stdout).state).toBe("cancelled")
+  })
+})
+
+describe("a custom queue-storage schema that is not prepared", () => {
+  const missing = (message: string, code = "42P01") =>
+    toDatabaseError("admin queueStats", Object.assign(new Error(message), { code }))
+
+  it("is explained with the command that prepares it (exit 3)", () => {
+    const selection = { engine: "queue_storage", queueStorageSchema: "tenant_x" } as const
+    const error = explainQueueStorageError(
+      selection,
+      missing('relation "tenant_x.ready_entries" does not exist'),
+    )
+    expect(error).toBeInstanceOf(QueueStorageSchemaMissing)
+    expect((error as Error).message).toContain(
+      "Run `awa storage prepare-queue-storage-schema --schema tenant_x` against it first",
+    )
+    expect(exitCodeFor(error)).toBe(ExitCode.database)
+    expect(
+      explainQueueStorageError(selection, missing('schema "tenant_x" does not exist', "3F000")),
+    ).toBeInstanceOf(QueueStorageSchemaMissing)
+  })
+
+  it("leaves other errors, schema awa and the canonical engine alone", () => {
+    const other = missing('relation "tenant_xy.ready_entries" does not exist')
+    expect(explainQueueStorageError({ engine: "queue_storage", queueStorageSchema: "tenant_x" }, other)).toBe(
+      other,
+    )
+    const inAwa = missing('relation "awa.ready_entries" does not exist')
+    expect(explainQueueStorageError({ engine: "queue_storage" }, inAwa)).toBe(inAwa)
+    const canonical = missing('relation "tenant_x.jobs" does not exist')
+    expect(explainQueueStorageError({ engine: "canonical", queueStorageSchema: "tenant_x" }, canonical)).toBe(
+      canonical,
+    )
   })
 })
