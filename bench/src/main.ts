@@ -394,7 +394,7 @@ const printReport = (server: BenchServer, runs: ReadonlyArray<EngineRun>): void 
       runs.map((r) => fmt(baseCommitsOf(r), 2)).join(" / ") + " per row",
       (r) => {
         const commits = r.pinned!.cost.commits / r.pinned!.jobs
-        return [fmt(commits, 4), ratio(commits, baseCommitsOf(r))]
+        return [fmt(commits, 4), `${fmt(commits / baseCommitsOf(r), 4)}×`]
       },
     )
     add("pinned: dead tuples in schema awa", "0 (insert only)", (r) => {
