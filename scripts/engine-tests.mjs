@@ -53,7 +53,14 @@ if (engines.length === 0) {
   process.exit(0)
 }
 
-const vitest = join(packageDir, "node_modules", "vitest", "vitest.mjs")
+// The package's own vitest if it declares one, else the workspace root's (runtime takes it from the root).
+const vitest = [packageDir, root]
+  .map((dir) => join(dir, "node_modules", "vitest", "vitest.mjs"))
+  .find((file) => existsSync(file))
+if (vitest === undefined) {
+  console.error("engine-tests: vitest is not installed; run `pnpm install` first.")
+  process.exit(2)
+}
 const passes = []
 for (const engine of engines) {
   console.log(`\nengine-tests: packages/${packageName} with AWA_TEST_ENGINE=${engine} AWA_ENGINE=${engine}`)
