@@ -72,7 +72,12 @@ describe("Maintenance", () => {
     await waitFor("b leads", () => b.isLeader)
   })
 
-  it("deletes terminal jobs past retention, keeping the rest", async () => {
+  it("deletes terminal jobs past retention, keeping the rest", async (ctx) => {
+    onlyOnEngine(
+      ctx,
+      "canonical",
+      "deletes completed jobs by age; queue storage bounds that history by its ring",
+    )
     const db0 = toExecutor(db.pool)
     const done = insertedId(await producer.insert(db.pool, Task, {}))
     const failed = insertedId(await producer.insert(db.pool, Task, {}))
