@@ -4,8 +4,10 @@
 // under canonical. Each pass sets AWA_TEST_ENGINE and AWA_ENGINE to the engine, so the engine the tests
 // build directly and the one producers, workers and admin pick up from the environment are the same; tests
 // that assert one engine's mechanics skip themselves with @awa/testing's one-line guard (onlyOnEngine).
+// Test files that never read the engine under test (one engine's own tests, which build that engine
+// themselves) run identically in every pass: --exclude GLOB (repeatable) leaves them to `npm test`.
 // Prints each pass with its time and exits non-zero when any failed.
-// Usage: node scripts/engine-tests.mjs [--engines queue_storage,...] [--package runtime]
+// Usage: node scripts/engine-tests.mjs [--engines queue_storage,...] [--package runtime] [--exclude GLOB ...]
 // Needs the packages built (`pnpm build`): the engine list comes from @awa/testing's dist.
 import { spawnSync } from "node:child_process"
 import { existsSync } from "node:fs"
@@ -37,6 +39,16 @@ if (!existsSync(join(packageDir, "vitest.config.ts"))) {
   console.error(`engine-tests: packages/${packageName} has no vitest.config.ts`)
   process.exit(2)
 }
+const excludes = process.argv.flatMap((arg, i) => {
+  if (arg !== "--exclude") return []
+  const glob = process.argv[i + 1]
+  if (glob === undefined || glob.startsWith("--")) {
+    console.error("engine-tests: --exclude needs a glob, e.g. --exclude 'test/QueueStorage*.test.ts'")
+    process.exit(2)
+  }
+  return ["--exclude", glob]
+})
+
 let engines
 try {
   engines =
@@ -65,7 +77,7 @@ const passes = []
 for (const engine of engines) {
   console.log(`\nengine-tests: packages/${packageName} with AWA_TEST_ENGINE=${engine} AWA_ENGINE=${engine}`)
   const start = performance.now()
-  const result = spawnSync(process.execPath, [vitest, "run"], {
+  const result = spawnSync(process.execPath, [vitest, "run", ...excludes], {
     cwd: packageDir,
     stdio: "inherit",
     env: { ...process.env, AWA_TEST_ENGINE: engine, AWA_ENGINE: engine },
