@@ -259,6 +259,9 @@ const allMethodsRouted: [MissingMethods] extends [never] ? true : MissingMethods
 /**
  * An `Engine` whose every operation first asks `resolver` which engine serves it, on the operation's own
  * executor. For a fixed resolver it is that engine itself. Its `name` is the resolver's latest answer.
+ * Callers keep no per-job engine: an attempt claimed under one answer is completed under whatever the
+ * resolver answers then, so a resolver for a state in which two engines hold work (a migration between
+ * them) answers with an engine that routes each attempt write to where that attempt lives.
  */
 export const routedEngine = (resolver: EngineResolver): Engine => {
   if (resolver.fixed !== undefined) return resolver.fixed
