@@ -3,9 +3,11 @@
 // packages/ with `pnpm pack` (checking that each tarball has its README.md and the LICENSE), copies
 // examples/downstream to a clean temp folder, points its @awa/* dependencies at the tarballs (npm
 // overrides make transitive @awa/* dependencies resolve to them too), runs `npm install` there like a user
-// would, then `npm run typecheck` and `npm test`.
+// would, then `npm run typecheck`, and `npm test` once per
+// storage engine @awa/testing implements (AWA_TEST_ENGINE for the fixture and AWA_ENGINE for the app's own
+// producer, set alike, as a user choosing an engine would).
 // Exits non-zero on any failure, keeping the temp folder for inspection; removes it on success.
-// Usage: node scripts/example-check.mjs [--keep] [--node min|VERSION]   (after `pnpm build`)
+// Usage: node scripts/example-check.mjs [--keep] [--node min|VERSION] [--engines canonical,...]   (after `pnpm build`)
 import { spawnSync } from "node:child_process"
 import {
   chmodSync,
@@ -20,6 +22,8 @@ import {
 } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { performance } from "node:perf_hooks"
+import { pathToFileURL } from "node:url"
 import { runUnderNode } from "./node-version.mjs"
 
 const root = new URL("..", import.meta.url).pathname
@@ -47,12 +51,13 @@ const userEnv = Object.fromEntries(
   ),
 )
 
-const run = (cmd, args, cwd, { quiet = false } = {}) => {
-  console.log(`example-check: (in ${cwd}) ${cmd} ${args.join(" ")}`)
+const run = (cmd, args, cwd, { quiet = false, env = {} } = {}) => {
+  const shownEnv = Object.entries(env).map(([name, value]) => `${name}=${value} `)
+  console.log(`example-check: (in ${cwd}) ${shownEnv.join("")}${cmd} ${args.join(" ")}`)
   const result = spawnSync(cmd, args, {
     cwd,
     stdio: quiet ? ["ignore", "pipe", "pipe"] : "inherit",
-    env: userEnv,
+    env: { ...userEnv, ...env },
     encoding: "utf8",
   })
   if (result.error) fail(`${cmd} could not start: ${result.error.message}`)
@@ -64,6 +69,25 @@ const run = (cmd, args, cwd, { quiet = false } = {}) => {
 for (const pkg of packages) {
   if (!existsSync(join(root, "packages", pkg, "dist", "index.js"))) {
     fail(`packages/${pkg}/dist is missing; run \`pnpm build\` first.`)
+  }
+}
+
+const { testEngineNames, parseTestEngine } = await import(
+  pathToFileURL(join(root, "packages", "testing", "dist", "TestEngine.js")).href
+)
+const enginesIndex = process.argv.indexOf("--engines")
+let engines = testEngineNames
+if (enginesIndex !== -1) {
+  const value = process.argv[enginesIndex + 1]
+  if (value === undefined || value.startsWith("--")) fail("--engines needs a comma-separated list")
+  try {
+    engines = value
+      .split(",")
+      .filter(Boolean)
+      .map((engine) => parseTestEngine(engine, "--engines"))
+  } catch (error) {
+    console.error(`example-check: ${error.message}`)
+    process.exit(2)
   }
 }
 
@@ -185,7 +209,14 @@ if (status === 0) {
   if (version !== process.version) fail(`\`node\` on the PATH is ${version}, not ${process.version}`)
   status = run("npm", ["run", "typecheck"], project)
 }
-if (status === 0) status = run("npm", ["test"], project)
+const timings = []
+for (const engine of engines) {
+  if (status !== 0) break
+  const start = performance.now()
+  status = run("npm", ["test"], project, { env: { AWA_TEST_ENGINE: engine, AWA_ENGINE: engine } })
+  timings.push(`${engine} ${((performance.now() - start) / 1000).toFixed(1)} s`)
+}
+if (timings.length > 0) console.log(`example-check: npm test per engine: ${timings.join(", ")}`)
 
 if (status !== 0) {
   console.error(`example-check: FAILED; the project is kept in ${project}`)

@@ -11,18 +11,6 @@ export const durableSettings: Readonly<Record<string, string>> = {
   full_page_writes: "on",
 }
 
-/** The server and the scratch database the benchmark runs in. */
-export interface BenchDatabase {
-  /** The scratch database's URL. */
-  readonly url: string
-  /** One line naming the server, its version and where it came from. */
-  readonly describe: string
-  /** The settings that matter for the figures, as the server reports them. */
-  readonly settings: Readonly<Record<string, string>>
-  /** Drops the scratch database and stops the server if the benchmark started it. */
-  readonly close: () => Promise<void>
-}
-
 /** Counters of the whole server and the scratch database at one moment. */
 export interface Snapshot {
   /** Committed transactions in the scratch database (pg_stat_database.xact_commit). */
@@ -51,14 +39,34 @@ const withClient = async <A>(url: string, use: (client: pg.Client) => Promise<A>
   }
 }
 
+/** A scratch database on the benchmark's server. */
+export interface BenchDatabase {
+  /** The scratch database's URL. */
+  readonly url: string
+  /** Drops the scratch database. */
+  readonly drop: () => Promise<void>
+}
+
+/** The server the benchmark runs on: every engine is measured on it, each in scratch databases of its own. */
+export interface BenchServer {
+  /** One line naming the server, its version and where it came from. */
+  readonly describe: string
+  /** The settings that matter for the figures, as the server reports them. */
+  readonly settings: Readonly<Record<string, string>>
+  /** Creates a scratch database (dropped by its `drop`, or by `close` at the latest). */
+  readonly createDatabase: (label: string) => Promise<BenchDatabase>
+  /** Drops every scratch database left and stops the server if the benchmark started it. */
+  readonly close: () => Promise<void>
+}
+
 /**
- * Starts the server (an embedded one with durable settings unless `databaseUrl` names a server) and
- * creates a scratch database on it.
+ * Starts the server (an embedded one with durable settings unless `databaseUrl` names a server) and reads
+ * its settings from a first scratch database.
  */
-export const openBenchDatabase = async (
+export const openBenchServer = async (
   databaseUrl: string | undefined,
   options: { readonly fsync: boolean } = { fsync: true },
-): Promise<BenchDatabase> => {
+): Promise<BenchServer> => {
   const server: PostgresServer = await startPostgres(
     databaseUrl === undefined
       ? {
@@ -68,35 +76,54 @@ export const openBenchDatabase = async (
         }
       : { provider: "database-url", databaseUrl },
   )
-  let url: string
+  const open = new Set<string>()
+  const createScratch = async (label: string): Promise<BenchDatabase> => {
+    const url = await createDatabase(
+      server.adminUrl,
+      `awa_bench_${label}_${process.pid}_${Date.now().toString(36)}`,
+    )
+    open.add(url)
+    return {
+      url,
+      drop: async () => {
+        if (!open.delete(url)) return
+        await dropDatabase(server.adminUrl, url)
+      },
+    }
+  }
+  let settings: Record<string, string>
   try {
-    url = await createDatabase(server.adminUrl, `awa_bench_${process.pid}_${Date.now().toString(36)}`)
+    const first = await createScratch("settings")
+    settings = await withClient(first.url, async (client) => {
+      const names = [
+        "server_version",
+        "fsync",
+        "synchronous_commit",
+        "full_page_writes",
+        "wal_level",
+        "shared_buffers",
+      ]
+      const { rows } = await client.query<{ name: string; setting: string }>(
+        "SELECT name, current_setting(name) AS setting FROM unnest($1::text[]) AS name",
+        [names],
+      )
+      return Object.fromEntries(rows.map((r) => [r.name, r.setting]))
+    })
+    await first.drop()
   } catch (error) {
     await server.stop()
     throw error
   }
-  const settings = await withClient(url, async (client) => {
-    const names = [
-      "server_version",
-      "fsync",
-      "synchronous_commit",
-      "full_page_writes",
-      "wal_level",
-      "shared_buffers",
-    ]
-    const { rows } = await client.query<{ name: string; setting: string }>(
-      "SELECT name, current_setting(name) AS setting FROM unnest($1::text[]) AS name",
-      [names],
-    )
-    return Object.fromEntries(rows.map((r) => [r.name, r.setting]))
-  })
   return {
-    url,
     describe: server.describe,
     settings,
+    createDatabase: createScratch,
     close: async () => {
       try {
-        await dropDatabase(server.adminUrl, url)
+        for (const url of [...open]) {
+          open.delete(url)
+          await dropDatabase(server.adminUrl, url).catch(() => undefined)
+        }
       } finally {
         await server.stop()
       }
@@ -119,14 +146,16 @@ export const snapshot = (url: string): Promise<Snapshot> =>
     return { commits: Number(row.commits), walBytes: Number(row.wal) }
   })
 
-/** Statistics of the tables in schema awa. */
+/** Statistics of the tables in schema awa (only those the run touched). */
 export const awaTableStats = (url: string): Promise<ReadonlyArray<TableStats>> =>
   withClient(url, async (client) => {
     await client.query("SELECT pg_stat_clear_snapshot()")
     const { rows } = await client.query<Record<string, string>>(
       `SELECT relname, n_live_tup::text, n_dead_tup::text, n_tup_upd::text, n_tup_hot_upd::text,
          autovacuum_count::text
-       FROM pg_stat_user_tables WHERE schemaname = 'awa' ORDER BY relname`,
+       FROM pg_stat_user_tables
+       WHERE schemaname = 'awa' AND n_tup_ins + n_tup_upd + n_tup_del + n_dead_tup + n_live_tup > 0
+       ORDER BY relname`,
     )
     return rows.map((r) => ({
       table: r.relname!,
@@ -238,4 +267,113 @@ export const benchPool = (url: string, max: number): pg.Pool => {
   const pool = new pg.Pool({ connectionString: url, max, application_name: "awa-bench" })
   pool.on("error", () => undefined)
   return pool
+}
+
+/** Dead tuples of one table (partitions are counted under their root table). */
+export interface DeadTuples {
+  /** The table, schema-qualified; a partitioned table stands for all its partitions. */
+  readonly table: string
+  /** Dead tuples in its heap. */
+  readonly deadTuples: number
+  /** Live tuples in its heap. */
+  readonly liveTuples: number
+}
+
+/** Dead-tuple figures of every table of the given schemas, and how they were counted. */
+export interface DeadTupleReport {
+  /** `pgstattuple` (exact: every heap page read) or `pg_stat_user_tables` (the statistics' counters). */
+  readonly source: "pgstattuple" | "pg_stat_user_tables"
+  /** Tables with any live or dead tuple, most dead first. */
+  readonly tables: ReadonlyArray<DeadTuples>
+}
+
+/**
+ * Counts dead tuples in every table of `schemas`: exactly with the pgstattuple extension when the server
+ * has it (installed into the scratch database), else from pg_stat_user_tables after an ANALYZE (whose
+ * estimate also counts dead tuples that a pinned snapshot keeps vacuum from removing).
+ */
+export const deadTuples = (url: string, schemas: ReadonlyArray<string>): Promise<DeadTupleReport> =>
+  withClient(url, async (client) => {
+    const exact = await client
+      .query("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+      .then(() => true)
+      .catch(() => false)
+    const leaves = `SELECT c.oid, n.nspname || '.' || coalesce(root.relname, c.relname) AS table_name
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      LEFT JOIN pg_class root ON root.oid = pg_partition_root(c.oid) AND root.oid <> c.oid
+      WHERE c.relkind = 'r' AND n.nspname = ANY($1::text[])`
+    if (exact) {
+      const { rows } = await client.query<{ table_name: string; dead: string; live: string }>(
+        `SELECT l.table_name, sum(s.dead_tuple_count)::text AS dead, sum(s.tuple_count)::text AS live
+         FROM (${leaves}) l CROSS JOIN LATERAL pgstattuple(l.oid) s
+         GROUP BY l.table_name ORDER BY sum(s.dead_tuple_count) DESC, l.table_name`,
+        [schemas],
+      )
+      return { source: "pgstattuple", tables: toDeadTuples(rows) }
+    }
+    for (const schema of schemas) {
+      const { rows } = await client.query<{ name: string }>(
+        "SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS name FROM pg_stat_user_tables WHERE schemaname = $1",
+        [schema],
+      )
+      for (const row of rows) await client.query(`ANALYZE ${row.name}`)
+    }
+    await client.query("SELECT pg_stat_force_next_flush()").catch(() => undefined)
+    await client.query("SELECT pg_stat_clear_snapshot()")
+    const { rows } = await client.query<{ table_name: string; dead: string; live: string }>(
+      `SELECT l.table_name, sum(s.n_dead_tup)::text AS dead, sum(s.n_live_tup)::text AS live
+       FROM (${leaves}) l JOIN pg_stat_user_tables s ON s.relid = l.oid
+       GROUP BY l.table_name ORDER BY sum(s.n_dead_tup) DESC, l.table_name`,
+      [schemas],
+    )
+    return { source: "pg_stat_user_tables", tables: toDeadTuples(rows) }
+  })
+
+const toDeadTuples = (
+  rows: ReadonlyArray<{ table_name: string; dead: string; live: string }>,
+): Array<DeadTuples> =>
+  rows
+    .map((r) => ({ table: r.table_name, deadTuples: Number(r.dead), liveTuples: Number(r.live) }))
+    .filter((t) => t.deadTuples > 0 || t.liveTuples > 0)
+
+/** VACUUMs every table of `schemas`, so that a phase starts from no dead tuples. */
+export const vacuumSchemas = (url: string, schemas: ReadonlyArray<string>): Promise<void> =>
+  withClient(url, async (client) => {
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[])`,
+      [schemas],
+    )
+    for (const row of rows) await client.query(`VACUUM ${row.name}`)
+  })
+
+/** A session holding a snapshot open (idle in transaction), pinning the xmin horizon until released. */
+export interface SnapshotHolder {
+  /** The horizon it pins (its backend_xmin), as Postgres reports it. */
+  readonly xmin: string
+  /** Ends the transaction and closes the session. */
+  readonly release: () => Promise<void>
+}
+
+/**
+ * Opens a session that runs `BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1` and then stays idle in that
+ * transaction: like a forgotten `BEGIN` or a long report, it keeps vacuum from removing any tuple that dies
+ * after it started.
+ */
+export const holdSnapshot = async (url: string): Promise<SnapshotHolder> => {
+  const client = new pg.Client({ connectionString: url, application_name: "awa-bench-snapshot-holder" })
+  await client.connect()
+  await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+  await client.query("SELECT 1")
+  const { rows } = await client.query<{ xmin: string | null }>(
+    "SELECT backend_xmin::text AS xmin FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+  )
+  return {
+    xmin: rows[0]?.xmin ?? "none",
+    release: async () => {
+      await client.query("ROLLBACK").catch(() => undefined)
+      await client.end()
+    },
+  }
 }

@@ -3,11 +3,21 @@
 import { performance } from "node:perf_hooks"
 import { setTimeout as sleep } from "node:timers/promises"
 import { defineJob } from "@awa/model/JobDefinition"
+import type { EngineName } from "@awa/runtime/Engine"
 import { handle } from "@awa/runtime/JobHandler"
 import { job, makeProducer } from "@awa/runtime/Producer"
 import { Worker, type WorkerOptions } from "@awa/runtime/Worker"
 import { Schema } from "effect"
-import { benchPool, openBaselineInserter, type Snapshot, snapshot } from "./BenchDatabase.js"
+import {
+  benchPool,
+  type DeadTupleReport,
+  deadTuples,
+  holdSnapshot,
+  openBaselineInserter,
+  type Snapshot,
+  snapshot,
+  vacuumSchemas,
+} from "./BenchDatabase.js"
 
 /** A no-op job: the benchmark measures the queue, not the work. */
 export const NoOp = defineJob({ kind: "bench.noop", args: Schema.Struct({ n: Schema.Number }) })
@@ -57,12 +67,13 @@ const chunks = <T>(items: ReadonlyArray<T>, size: number): Array<ReadonlyArray<T
 /** Enqueues `count` no-op jobs on `queue` with `insertMany`, `batch` per statement (one commit each). */
 export const enqueueInsertMany = async (
   url: string,
+  engine: EngineName,
   queue: string,
   count: number,
   batch: number,
 ): Promise<number> => {
   const pool = benchPool(url, 2)
-  const producer = makeProducer()
+  const producer = makeProducer({ engine })
   const jobs = Array.from({ length: count }, (_, n) => job(NoOp, { n }, { queue }))
   const start = performance.now()
   for (const part of chunks(jobs, batch)) await producer.insertMany(pool, part)
@@ -72,9 +83,14 @@ export const enqueueInsertMany = async (
 }
 
 /** Enqueues `count` no-op jobs on `queue` with one COPY (one commit). */
-export const enqueueCopy = async (url: string, queue: string, count: number): Promise<number> => {
+export const enqueueCopy = async (
+  url: string,
+  engine: EngineName,
+  queue: string,
+  count: number,
+): Promise<number> => {
   const pool = benchPool(url, 2)
-  const producer = makeProducer()
+  const producer = makeProducer({ engine })
   const jobs = Array.from({ length: count }, (_, n) => job(NoOp, { n }, { queue }))
   const start = performance.now()
   await producer.insertCopy(pool, jobs)
@@ -86,11 +102,12 @@ export const enqueueCopy = async (url: string, queue: string, count: number): Pr
 /** Enqueues jobs one `insert` (one commit) at a time for `durationMs`; returns how many and how long. */
 export const enqueueOneByOne = async (
   url: string,
+  engine: EngineName,
   queue: string,
   durationMs: number,
 ): Promise<{ count: number; ms: number }> => {
   const pool = benchPool(url, 2)
-  const producer = makeProducer()
+  const producer = makeProducer({ engine })
   let count = 0
   const start = performance.now()
   while (performance.now() - start < durationMs) {
@@ -111,6 +128,7 @@ export type WorkerTuning = Omit<WorkerOptions, "pool" | "handlers" | "queues">
  */
 export const burnDown = async (
   url: string,
+  engine: EngineName,
   queue: string,
   count: number,
   workers: number,
@@ -127,6 +145,7 @@ export const burnDown = async (
     pools.map(async (pool, i) => {
       const worker = await Worker.start({
         ...tuning,
+        engine,
         pool,
         id: `bench-burn-${i}`,
         queues: [queue],
@@ -201,6 +220,7 @@ export interface LatencyResult {
  */
 export const pickupLatency = async (
   url: string,
+  engine: EngineName,
   queue: string,
   rate: number,
   durationMs: number,
@@ -211,6 +231,7 @@ export const pickupLatency = async (
   const samples: Array<number> = []
   const worker = await Worker.start({
     ...tuning,
+    engine,
     pool: workerPool,
     id: "bench-latency",
     queues: [queue],
@@ -220,7 +241,7 @@ export const pickupLatency = async (
       }),
     ],
   })
-  const producer = makeProducer()
+  const producer = makeProducer({ engine })
   // Warm up: prepared statements and connections on both sides.
   for (let i = 0; i < 20; i++)
     await producer.insert(producerPool, Timed, { sentAt: performance.now() }, { queue })
@@ -245,4 +266,65 @@ export const percentile = (values: ReadonlyArray<number>, p: number): number => 
   const sorted = [...values].sort((a, b) => a - b)
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
   return sorted[rank]!
+}
+
+/** What the pinned-snapshot phase measured. */
+export interface PinnedSnapshotResult {
+  /** Jobs enqueued and worked. */
+  readonly jobs: number
+  /** The horizon the idle-in-transaction session pinned (its backend_xmin). */
+  readonly pinnedXmin: string
+  /** Time to enqueue every job (insertMany) and work them all, in ms. */
+  readonly ms: number
+  /** Commits and WAL of enqueueing and working the jobs (not of the vacuum before or the counting after). */
+  readonly cost: PhaseCost
+  /** Dead tuples per table after the phase, counted while the snapshot was still held. */
+  readonly dead: DeadTupleReport
+}
+
+/**
+ * The bloat phase: with a session idle in a REPEATABLE READ transaction that holds its snapshot for the
+ * whole phase (as a forgotten `BEGIN` or a long report would), enqueues `count` no-op jobs (insertMany,
+ * `batch` per statement) and works them all with one worker with `tuning`; then counts the dead tuples
+ * every table of `schemas` holds, still under the pinned horizon. Run it in a fresh database: its tables
+ * are vacuumed first, so every dead tuple counted is this phase's. WAL and commits are measured around
+ * enqueueing and processing together.
+ */
+export const pinnedSnapshotRun = async (
+  url: string,
+  engine: EngineName,
+  queue: string,
+  count: number,
+  batch: number,
+  tuning: WorkerTuning,
+  schemas: ReadonlyArray<string>,
+): Promise<PinnedSnapshotResult> => {
+  await vacuumSchemas(url, schemas)
+  const holder = await holdSnapshot(url)
+  try {
+    await settle()
+    const before = await snapshot(url)
+    const pool = benchPool(url, 2)
+    const producer = makeProducer({ engine })
+    const start = performance.now()
+    for (let n = 0; n < count; n += batch) {
+      const size = Math.min(batch, count - n)
+      await producer.insertMany(
+        pool,
+        Array.from({ length: size }, (_, i) => job(NoOp, { n: n + i }, { queue })),
+      )
+    }
+    await pool.end()
+    await burnDown(url, engine, queue, count, 1, tuning)
+    const ms = performance.now() - start
+    await settle()
+    const after = await snapshot(url)
+    const cost: PhaseCost = {
+      commits: Math.max(0, after.commits - before.commits - snapshotOverheadCommits),
+      walBytes: after.walBytes - before.walBytes,
+    }
+    return { jobs: count, pinnedXmin: holder.xmin, ms, cost, dead: await deadTuples(url, schemas) }
+  } finally {
+    await holder.release()
+  }
 }

@@ -3,12 +3,15 @@
 import { cpus } from "node:os"
 import { parseArgs } from "node:util"
 import { migrate } from "@awa/migrator"
+import type { EngineName } from "@awa/runtime/Engine"
 import {
   awaTableStats,
   type BaselineResult,
+  type BenchServer,
   baselineInserts,
-  openBenchDatabase,
+  openBenchServer,
   roundTrips,
+  type TableStats,
 } from "./BenchDatabase.js"
 import {
   burnDown,
@@ -18,20 +21,28 @@ import {
   insertCommitLatency,
   measured,
   type PhaseCost,
+  type PinnedSnapshotResult,
   percentile,
   pickupLatency,
+  pinnedSnapshotRun,
   type WorkerTuning,
 } from "./Phases.js"
 
 const usage = `Usage: pnpm bench [flags]
 
 Starts an embedded Postgres with durable settings (fsync, synchronous_commit and full_page_writes on), or
-uses the server DATABASE_URL names (creating and dropping a scratch database on it), migrates, and prints:
+uses the server DATABASE_URL names (creating and dropping scratch databases on it), and for each engine
+asked for, in scratch databases of its own on that one server with the same settings, migrates and measures:
 burn-down jobs/s, enqueue jobs/s (insertMany, COPY, one insert per commit), pickup latency percentiles at a
 steady offered rate, commits and WAL bytes per job, and dead tuples left in the job tables, each next to
-the single-row INSERT commit rate measured in the same run.
+the single-row INSERT commit rate measured in the same run; then a pinned-snapshot phase: with a session
+idle in a REPEATABLE READ transaction for the whole phase, it enqueues and works --pinned-jobs jobs and
+reports WAL bytes and commits per job (enqueue and processing together) and the dead tuples per table and
+per job. The engines are printed side by side.
 
 Flags (or environment variables):
+  --engine E             canonical, queue_storage or both (AWA_BENCH_ENGINE, default canonical)
+  --pinned-jobs N        jobs of the pinned-snapshot phase (AWA_BENCH_PINNED_JOBS, default 100000; 0 skips it)
   --jobs N               jobs for burn-down and enqueue (AWA_BENCH_JOBS, default 20000)
   --workers N            workers for the burn-down, each with its own pool (AWA_BENCH_WORKERS, default 1)
   --concurrency N        per-queue concurrency of the tuned burn-down (AWA_BENCH_CONCURRENCY, default 1000);
@@ -51,6 +62,8 @@ const argv = process.argv.slice(2)
 const { values } = parseArgs({
   args: argv[0] === "--" ? argv.slice(1) : argv,
   options: {
+    engine: { type: "string" },
+    "pinned-jobs": { type: "string" },
     jobs: { type: "string" },
     workers: { type: "string" },
     concurrency: { type: "string" },
@@ -89,6 +102,22 @@ const numberOption = (
   return n
 }
 
+const engineText = values.engine ?? (process.env.AWA_BENCH_ENGINE || "canonical")
+const engineChoices: Readonly<Record<string, ReadonlyArray<EngineName>>> = {
+  canonical: ["canonical"],
+  queue_storage: ["queue_storage"],
+  both: ["canonical", "queue_storage"],
+}
+const engines = engineChoices[engineText]
+if (engines === undefined) {
+  console.error(
+    `bench: AWA_BENCH_ENGINE / --engine must be canonical, queue_storage or both, got "${engineText}"`,
+  )
+  process.exit(2)
+}
+const pinnedText = values["pinned-jobs"] ?? process.env.AWA_BENCH_PINNED_JOBS
+const pinnedJobs =
+  pinnedText === "0" ? 0 : Math.round(numberOption(values["pinned-jobs"], "AWA_BENCH_PINNED_JOBS", 100_000)!)
 const jobs = Math.round(numberOption(values.jobs, "AWA_BENCH_JOBS", 20_000)!)
 const workers = Math.round(numberOption(values.workers, "AWA_BENCH_WORKERS", 1)!)
 const concurrency = Math.round(numberOption(values.concurrency, "AWA_BENCH_CONCURRENCY", 1000)!)
@@ -120,52 +149,83 @@ const tuning: WorkerTuning = {
 }
 const tuningText = `concurrency ${concurrency}${claimBatch === undefined ? "" : `, claim batch ${claimBatch}`}`
 
-const main = async (): Promise<void> => {
-  log(
-    databaseUrl === undefined
-      ? `starting an embedded Postgres with durable settings${fsyncText === "off" ? " but fsync off" : ""}...`
-      : "using DATABASE_URL's server...",
-  )
-  const db = await openBenchDatabase(databaseUrl, { fsync: fsyncText === "on" })
+interface Measured<A> {
+  readonly result: A
+  readonly cost: PhaseCost
+}
+
+/** Everything measured for one engine. */
+interface EngineRun {
+  readonly engine: EngineName
+  readonly base1: Measured<BaselineResult>
+  readonly baseEnd: Measured<BaselineResult>
+  readonly base4: Measured<BaselineResult>
+  readonly many: Measured<number>
+  readonly copy: Measured<number>
+  readonly single: Measured<{ count: number; ms: number }>
+  readonly burnDefaults: Measured<number>
+  readonly burnTuned: Measured<number>
+  readonly rate: number
+  readonly latency: Measured<Awaited<ReturnType<typeof pickupLatency>>>
+  readonly commitLatency: ReadonlyArray<number>
+  readonly rtt: ReadonlyArray<number>
+  readonly tables: ReadonlyArray<TableStats>
+  readonly pinned: PinnedSnapshotResult | undefined
+}
+
+// The pickup-latency rate is chosen once, from the first engine's baseline, so every engine is offered the same load.
+let chosenRate: number | undefined
+
+const runEngine = async (server: BenchServer, engine: EngineName): Promise<EngineRun> => {
+  const say = (text: string) => log(`[${engine}] ${text}`)
+  const db = await server.createDatabase(engine)
+  let result: Omit<EngineRun, "pinned">
   try {
     await migrate({ databaseUrl: db.url })
     const url = db.url
 
-    log(`baseline: single-row INSERT per commit, 1 client, ${baselineMs / 1000} s...`)
+    say(`baseline: single-row INSERT per commit, 1 client, ${baselineMs / 1000} s...`)
     const base1 = await measured(url, () => baselineInserts(url, 1, baselineMs))
-    log("baseline: 4 clients...")
+    say("baseline: 4 clients...")
     const base4 = await measured(url, () => baselineInserts(url, 4, baselineMs))
 
-    log(`enqueue: ${fmt(jobs)} jobs with insertMany (1,000 per statement)...`)
-    const many = await measured(url, () => enqueueInsertMany(url, "bench_insert_many", jobs, 1000))
-    log(`enqueue: ${fmt(jobs)} jobs with COPY (for the first burn-down)...`)
-    const copy = await measured(url, () => enqueueCopy(url, "bench_burn_defaults", jobs))
-    log(`enqueue: one insert per commit for ${baselineMs / 1000} s...`)
-    const single = await measured(url, () => enqueueOneByOne(url, "bench_insert_one", baselineMs))
+    say(`enqueue: ${fmt(jobs)} jobs with insertMany (1,000 per statement)...`)
+    const many = await measured(url, () => enqueueInsertMany(url, engine, "bench_insert_many", jobs, 1000))
+    say(`enqueue: ${fmt(jobs)} jobs with COPY (for the first burn-down)...`)
+    const copy = await measured(url, () => enqueueCopy(url, engine, "bench_burn_defaults", jobs))
+    say(`enqueue: one insert per commit for ${baselineMs / 1000} s...`)
+    const single = await measured(url, () => enqueueOneByOne(url, engine, "bench_insert_one", baselineMs))
 
-    log(`burn-down: ${fmt(jobs)} no-op jobs, ${workers} worker(s) with default options...`)
-    const burnDefaults = await measured(url, () => burnDown(url, "bench_burn_defaults", jobs, workers, {}))
-    await enqueueCopy(url, "bench_burn_tuned", jobs)
-    log(`burn-down: ${fmt(jobs)} no-op jobs, ${workers} worker(s), ${tuningText}...`)
-    const burnTuned = await measured(url, () => burnDown(url, "bench_burn_tuned", jobs, workers, tuning))
+    say(`burn-down: ${fmt(jobs)} no-op jobs, ${workers} worker(s) with default options...`)
+    const burnDefaults = await measured(url, () =>
+      burnDown(url, engine, "bench_burn_defaults", jobs, workers, {}),
+    )
+    await enqueueCopy(url, engine, "bench_burn_tuned", jobs)
+    say(`burn-down: ${fmt(jobs)} no-op jobs, ${workers} worker(s), ${tuningText}...`)
+    const burnTuned = await measured(url, () =>
+      burnDown(url, engine, "bench_burn_tuned", jobs, workers, tuning),
+    )
 
     const baseRate = perSecond(base1.result.rows, base1.result.ms)
-    const rate = rateGiven ?? Math.max(10, Math.min(1000, Math.floor(baseRate / 10 / 10) * 10))
-    log(
+    chosenRate ??= rateGiven ?? Math.max(10, Math.min(1000, Math.floor(baseRate / 10 / 10) * 10))
+    const rate = chosenRate
+    say(
       `pickup latency: ${fmt(rate)} jobs/s offered for ${latencyMs / 1000} s, one worker with default options...`,
     )
-    const latency = await measured(url, () => pickupLatency(url, "bench_latency", rate, latencyMs, {}))
-    log(`latency baseline: single-row INSERTs offered at ${fmt(rate)}/s for ${latencyMs / 1000} s...`)
+    const latency = await measured(url, () =>
+      pickupLatency(url, engine, "bench_latency", rate, latencyMs, {}),
+    )
+    say(`latency baseline: single-row INSERTs offered at ${fmt(rate)}/s for ${latencyMs / 1000} s...`)
     const commitLatency = await insertCommitLatency(url, rate, latencyMs)
-    log("round trips: 2,000 x SELECT 1 on one connection...")
+    say("round trips: 2,000 x SELECT 1 on one connection...")
     const rtt = await roundTrips(url, 2000)
-    log(`baseline again (the machine's speed drifts): 1 client, ${baselineMs / 1000} s...`)
+    say(`baseline again (the machine's speed drifts): 1 client, ${baselineMs / 1000} s...`)
     const baseEnd = await measured(url, () => baselineInserts(url, 1, baselineMs))
 
     await new Promise((r) => setTimeout(r, 500))
     const tables = await awaTableStats(url)
-    printReport({
-      db,
+    result = {
+      engine,
       base1,
       baseEnd,
       base4,
@@ -179,124 +239,176 @@ const main = async (): Promise<void> => {
       commitLatency,
       rtt,
       tables,
-    })
+    }
   } finally {
-    await db.close()
+    await db.drop()
+  }
+
+  let pinned: PinnedSnapshotResult | undefined
+  if (pinnedJobs > 0) {
+    // A fresh database, so that every dead tuple counted is this phase's.
+    const pinnedDb = await server.createDatabase(`${engine}_pinned`)
+    try {
+      await migrate({ databaseUrl: pinnedDb.url })
+      say(
+        `pinned snapshot: ${fmt(pinnedJobs)} jobs enqueued (insertMany) and worked (${tuningText}) while a session idles in a REPEATABLE READ transaction...`,
+      )
+      pinned = await pinnedSnapshotRun(pinnedDb.url, engine, "bench_pinned", pinnedJobs, 1000, tuning, [
+        "awa",
+      ])
+    } finally {
+      await pinnedDb.drop()
+    }
+  }
+  return { ...result, pinned }
+}
+
+const main = async (): Promise<void> => {
+  log(
+    databaseUrl === undefined
+      ? `starting an embedded Postgres with durable settings${fsyncText === "off" ? " but fsync off" : ""}...`
+      : "using DATABASE_URL's server...",
+  )
+  const server = await openBenchServer(databaseUrl, { fsync: fsyncText === "on" })
+  try {
+    const runs: Array<EngineRun> = []
+    for (const engine of engines) runs.push(await runEngine(server, engine))
+    printReport(server, runs)
+  } finally {
+    await server.close()
   }
 }
 
-interface Measured<A> {
-  readonly result: A
-  readonly cost: PhaseCost
-}
+const ms2 = (n: number) => fmt(n, 2)
 
-const printReport = (r: {
-  db: Awaited<ReturnType<typeof openBenchDatabase>>
-  base1: Measured<BaselineResult>
-  baseEnd: Measured<BaselineResult>
-  base4: Measured<BaselineResult>
-  many: Measured<number>
-  copy: Measured<number>
-  single: Measured<{ count: number; ms: number }>
-  burnDefaults: Measured<number>
-  burnTuned: Measured<number>
-  rate: number
-  latency: Measured<Awaited<ReturnType<typeof pickupLatency>>>
-  commitLatency: ReadonlyArray<number>
-  rtt: ReadonlyArray<number>
-  tables: Awaited<ReturnType<typeof awaTableStats>>
-}): void => {
-  // Ratios use the mean of the baselines measured before and after the awa phases.
-  const baseStart = perSecond(r.base1.result.rows, r.base1.result.ms)
-  const baseFinish = perSecond(r.baseEnd.result.rows, r.baseEnd.result.ms)
-  const baseRate = (baseStart + baseFinish) / 2
-  const baseRate4 = perSecond(r.base4.result.rows, r.base4.result.ms)
-  const baseRows = r.base1.result.rows + r.baseEnd.result.rows
-  const baseWal = (r.base1.cost.walBytes + r.baseEnd.cost.walBytes) / baseRows
-  const baseCommits = (r.base1.cost.commits + r.baseEnd.cost.commits) / baseRows
-  const ratio = (x: number) => `${fmt(x / baseRate, 2)}×`
-
-  const defaultsRate = perSecond(jobs, r.burnDefaults.result)
-  const tunedRate = perSecond(jobs, r.burnTuned.result)
-  const manyRate = perSecond(jobs, r.many.result)
-  const copyRate = perSecond(jobs, r.copy.result)
-  const singleRate = perSecond(r.single.result.count, r.single.result.ms)
-  const lat = r.latency.result
-  const p50 = percentile(lat.samples, 50)
-  const p95 = percentile(lat.samples, 95)
-  const p99 = percentile(lat.samples, 99)
-  const max = percentile(lat.samples, 100)
+const printReport = (server: BenchServer, runs: ReadonlyArray<EngineRun>): void => {
+  type Cell = readonly [value: string, ratio: string]
+  const metrics: Array<{ name: string; cells: Array<Cell>; baseline: string }> = []
+  const add = (name: string, baseline: string, cell: (r: EngineRun, baseRate: number) => Cell) => {
+    metrics.push({ name, baseline, cells: runs.map((r) => cell(r, baseRateOf(r))) })
+  }
+  const baseRateOf = (r: EngineRun) =>
+    (perSecond(r.base1.result.rows, r.base1.result.ms) +
+      perSecond(r.baseEnd.result.rows, r.baseEnd.result.ms)) /
+    2
+  const baseRowsOf = (r: EngineRun) => r.base1.result.rows + r.baseEnd.result.rows
+  const baseWalOf = (r: EngineRun) => (r.base1.cost.walBytes + r.baseEnd.cost.walBytes) / baseRowsOf(r)
+  const baseCommitsOf = (r: EngineRun) => (r.base1.cost.commits + r.baseEnd.cost.commits) / baseRowsOf(r)
+  const ratio = (x: number, base: number) => `${fmt(x / base, 2)}×`
   const perJob = (cost: PhaseCost, n: number) => ({ commits: cost.commits / n, wal: cost.walBytes / n })
-  const defaults = perJob(r.burnDefaults.cost, jobs)
-  const tuned = perJob(r.burnTuned.cost, jobs)
-  const latencyCost = perJob(r.latency.cost, Math.max(1, lat.offered))
-  const deadTotal = r.tables.reduce((n, t) => n + t.deadTuples, 0)
-  const worked = 2 * jobs + lat.offered
+  const baselines = runs.map((r) => `${fmt(baseRateOf(r))}/s`).join(" / ")
 
-  const rows: Array<[string, string, string, string]> = [
-    [
-      "burn-down, worker defaults",
-      `${fmt(defaultsRate)} jobs/s`,
-      `${fmt(baseRate)} commits/s`,
-      ratio(defaultsRate),
-    ],
-    [`burn-down, ${tuningText}`, `${fmt(tunedRate)} jobs/s`, `${fmt(baseRate)} commits/s`, ratio(tunedRate)],
-    [
-      "enqueue, insertMany (1,000/statement)",
-      `${fmt(manyRate)} jobs/s`,
-      `${fmt(baseRate)} rows/s`,
-      ratio(manyRate),
-    ],
-    ["enqueue, COPY", `${fmt(copyRate)} jobs/s`, `${fmt(baseRate)} rows/s`, ratio(copyRate)],
-    [
-      "enqueue, one insert per commit",
-      `${fmt(singleRate)} jobs/s`,
-      `${fmt(baseRate)} rows/s`,
-      ratio(singleRate),
-    ],
-    [
-      `pickup latency p50/p95/p99 @ ${fmt(r.rate)}/s`,
-      `${fmt(p50, 2)} / ${fmt(p95, 2)} / ${fmt(p99, 2)} ms`,
-      `${fmt(percentile(r.commitLatency, 50), 2)} / ${fmt(percentile(r.commitLatency, 95), 2)} / ${fmt(percentile(r.commitLatency, 99), 2)} ms per INSERT commit`,
-      `${fmt(p50 / percentile(r.commitLatency, 50), 1)}× / ${fmt(p95 / percentile(r.commitLatency, 95), 1)}× / ${fmt(p99 / percentile(r.commitLatency, 99), 1)}×`,
-    ],
-    [
-      "SELECT 1 round trip p50/p95/p99",
-      `${fmt(percentile(r.rtt, 50), 2)} / ${fmt(percentile(r.rtt, 95), 2)} / ${fmt(percentile(r.rtt, 99), 2)} ms`,
-      "",
-      "",
-    ],
-    [
-      "commits per job: defaults / tuned",
-      `${fmt(defaults.commits, 4)} / ${fmt(tuned.commits, 4)}`,
-      `${fmt(baseCommits, 2)} per row`,
-      `${fmt(defaults.commits / baseCommits, 4)}× / ${fmt(tuned.commits / baseCommits, 4)}×`,
-    ],
-    [
-      "WAL bytes per job: defaults / tuned",
-      `${fmt(defaults.wal)} / ${fmt(tuned.wal)} B`,
-      `${fmt(baseWal)} B per row`,
-      `${fmt(defaults.wal / baseWal, 2)}× / ${fmt(tuned.wal / baseWal, 2)}×`,
-    ],
-    [
-      "commits / WAL per job, latency phase",
-      `${fmt(latencyCost.commits, 2)} / ${fmt(latencyCost.wal)} B`,
-      `${fmt(baseCommits, 2)} / ${fmt(baseWal)} B per row`,
-      `${fmt(latencyCost.commits / baseCommits, 2)}× / ${fmt(latencyCost.wal / baseWal, 2)}×`,
-    ],
-    [
-      "dead tuples in awa tables after the run",
-      fmt(deadTotal),
-      "0 (insert only)",
-      `${fmt(deadTotal / Math.max(1, worked), 2)} per job worked`,
-    ],
-  ]
-  const headers: [string, string, string, string] = [
+  add("burn-down, worker defaults", `${baselines} commits`, (r, b) => {
+    const rate = perSecond(jobs, r.burnDefaults.result)
+    return [`${fmt(rate)} jobs/s`, ratio(rate, b)]
+  })
+  add(`burn-down, ${tuningText}`, `${baselines} commits`, (r, b) => {
+    const rate = perSecond(jobs, r.burnTuned.result)
+    return [`${fmt(rate)} jobs/s`, ratio(rate, b)]
+  })
+  add("enqueue, insertMany (1,000/statement)", `${baselines} rows`, (r, b) => {
+    const rate = perSecond(jobs, r.many.result)
+    return [`${fmt(rate)} jobs/s`, ratio(rate, b)]
+  })
+  add("enqueue, COPY", `${baselines} rows`, (r, b) => {
+    const rate = perSecond(jobs, r.copy.result)
+    return [`${fmt(rate)} jobs/s`, ratio(rate, b)]
+  })
+  add("enqueue, one insert per commit", `${baselines} rows`, (r, b) => {
+    const rate = perSecond(r.single.result.count, r.single.result.ms)
+    return [`${fmt(rate)} jobs/s`, ratio(rate, b)]
+  })
+  add(
+    `pickup latency p50/p95/p99 @ ${fmt(runs[0]?.rate ?? 0)}/s`,
+    runs
+      .map(
+        (r) =>
+          `${ms2(percentile(r.commitLatency, 50))} / ${ms2(percentile(r.commitLatency, 95))} / ${ms2(percentile(r.commitLatency, 99))} ms`,
+      )
+      .join("; ") + " per INSERT commit",
+    (r) => {
+      const s = r.latency.result.samples
+      const c = r.commitLatency
+      return [
+        `${ms2(percentile(s, 50))} / ${ms2(percentile(s, 95))} / ${ms2(percentile(s, 99))} ms`,
+        `${fmt(percentile(s, 50) / percentile(c, 50), 1)}× / ${fmt(percentile(s, 95) / percentile(c, 95), 1)}× / ${fmt(percentile(s, 99) / percentile(c, 99), 1)}×`,
+      ]
+    },
+  )
+  add("SELECT 1 round trip p50/p95/p99", "", (r) => [
+    `${ms2(percentile(r.rtt, 50))} / ${ms2(percentile(r.rtt, 95))} / ${ms2(percentile(r.rtt, 99))} ms`,
+    "",
+  ])
+  add(
+    "commits per job: defaults / tuned",
+    runs.map((r) => fmt(baseCommitsOf(r), 2)).join(" / ") + " per row",
+    (r) => {
+      const d = perJob(r.burnDefaults.cost, jobs)
+      const t = perJob(r.burnTuned.cost, jobs)
+      const b = baseCommitsOf(r)
+      return [
+        `${fmt(d.commits, 4)} / ${fmt(t.commits, 4)}`,
+        `${fmt(d.commits / b, 4)}× / ${fmt(t.commits / b, 4)}×`,
+      ]
+    },
+  )
+  add(
+    "WAL bytes per job: defaults / tuned",
+    runs.map((r) => `${fmt(baseWalOf(r))} B`).join(" / ") + " per row",
+    (r) => {
+      const d = perJob(r.burnDefaults.cost, jobs)
+      const t = perJob(r.burnTuned.cost, jobs)
+      const b = baseWalOf(r)
+      return [`${fmt(d.wal)} / ${fmt(t.wal)} B`, `${fmt(d.wal / b, 2)}× / ${fmt(t.wal / b, 2)}×`]
+    },
+  )
+  add("commits / WAL per job, latency phase", "", (r) => {
+    const c = perJob(r.latency.cost, Math.max(1, r.latency.result.offered))
+    return [
+      `${fmt(c.commits, 2)} / ${fmt(c.wal)} B`,
+      `${fmt(c.commits / baseCommitsOf(r), 2)}× / ${fmt(c.wal / baseWalOf(r), 2)}×`,
+    ]
+  })
+  add("dead tuples in awa tables after the run", "0 (insert only)", (r) => {
+    const dead = r.tables.reduce((n, t) => n + t.deadTuples, 0)
+    const worked = 2 * jobs + r.latency.result.offered
+    return [fmt(dead), `${fmt(dead / Math.max(1, worked), 2)} per job worked`]
+  })
+
+  const pinnedRuns = runs.filter((r) => r.pinned !== undefined)
+  if (pinnedRuns.length === runs.length && runs.length > 0) {
+    add(`pinned snapshot: ${fmt(pinnedJobs)} jobs enqueued + worked`, `${baselines} commits`, (r, b) => {
+      const rate = perSecond(r.pinned!.jobs, r.pinned!.ms)
+      return [`${fmt(rate)} jobs/s`, ratio(rate, b)]
+    })
+    add(
+      "pinned: WAL bytes per job (enqueue + work)",
+      runs.map((r) => `${fmt(baseWalOf(r))} B`).join(" / ") + " per row",
+      (r) => {
+        const wal = r.pinned!.cost.walBytes / r.pinned!.jobs
+        return [`${fmt(wal)} B`, ratio(wal, baseWalOf(r))]
+      },
+    )
+    add(
+      "pinned: commits per job (enqueue + work)",
+      runs.map((r) => fmt(baseCommitsOf(r), 2)).join(" / ") + " per row",
+      (r) => {
+        const commits = r.pinned!.cost.commits / r.pinned!.jobs
+        return [fmt(commits, 4), `${fmt(commits / baseCommitsOf(r), 4)}×`]
+      },
+    )
+    add("pinned: dead tuples in schema awa", "0 (insert only)", (r) => {
+      const dead = r.pinned!.dead.tables.reduce((n, t) => n + t.deadTuples, 0)
+      return [fmt(dead), `${fmt(dead / r.pinned!.jobs, 3)} per job`]
+    })
+  }
+
+  const headers = [
     "metric",
-    "awa",
+    ...runs.flatMap((r) => [r.engine, "vs baseline"]),
     "baseline (same server, same run)",
-    "vs baseline",
   ]
+  const rows = metrics.map((m) => [m.name, ...m.cells.flatMap((c) => [c[0], c[1]]), m.baseline])
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
   const line = (cells: ReadonlyArray<string>) =>
     cells
@@ -304,26 +416,56 @@ const printReport = (r: {
       .join("  ")
       .trimEnd()
 
-  const s = r.db.settings
+  const s = server.settings
+  const runLines = runs.map(
+    (r) =>
+      `  ${r.engine.padEnd(14)} baseline ${fmt(perSecond(r.base1.result.rows, r.base1.result.ms))} commits/s before its phases, ${fmt(perSecond(r.baseEnd.result.rows, r.baseEnd.result.ms))} after (ratios use their mean); ${fmt(perSecond(r.base4.result.rows, r.base4.result.ms))}/s with 4 clients; latency: ${fmt(r.latency.result.samples.length)} of ${fmt(r.latency.result.offered)} jobs picked up (max ${ms2(percentile(r.latency.result.samples, 100))} ms)`,
+  )
+  const tableLines = runs.flatMap((r) => [
+    `  ${r.engine}:`,
+    ...r.tables.map(
+      (t) =>
+        `    ${t.table.padEnd(28)} live ${fmt(t.liveTuples).padStart(8)}  dead ${fmt(t.deadTuples).padStart(8)}  updates ${fmt(t.updates).padStart(8)} (HOT ${fmt(t.hotUpdates)})  autovacuums ${t.autovacuums}`,
+    ),
+  ])
+  const pinnedLines = pinnedRuns.flatMap((r) => {
+    const p = r.pinned!
+    return [
+      `  ${r.engine}: ${fmt(p.jobs)} jobs, xmin pinned at ${p.pinnedXmin}, dead tuples counted with ${p.dead.source}:`,
+      ...p.dead.tables.map(
+        (t) =>
+          `    ${t.table.padEnd(36)} dead ${fmt(t.deadTuples).padStart(9)} (${fmt(t.deadTuples / p.jobs, 3)} per job)  live ${fmt(t.liveTuples).padStart(9)}`,
+      ),
+    ]
+  })
   console.log(`
 awa benchmark
-  server    ${r.db.describe}
+  server    ${server.describe}
   settings  PostgreSQL ${s.server_version}, fsync=${s.fsync} synchronous_commit=${s.synchronous_commit} full_page_writes=${s.full_page_writes} shared_buffers=${s.shared_buffers}
   machine   ${cpus().length} CPUs, Node ${process.version}
-  baseline  single-row INSERT per commit, 1 client: ${fmt(baseStart)} commits/s before the awa phases, ${fmt(baseFinish)} after
-            (ratios use their mean, ${fmt(baseRate)}/s); ${fmt(baseRate4)} commits/s with 4 clients
-  run       ${fmt(jobs)} no-op jobs per burn-down, ${workers} worker(s); latency: ${fmt(lat.samples.length)} of ${fmt(lat.offered)} jobs picked up (max ${fmt(max, 2)} ms), one insert per job
+  run       ${fmt(jobs)} no-op jobs per burn-down, ${workers} worker(s), one insert per job for latency; engines in this order, each in its own scratch databases:
+${runLines.join("\n")}
 
 ${line(headers)}
 ${line(widths.map((w) => "-".repeat(w)))}
 ${rows.map(line).join("\n")}
 
-awa tables after the run:
-${r.tables.map((t) => `  ${t.table.padEnd(20)} live ${fmt(t.liveTuples).padStart(8)}  dead ${fmt(t.deadTuples).padStart(8)}  updates ${fmt(t.updates).padStart(8)} (HOT ${fmt(t.hotUpdates)})  autovacuums ${t.autovacuums}`).join("\n")}
-
+awa tables after the run (pg_stat_user_tables):
+${tableLines.join("\n")}
+${
+  pinnedLines.length === 0
+    ? ""
+    : `
+pinned snapshot: a session ran BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1 and stayed idle in that transaction
+for the whole phase; dead tuples per table (partitions under their root), counted before it ended:
+${pinnedLines.join("\n")}
+`
+}
 Reference (issue 3, same kind of machine, 27k/s baseline): graphile-worker 0.18 with batching ~51k jobs/s
 (~1.9× baseline), p99 pickup ~3.5 ms, ~1 KiB WAL and 0.006 commits per job; with its defaults ~7k jobs/s
-(~0.26×) at 2 commits per job. Compare ratios: absolute figures drift with the machine's load and disk.`)
+(~0.26×) at 2 commits per job. Targets (issue 8) with the snapshot pinned: queue storage at most 1 dead tuple
+per 100 jobs (canonical: 2 per job) and at most half the canonical engine's WAL per job. Compare ratios:
+absolute figures drift with the machine's load and disk.`)
 }
 
 main().catch((error: unknown) => {

@@ -56,6 +56,7 @@ export const exitCodeFor = (error: unknown): number => {
     case "AwaSchemaNotReady":
     case "AwaPrivilegesMissing":
     case "ConnectionLost":
+    case "QueueStorageSchemaMissing":
       return ExitCode.database
     case "DatabaseAheadOfCode":
     case "MigrationDrift":

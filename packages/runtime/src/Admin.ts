@@ -10,13 +10,11 @@ import {
 import { type JobState, jobStates } from "@awa/model/JobState"
 import { checkPoolerOption, type PoolerMode } from "@awa/model/Pooler"
 import { Context, Duration, Effect, Layer, Option } from "effect"
-import { canonicalEngine } from "./CanonicalEngine.js"
 import { type DatabaseError, toDatabaseError } from "./DatabaseError.js"
 import type {
   DeadLetter,
   DlqFilter,
   DueFilter,
-  Engine,
   EngineName,
   Job,
   JobFilter,
@@ -26,6 +24,7 @@ import type {
   QueueSettings,
   QueueStats,
 } from "./Engine.js"
+import { type EngineSelection, selectEngine } from "./EngineSelection.js"
 import * as leadersSql from "./internal/sql/leaders.js"
 import { maintenanceRole, readLease } from "./LeaderLease.js"
 import { type Db, executorsFor, PgExecutor } from "./PgExecutor.js"
@@ -118,10 +117,11 @@ export interface Admin {
   readonly maintenanceLeader: (db: Db) => Promise<LeaderRecord | null>
 }
 
-/** Options of `makeAdmin`. */
-export interface AdminOptions {
-  /** The storage engine (default canonical). */
-  readonly engine?: Engine
+/**
+ * Options of `makeAdmin`: the storage engine (`engine`, default `AWA_ENGINE`, else canonical), the
+ * queue-storage schema (`queueStorageSchema`, default `AWA_QUEUE_STORAGE_SCHEMA`, else `awa`) and the pooler.
+ */
+export interface AdminOptions extends EngineSelection {
   /**
    * The pooler in front of Postgres (default: none, or the mode of a pool made by `createPool`): with
    * "transaction" no named prepared statements are used. Invalid values throw `InvalidPoolerMode`.
@@ -223,9 +223,12 @@ const jobFilter = (operation: string, filter: JobFilter | undefined): JobFilter 
   return filter
 }
 
-/** Makes the admin API (connection-free, like the producer). */
+/**
+ * Makes the admin API (connection-free, like the producer). Throws `InvalidEngineSelection` when the engine
+ * option or `AWA_ENGINE` names no engine.
+ */
 export const makeAdmin = (options?: AdminOptions): Admin => {
-  const engine = options?.engine ?? canonicalEngine
+  const engine = selectEngine(options)
   // Every operation below turns its database into an executor through this, so the pooler mode applies.
   const toExecutor = executorsFor(checkPoolerOption(options?.pooler, "makeAdmin option pooler"))
   return {

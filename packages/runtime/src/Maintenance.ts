@@ -2,8 +2,8 @@ import { hostname } from "node:os"
 import { performance } from "node:perf_hooks"
 import { Duration, Option } from "effect"
 import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
-import { canonicalEngine } from "./CanonicalEngine.js"
 import type { Engine, FinalizeInput, RetryInput } from "./Engine.js"
+import { type EngineSelection, selectEngine } from "./EngineSelection.js"
 import {
   acquireLease,
   type Lease,
@@ -49,11 +49,9 @@ export interface MaintenanceSettings {
 }
 
 /** Options of `Maintenance.start`. */
-export interface MaintenanceOptions extends MaintenanceSettings {
+export interface MaintenanceOptions extends MaintenanceSettings, EngineSelection {
   /** The pool maintenance runs on (each write in its own short, fenced transaction). */
   readonly pool: PgPool
-  /** The storage engine (default canonical). */
-  readonly engine?: Engine
   /** Name of this candidate in `awa.leaders` and events (default host:pid; candidates sharing a name still never share a term). */
   readonly holder?: string
 }
@@ -121,7 +119,7 @@ export class Maintenance {
   private constructor(options: MaintenanceOptions, events: EventHub) {
     this.holder = options.holder ?? `${hostname()}:${process.pid}`
     this.#pool = options.pool
-    this.#engine = options.engine ?? canonicalEngine
+    this.#engine = selectEngine(options)
     this.#events = events
     this.#backoff =
       options.backoff === undefined

@@ -4,7 +4,6 @@ import { type InsertValidationError, InvalidInsertOptions } from "@awa/model/Job
 import { checkPoolerOption, type PoolerMode } from "@awa/model/Pooler"
 import type { AwaPrivilegesMissing, AwaSchemaNotReady } from "@awa/model/SchemaErrors"
 import { Context, Effect, Layer } from "effect"
-import { canonicalEngine } from "./CanonicalEngine.js"
 import {
   type ConnectionLost,
   type DatabaseError,
@@ -13,6 +12,7 @@ import {
   toDatabaseError,
 } from "./DatabaseError.js"
 import type { Engine, InsertResult, InsertRow, Job } from "./Engine.js"
+import { type EngineSelection, selectEngine } from "./EngineSelection.js"
 import { type Db, type Executor, executorsFor, executorTarget, PgExecutor } from "./PgExecutor.js"
 import { checkSchema } from "./SchemaCheck.js"
 import { uniqueKey } from "./UniqueKey.js"
@@ -127,10 +127,12 @@ export interface Producer {
   ) => Promise<Job | null>
 }
 
-/** Options for `makeProducer`. */
-export interface ProducerOptions {
-  /** The storage engine (default: the canonical engine). */
-  readonly engine?: Engine
+/**
+ * Options for `makeProducer`: the storage engine (`engine`, default `AWA_ENGINE`, else canonical), the
+ * queue-storage schema (`queueStorageSchema`, default `AWA_QUEUE_STORAGE_SCHEMA`, else `awa`), the pooler
+ * and the up-front schema check.
+ */
+export interface ProducerOptions extends EngineSelection {
   /**
    * The pooler in front of Postgres (default: none, or the mode of a pool made by `createPool`): with
    * "transaction" (PgBouncer in transaction mode) no named prepared statements are used, so concurrent
@@ -159,9 +161,12 @@ const writeOnPool = async <A>(operation: string, executor: Executor, write: () =
   }
 }
 
-/** Makes a producer. Cheap and connection-free: make one per process and share it. */
+/**
+ * Makes a producer. Cheap and connection-free: make one per process and share it. Throws
+ * `InvalidEngineSelection` when the engine option or `AWA_ENGINE` names no engine.
+ */
 export const makeProducer = (options?: ProducerOptions): Producer => {
-  const engine = options?.engine ?? canonicalEngine
+  const engine = selectEngine(options)
   // Every operation below turns its database into an executor through this, so the pooler mode applies.
   const toExecutor = executorsFor(checkPoolerOption(options?.pooler, "makeProducer option pooler"))
   // Schema checks per pg pool or client (an executor counts as the pool or client it runs on, so an Effect

@@ -13,9 +13,9 @@ import { checkPoolerOption, isTransactionPooler, PoolerConflict, type PoolerMode
 import { AwaPrivilegesMissing, AwaSchemaNotReady } from "@awa/model/SchemaErrors"
 import { Duration, Effect, Option, Result, type Scope } from "effect"
 import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
-import { canonicalEngine } from "./CanonicalEngine.js"
 import { ConnectionLost, type DatabaseError, toDatabaseError } from "./DatabaseError.js"
 import type { AttemptRef, ClaimedJob, Engine, ErrorInput } from "./Engine.js"
+import { type EngineSelection, selectEngine } from "./EngineSelection.js"
 import { NotificationListener } from "./internal/NotificationListener.js"
 import { type FinishedAttempt, OutcomeBatcher, type PendingOutcome } from "./internal/OutcomeBatcher.js"
 import { type AbortReason, JobAbortedError, type JobContext, type JobHandler } from "./JobHandler.js"
@@ -41,7 +41,7 @@ export interface QueueConfig {
 }
 
 /** Options of `Worker.start`. */
-export interface WorkerOptions {
+export interface WorkerOptions extends EngineSelection {
   /** The pool the worker runs its statements on (maintenance too); LISTEN uses a connection of its own. */
   readonly pool: PgPool
   /** Handlers, one per job kind (see `handle`). */
@@ -92,8 +92,6 @@ export interface WorkerOptions {
   readonly pooler?: PoolerMode
   /** Take part in maintenance leader election (default true), optionally with settings. */
   readonly maintenance?: boolean | MaintenanceSettings
-  /** The storage engine (default canonical). */
-  readonly engine?: Engine
   /** This worker's id in events and `awa.leaders` (default host:pid:random). */
   readonly id?: string
   /**
@@ -144,7 +142,10 @@ export interface StopOptions {
 
 /** Options of `Worker.workOne`: the database, the handlers, the queue, and the worker settings that apply. */
 export interface WorkOneOptions
-  extends Pick<WorkerOptions, "handlers" | "backoff" | "defaultTimeout" | "engine" | "id"> {
+  extends Pick<
+    WorkerOptions,
+    "handlers" | "backoff" | "defaultTimeout" | "engine" | "queueStorageSchema" | "id"
+  > {
   /** Where to claim and write: a pool, or a client (statements then run inside its open transaction). */
   readonly db: Db
   /** The queue to claim from (default `"default"`). */
@@ -406,7 +407,7 @@ export class Worker {
           : undefined
         : { preparedStatements: options.preparedStatements },
     )
-    this.#engine = options.engine ?? canonicalEngine
+    this.#engine = selectEngine(options)
     this.#backoff =
       options.backoff === undefined
         ? exponentialBackoff()
@@ -536,6 +537,7 @@ export class Worker {
       ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
       ...(options.defaultTimeout === undefined ? {} : { defaultTimeout: options.defaultTimeout }),
       ...(options.engine === undefined ? {} : { engine: options.engine }),
+      ...(options.queueStorageSchema === undefined ? {} : { queueStorageSchema: options.queueStorageSchema }),
       ...(options.id === undefined ? {} : { id: options.id }),
     })
     return worker.#workOne(queue)

@@ -10,11 +10,10 @@ import { nonTerminalJobStates } from "@awa/model/JobState"
 import { Effect, Exit, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { AdminService, makeAdmin } from "../src/Admin.js"
-import { canonicalEngine } from "../src/CanonicalEngine.js"
 import { DatabaseError } from "../src/DatabaseError.js"
 import { PgExecutor, toExecutor } from "../src/PgExecutor.js"
 import { job, makeProducer } from "../src/Producer.js"
-import { useAwaDatabase } from "./support/awaDatabase.js"
+import { testEngine, useAwaDatabase } from "./support/awaDatabase.js"
 
 const db = useAwaDatabase()
 const producer = makeProducer()
@@ -37,7 +36,7 @@ const ids = (results: ReadonlyArray<{ _tag: string; id?: string }>): Array<strin
 
 // Drives jobs through the real engine path into terminal states.
 const claimAll = (queue: string, limit = 100) =>
-  canonicalEngine.claim(toExecutor(db.pool), { queue, limit, defaultTimeoutMs: 60_000 })
+  testEngine.claim(toExecutor(db.pool), { queue, limit, defaultTimeoutMs: 60_000 })
 
 describe("Admin", () => {
   it("counts jobs exactly per queue and state, with DLQ sizes and settings", async () => {
@@ -48,7 +47,7 @@ describe("Admin", () => {
       job(B, { n: 4 }),
     ])
     const [claimed] = await claimAll("default", 1)
-    await canonicalEngine.complete(toExecutor(db.pool), [claimed!])
+    await testEngine.complete(toExecutor(db.pool), [claimed!])
     await admin.pauseQueue(db.pool, "other")
     const stats = await admin.queueStats(db.pool)
     expect(stats.map((s) => s.queue)).toEqual(["default", "other"])
@@ -119,7 +118,7 @@ describe("Admin", () => {
     await producer.insertMany(db.pool, [job(A, { n: 1 }), job(A, { n: 2 }), job(B, { n: 3 })])
     const exec = toExecutor(db.pool)
     const claimed = [...(await claimAll("default")), ...(await claimAll("other"))]
-    const failed = await canonicalEngine.fail(
+    const failed = await testEngine.fail(
       exec,
       claimed.map((j) => ({
         ref: j,
@@ -154,7 +153,7 @@ describe("Admin", () => {
     expect(claimed?.id).toBe(first)
     const dup = await producer.insert(db.pool, A, { n: 1 }, live)
     expect(dup).toMatchObject({ _tag: "UniqueConflict", existingId: first, existingState: "running" })
-    await canonicalEngine.complete(toExecutor(db.pool), [claimed!])
+    await testEngine.complete(toExecutor(db.pool), [claimed!])
     const after = await producer.insert(db.pool, A, { n: 1 }, live)
     expect(after._tag).toBe("Inserted")
     // byQueue puts the queue into the key.

@@ -4,10 +4,9 @@ import { FilterRequired, JobNotFound } from "@awa/model/JobErrors"
 import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { makeAdmin } from "../src/Admin.js"
-import { canonicalEngine } from "../src/CanonicalEngine.js"
 import { toExecutor, withTransaction } from "../src/PgExecutor.js"
 import { job, makeProducer } from "../src/Producer.js"
-import { useAwaDatabase } from "./support/awaDatabase.js"
+import { testEngine, useAwaDatabase } from "./support/awaDatabase.js"
 
 const db = useAwaDatabase()
 const producer = makeProducer()
@@ -32,13 +31,13 @@ describe("Admin.makeDue", () => {
       ]),
     )
     const executor = toExecutor(db.pool)
-    const [claimed] = await canonicalEngine.claim(executor, {
+    const [claimed] = await testEngine.claim(executor, {
       queue: "default",
       limit: 1,
       defaultTimeoutMs: 60_000,
     })
     expect(claimed?.id).toBe(retrying)
-    await canonicalEngine.retry(executor, [
+    await testEngine.retry(executor, [
       { ref: claimed!, attempt: 1, delayMs: 3_600_000, error: { kind: "error", message: "later" } },
     ])
     expect((await admin.getJob(db.pool, retrying!)).state).toBe("retryable")
@@ -94,15 +93,13 @@ describe("Admin.purgeQueue", () => {
     const [dead] = insertedIds(await producer.insertMany(db.pool, [job(A, { n: 2 }, { maxAttempts: 1 })]))
     const [kept] = insertedIds(await producer.insertMany(db.pool, [job(B, { n: 3 })]))
     const executor = toExecutor(db.pool)
-    const claimed = await canonicalEngine.claim(executor, {
+    const claimed = await testEngine.claim(executor, {
       queue: "default",
       limit: 10,
       defaultTimeoutMs: 60_000,
     })
     const toFail = claimed.find((c) => c.id === dead)!
-    await canonicalEngine.fail(executor, [
-      { ref: toFail, attempt: 1, error: { kind: "failed", message: "x" } },
-    ])
+    await testEngine.fail(executor, [{ ref: toFail, attempt: 1, error: { kind: "failed", message: "x" } }])
     expect((await admin.listDlq(db.pool, { queue: "default" })).items.map((d) => d.id)).toEqual([dead])
     expect((await producer.insert(db.pool, A, { n: 1 }, { unique: true }))._tag).toBe("UniqueConflict")
 

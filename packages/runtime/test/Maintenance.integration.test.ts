@@ -1,14 +1,14 @@
 import { setTimeout as sleep } from "node:timers/promises"
 import { defineJob } from "@awa/model/JobDefinition"
+import { onlyOnEngine } from "@awa/testing-src/vitest/EngineGuard.js"
 import { Schema } from "effect"
 import { describe, expect, it, onTestFinished } from "vitest"
 import { makeAdmin } from "../src/Admin.js"
-import { canonicalEngine } from "../src/CanonicalEngine.js"
 import { LeaseLost, leaseTerms } from "../src/LeaderLease.js"
 import { Maintenance, type MaintenanceOptions } from "../src/Maintenance.js"
 import { statement, toExecutor } from "../src/PgExecutor.js"
 import { makeProducer } from "../src/Producer.js"
-import { useAwaDatabase } from "./support/awaDatabase.js"
+import { testEngine, useAwaDatabase } from "./support/awaDatabase.js"
 import { recordEvents } from "./support/events.js"
 import { waitFor } from "./support/wait.js"
 
@@ -94,15 +94,20 @@ describe("Maintenance", () => {
     expect(await admin.maintenanceLeader(db.pool)).toMatchObject({ holder: "stop-b", epoch: 2, live: true })
   })
 
-  it("deletes terminal jobs past retention, keeping the rest", async () => {
+  it("deletes terminal jobs past retention, keeping the rest", async (ctx) => {
+    onlyOnEngine(
+      ctx,
+      "canonical",
+      "deletes completed jobs by age; queue storage bounds that history by its ring",
+    )
     const db0 = toExecutor(db.pool)
     const done = insertedId(await producer.insert(db.pool, Task, {}))
     const failed = insertedId(await producer.insert(db.pool, Task, {}))
     const waiting = insertedId(await producer.insert(db.pool, Task, {}))
-    const claimed = await canonicalEngine.claim(db0, { queue: "default", limit: 2, defaultTimeoutMs: 60_000 })
+    const claimed = await testEngine.claim(db0, { queue: "default", limit: 2, defaultTimeoutMs: 60_000 })
     const byId = new Map(claimed.map((j) => [j.id, j]))
-    await canonicalEngine.complete(db0, [byId.get(done)!])
-    await canonicalEngine.fail(db0, [
+    await testEngine.complete(db0, [byId.get(done)!])
+    await testEngine.fail(db0, [
       { ref: byId.get(failed)!, attempt: 1, error: { kind: "failed", message: "x" } },
     ])
     const m = candidate("retention", {
@@ -121,7 +126,7 @@ describe("Maintenance", () => {
     await admin.setQueueDlq(db.pool, "default", true)
     const db0 = toExecutor(db.pool)
     const id = insertedId(await producer.insert(db.pool, Task, {}, { maxAttempts: 1 }))
-    await canonicalEngine.claim(db0, { queue: "default", limit: 1, defaultTimeoutMs: 60_000 })
+    await testEngine.claim(db0, { queue: "default", limit: 1, defaultTimeoutMs: 60_000 })
     const m = candidate("rescue", { heartbeatStaleAfter: 0 })
     const events = recordEvents(m)
     await waitFor("leader", () => m.isLeader)
@@ -133,10 +138,11 @@ describe("Maintenance", () => {
     await waitFor("maintenance event", () => events.ofType("maintenance").some((e) => e.rescued === 1))
   })
 
-  it("does not rescue an attempt whose heartbeat lands while the rescue decides", async () => {
+  it("does not rescue an attempt whose heartbeat lands while the rescue decides", async (ctx) => {
+    onlyOnEngine(ctx, "canonical", "stages the race by updating and locking the job's row in awa.jobs")
     const db0 = toExecutor(db.pool)
     const id = insertedId(await producer.insert(db.pool, Task, {}))
-    await canonicalEngine.claim(db0, { queue: "default", limit: 1, defaultTimeoutMs: 60_000 })
+    await testEngine.claim(db0, { queue: "default", limit: 1, defaultTimeoutMs: 60_000 })
     const m = candidate("rescue-race", { heartbeatStaleAfter: "1 minute", rescueInterval: "1 hour" })
     await waitFor("leader", () => m.isLeader)
     await m.runNow() // after the leader's first pass, rescue runs only when asked
@@ -163,7 +169,7 @@ describe("Maintenance", () => {
   it("rescues attempts whose deadline passed", async () => {
     const db0 = toExecutor(db.pool)
     const id = insertedId(await producer.insert(db.pool, Task, {}, { timeout: 1 }))
-    await canonicalEngine.claim(db0, { queue: "default", limit: 1, defaultTimeoutMs: 60_000 })
+    await testEngine.claim(db0, { queue: "default", limit: 1, defaultTimeoutMs: 60_000 })
     const m = candidate("deadline", { deadlineGrace: 0 })
     await waitFor("leader", () => m.isLeader)
     await waitFor("rescued", async () => {

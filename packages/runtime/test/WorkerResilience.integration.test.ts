@@ -1,6 +1,7 @@
 // What a worker does when the data it must write, the caller's backoff, a late handler or a hung write would
 // otherwise leave jobs stuck in `running`.
 import { defineJob } from "@awa/model/JobDefinition"
+import { onlyOnEngine } from "@awa/testing-src/vitest/EngineGuard.js"
 import { Schema } from "effect"
 import pg from "pg"
 import { describe, expect, it, onTestFinished } from "vitest"
@@ -150,7 +151,8 @@ describe("Worker resilience", () => {
     expect(log.ofType("released").flatMap((e) => e.jobs.map((j) => j.id))).toEqual([id])
   })
 
-  it("writes nothing more once stop() gave up on a hung outcome write", async () => {
+  it("writes nothing more once stop() gave up on a hung outcome write", async (ctx) => {
+    onlyOnEngine(ctx, "canonical", "stalls the completion write with a row lock on awa.jobs")
     // The worker's own pool, and a session that holds a lock: both closed before the database is dropped.
     const pool = new pg.Pool({ connectionString: db.url, max: 4 })
     pool.on("error", () => undefined)

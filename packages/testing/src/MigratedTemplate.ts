@@ -3,7 +3,7 @@
  * `awa migrate` would leave a fresh database.
  */
 import { createHash } from "node:crypto"
-import { migrate } from "@awa/migrator/MigrateApi"
+import { migrate, prepareQueueStorageSchema } from "@awa/migrator/MigrateApi"
 import { getMigrationSet, type MigrationSetName, migrationSetNames } from "@awa/migrator/MigrationSet"
 import type { EngineName } from "@awa/runtime/Engine"
 import type { TemplatePreparation } from "./TestTemplates.js"
@@ -14,6 +14,11 @@ export interface MigratedTemplateOptions {
   readonly engine?: EngineName
   /** Also apply the optional pgmq set, to the pgmq database in `split` mode (default true). */
   readonly withPgmq?: boolean
+  /**
+   * Also prepare this queue-storage schema (as `awa storage prepare-queue-storage-schema --schema NAME`
+   * does); part of the template key. `awa` (the default) is installed by `migrate` itself.
+   */
+  readonly queueStorageSchema?: string
 }
 
 /**
@@ -33,16 +38,18 @@ export const migrationsFingerprint = (sets: ReadonlyArray<MigrationSetName> = mi
 /**
  * A {@link TemplatePreparation} that runs `@awa/migrator`'s `migrate` on the new template databases (the
  * canonical and queue-storage sets on the primary, and with `withPgmq` the pgmq set on the pgmq database,
- * which is the primary in `single` mode). Its key names the engine and includes
+ * which is the primary in `single` mode), and a custom `queueStorageSchema`. Its key names the engine and includes
  * {@link migrationsFingerprint}, so templates are re-made whenever a migration changes.
  */
 export const migratedTemplate = (options: MigratedTemplateOptions = {}): TemplatePreparation => {
   const engine = options.engine ?? "canonical"
   const withPgmq = options.withPgmq ?? true
+  const schema = options.queueStorageSchema ?? "awa"
   return {
-    key: `awa ${engine}${withPgmq ? " pgmq" : ""} ${migrationsFingerprint()}`,
+    key: `awa ${engine}${schema === "awa" ? "" : ` qs:${schema}`}${withPgmq ? " pgmq" : ""} ${migrationsFingerprint()}`,
     prepare: async ({ primaryUrl, pgmqUrl }) => {
       await migrate({ databaseUrl: primaryUrl, pgmqDatabaseUrl: pgmqUrl, withPgmq })
+      if (schema !== "awa") await prepareQueueStorageSchema({ databaseUrl: primaryUrl, schema })
     },
   }
 }

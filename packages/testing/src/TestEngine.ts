@@ -1,22 +1,27 @@
 /**
  * Which storage engine tests run against: `AWA_TEST_ENGINE`, checked against the engines this version of
- * awa implements, never silently defaulted when it names something else.
+ * awa implements, never silently defaulted when it names something else; and, for queue storage, the schema
+ * it lives in (`AWA_TEST_QUEUE_STORAGE_SCHEMA`, default `awa`). Engines are built by the runtime's own
+ * selection (`@awa/runtime/EngineSelection`), exactly as `makeProducer({ engine })` would build them.
  */
-import { canonicalEngine } from "@awa/runtime/CanonicalEngine"
 import type { Engine, EngineName } from "@awa/runtime/Engine"
+import {
+  defaultQueueStorageSchema,
+  parseEngineName,
+  parseQueueStorageSchema,
+  selectEngine,
+} from "@awa/runtime/EngineSelection"
 import type { TestEnvironment } from "./PostgresServer.js"
 import { TestEngineError } from "./TestEngineError.js"
 
 // Every engine this version implements, by name. A new engine is added here (and its contract run in CI).
-const implemented: ReadonlyMap<EngineName, Engine> = new Map<EngineName, Engine>([
-  ["canonical", canonicalEngine],
-])
+const implemented: ReadonlySet<EngineName> = new Set<EngineName>(["canonical"])
 
 /** The engine tests use when `AWA_TEST_ENGINE` is unset or empty: `canonical`. */
 export const defaultTestEngine: EngineName = "canonical"
 
 /** The engines tests can run against in this version, in the order the contract matrix runs them. */
-export const testEngineNames: ReadonlyArray<EngineName> = [...implemented.keys()]
+export const testEngineNames: ReadonlyArray<EngineName> = [...implemented]
 
 const plannedEngines: ReadonlyArray<EngineName> = ["canonical", "queue_storage"]
 
@@ -40,22 +45,54 @@ export const parseTestEngine = (value: string | undefined, source = "engine"): E
 }
 
 /**
- * Reads `AWA_TEST_ENGINE`: {@link defaultTestEngine} when unset or empty, else the engine it names.
- * Throws a {@link TestEngineError} for any other value rather than silently defaulting.
+ * Reads `AWA_TEST_ENGINE`, else `AWA_ENGINE` (the variable the code under test follows when it makes
+ * producers and workers without an `engine` option), else {@link defaultTestEngine}. Throws a
+ * {@link TestEngineError} for a value naming no implemented engine rather than silently defaulting, and when
+ * both are set to different engines: the code under test would then write where the helpers do not look.
  */
-export const testEngineFromEnv = (env: TestEnvironment = process.env): EngineName =>
-  parseTestEngine(env.AWA_TEST_ENGINE, "AWA_TEST_ENGINE") ?? defaultTestEngine
+export const testEngineFromEnv = (env: TestEnvironment = process.env): EngineName => {
+  const tested = parseTestEngine(env.AWA_TEST_ENGINE, "AWA_TEST_ENGINE")
+  // Any engine the runtime knows, so that a disagreement is reported as such even for an engine not
+  // implemented here; an engine used only through AWA_ENGINE is checked as AWA_TEST_ENGINE would be below.
+  const app = env.AWA_ENGINE?.trim() ? parseEngineName(env.AWA_ENGINE.trim(), "AWA_ENGINE") : undefined
+  if (tested !== undefined && app !== undefined && tested !== app) {
+    throw new TestEngineError({
+      engine: tested,
+      source: "AWA_TEST_ENGINE",
+      available: testEngineNames,
+      message:
+        `AWA_TEST_ENGINE=${JSON.stringify(tested)} but AWA_ENGINE=${JSON.stringify(app)}: code under test that ` +
+        `makes producers or workers without an engine option would use ${app} while the test helpers use ` +
+        `${tested}. Set both to the same engine, or unset AWA_ENGINE.`,
+    })
+  }
+  return tested ?? parseTestEngine(app, "AWA_ENGINE") ?? defaultTestEngine
+}
+
+/**
+ * Reads `AWA_TEST_QUEUE_STORAGE_SCHEMA`: the schema the queue-storage engine under test uses (the test
+ * database fixture prepares it with `prepareQueueStorageSchema`, as `awa storage
+ * prepare-queue-storage-schema` would), `awa` when unset or empty. Throws the runtime's
+ * `InvalidEngineSelection` for a name that is not a plain lower-case identifier.
+ */
+export const testQueueStorageSchemaFromEnv = (env: TestEnvironment = process.env): string =>
+  parseQueueStorageSchema(env.AWA_TEST_QUEUE_STORAGE_SCHEMA?.trim(), "AWA_TEST_QUEUE_STORAGE_SCHEMA") ??
+  defaultQueueStorageSchema
 
 /**
  * The engine tests should use: the one given (a name, checked, or an `Engine` object, used as is), else the
- * one `AWA_TEST_ENGINE` names, else {@link defaultTestEngine}. Throws a {@link TestEngineError} for unknown
- * names.
+ * one `AWA_TEST_ENGINE` names, else {@link defaultTestEngine}; queue storage in `queueStorageSchema`
+ * (default {@link testQueueStorageSchemaFromEnv}). Throws a {@link TestEngineError} for unknown names.
  */
 export const resolveTestEngine = (
   engine?: EngineName | Engine,
   env: TestEnvironment = process.env,
+  queueStorageSchema?: string,
 ): Engine => {
   if (typeof engine === "object") return engine
   const name = parseTestEngine(engine, "engine") ?? testEngineFromEnv(env)
-  return implemented.get(name)!
+  return selectEngine(
+    { engine: name, queueStorageSchema: queueStorageSchema ?? testQueueStorageSchemaFromEnv(env) },
+    {},
+  )
 }

@@ -3,6 +3,7 @@ import { getMigrationSet } from "@awa/migrator/MigrationSet"
 import { describe, expect, it } from "vitest"
 import { migratedTemplate, migrationsFingerprint } from "../src/MigratedTemplate.js"
 import { useAwaDatabase } from "../src/vitest/AwaTestDatabase.js"
+import { useTestDatabases } from "../src/vitest/TestPostgres.js"
 import { queryOnce } from "./support/sql.js"
 
 const schemasOf = async (url: string): Promise<Array<string>> =>
@@ -21,6 +22,29 @@ describe("migratedTemplate", () => {
     expect(migrationsFingerprint(["canonical"])).not.toBe(fingerprint)
     expect(migratedTemplate().key).toBe(`awa canonical pgmq ${fingerprint}`)
     expect(migratedTemplate({ withPgmq: false }).key).toBe(`awa canonical ${fingerprint}`)
+    expect(migratedTemplate({ engine: "queue_storage", queueStorageSchema: "tenant_a" }).key).toBe(
+      `awa queue_storage qs:tenant_a pgmq ${fingerprint}`,
+    )
+    expect(migratedTemplate({ queueStorageSchema: "awa" }).key).toBe(`awa canonical pgmq ${fingerprint}`)
+  })
+})
+
+describe("migratedTemplate with a custom queue-storage schema", () => {
+  const dbs = useTestDatabases({
+    mode: "single",
+    template: migratedTemplate({ withPgmq: false, queueStorageSchema: "tenant_tpl" }),
+  })
+
+  it("prepares it as `awa storage prepare-queue-storage-schema` does, ledgered per schema", async () => {
+    const status = await migrationStatus({ databaseUrl: dbs.primaryUrl })
+    const queueStorage = status.filter((s) => s.set === "queue-storage")
+    expect(queueStorage.map((s) => s.instance).sort()).toEqual(["awa", "tenant_tpl"])
+    expect(queueStorage.every((s) => s.pending.length === 0 && s.applied === s.latest)).toBe(true)
+    const schemas = await queryOnce<{ name: string }>(
+      dbs.primaryUrl,
+      "SELECT nspname AS name FROM pg_namespace WHERE nspname = 'tenant_tpl'",
+    )
+    expect(schemas).toEqual([{ name: "tenant_tpl" }])
   })
 })
 

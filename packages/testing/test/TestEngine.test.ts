@@ -1,4 +1,5 @@
 import { canonicalEngine } from "@awa/runtime/CanonicalEngine"
+import { InvalidEngineSelection } from "@awa/runtime/EngineSelection"
 import { describe, expect, it } from "vitest"
 import {
   defaultTestEngine,
@@ -6,6 +7,7 @@ import {
   resolveTestEngine,
   testEngineFromEnv,
   testEngineNames,
+  testQueueStorageSchemaFromEnv,
 } from "../src/TestEngine.js"
 import { TestEngineError } from "../src/TestEngineError.js"
 
@@ -44,5 +46,46 @@ describe("AWA_TEST_ENGINE", () => {
         "(or leave it unset for canonical).",
     )
     expect(errorOf(() => parseTestEngine("Canonical", "engine")).message).toContain('engine="Canonical"')
+  })
+})
+
+describe("AWA_TEST_ENGINE and AWA_ENGINE together", () => {
+  it("follows AWA_ENGINE when AWA_TEST_ENGINE is unset, so the code under test and the helpers agree", () => {
+    expect(testEngineFromEnv({ AWA_ENGINE: "canonical" })).toBe("canonical")
+    expect(testEngineFromEnv({ AWA_TEST_ENGINE: "canonical", AWA_ENGINE: " canonical " })).toBe("canonical")
+    expect(() => testEngineFromEnv({ AWA_ENGINE: "postgres" })).toThrow(
+      'AWA_ENGINE "postgres" names no storage engine. Use one of: canonical, queue_storage',
+    )
+  })
+
+  it("refuses two different engines, saying why and what to do", () => {
+    const error = errorOf(() =>
+      testEngineFromEnv({ AWA_TEST_ENGINE: "canonical", AWA_ENGINE: "queue_storage" }),
+    )
+    expect(error.message).toContain(
+      'AWA_TEST_ENGINE="canonical" but AWA_ENGINE="queue_storage": code under test that makes producers or workers',
+    )
+    expect(error.message).toContain("Set both to the same engine, or unset AWA_ENGINE.")
+  })
+})
+
+describe("AWA_TEST_QUEUE_STORAGE_SCHEMA", () => {
+  it("names the queue-storage schema under test, awa when unset or empty", () => {
+    expect(testQueueStorageSchemaFromEnv({})).toBe("awa")
+    expect(testQueueStorageSchemaFromEnv({ AWA_TEST_QUEUE_STORAGE_SCHEMA: " " })).toBe("awa")
+    expect(testQueueStorageSchemaFromEnv({ AWA_TEST_QUEUE_STORAGE_SCHEMA: "tenant_ci" })).toBe("tenant_ci")
+    // The canonical engine has no queue-storage schema: choosing one changes nothing for it.
+    expect(resolveTestEngine("canonical", { AWA_TEST_QUEUE_STORAGE_SCHEMA: "tenant_ci" })).toBe(
+      canonicalEngine,
+    )
+  })
+
+  it("refuses a name that is not a plain identifier, naming the variable", () => {
+    expect(() => testQueueStorageSchemaFromEnv({ AWA_TEST_QUEUE_STORAGE_SCHEMA: "Tenant" })).toThrow(
+      InvalidEngineSelection,
+    )
+    expect(() => resolveTestEngine(undefined, { AWA_TEST_QUEUE_STORAGE_SCHEMA: "tenant-ci" })).toThrow(
+      'AWA_TEST_QUEUE_STORAGE_SCHEMA "tenant-ci" is not a usable queue-storage schema name',
+    )
   })
 })

@@ -1,10 +1,11 @@
 import { performance } from "node:perf_hooks"
 import { setTimeout as sleep } from "node:timers/promises"
-import { migrate } from "@awa/migrator"
+import { migrate, prepareQueueStorageSchema } from "@awa/migrator"
 import { type JobState, jobStates } from "@awa/model/JobState"
 import { makeAdmin } from "@awa/runtime/Admin"
 import { exponentialBackoff } from "@awa/runtime/Backoff"
 import type { InsertResult, QueueStats } from "@awa/runtime/Engine"
+import { checkEngineSelection, defaultQueueStorageSchema } from "@awa/runtime/EngineSelection"
 import { createPool, type PgPool } from "@awa/runtime/PgExecutor"
 import { makeProducer } from "@awa/runtime/Producer"
 import { Worker } from "@awa/runtime/Worker"
@@ -29,6 +30,7 @@ import {
   syncJobs,
   webhookJobs,
 } from "../internal/DemoJobs.js"
+import { engineFlags, engineLabel, engineSelection } from "../internal/EngineFlags.js"
 import { noExtraArguments, positiveIntFlag } from "../internal/FlagValues.js"
 import { toJson } from "../internal/JobView.js"
 import { ProgressBar } from "../internal/ProgressBar.js"
@@ -43,6 +45,7 @@ const flags: Record<string, FlagSpec> = {
     ...databaseUrlFlag,
     description: "use this database instead of an embedded one (default: $DATABASE_URL)",
   },
+  ...engineFlags,
   help: { type: "boolean", short: "h", description: "show this help" },
 }
 
@@ -137,6 +140,8 @@ export const runDemo = async (argv: ReadonlyArray<string>, output: Output): Prom
   const totalJobs = positiveIntFlag("jobs", f.jobs, 200_000) ?? 4000
   const workerCount = positiveIntFlag("workers", f.workers, 8) ?? 2
   const json = f.json === true
+  const selection = engineSelection(f)
+  const schema = checkEngineSelection(selection).queueStorageSchema
 
   // Ctrl-C: stop working, give the embedded server back, exit 130. A second Ctrl-C exits at once.
   const interrupt = new AbortController()
@@ -169,6 +174,12 @@ export const runDemo = async (argv: ReadonlyArray<string>, output: Output): Prom
         ? "Schema: already migrated."
         : `Schema: applied ${migrated.applied.length} migration(s) (${migrated.applied.map((a) => `${a.set}/${a.file}`).join(", ")}).`,
     )
+    // A custom queue-storage schema is prepared the way an operator would (awa storage prepare-queue-storage-schema).
+    if (schema !== defaultQueueStorageSchema) {
+      const prepared = await prepareQueueStorageSchema({ databaseUrl: url, schema })
+      info(`Queue-storage schema ${schema}: applied ${prepared.applied.length} migration(s).`)
+    }
+    info(`Engine: ${engineLabel(selection)}.`)
 
     // A pool made for a pooler mode carries it to the producer, admin and workers below.
     const pooler = resolvePooler(f)
@@ -179,8 +190,8 @@ export const runDemo = async (argv: ReadonlyArray<string>, output: Output): Prom
     })
     pool.on("error", () => undefined)
     const db = pool
-    const admin = makeAdmin()
-    const producer = makeProducer()
+    const admin = makeAdmin(selection)
+    const producer = makeProducer(selection)
     const earlier = tally(await admin.queueStats(db))
     await admin.setQueueDlq(db, demoQueues.webhooks, true)
     for (const queue of demoQueueNames) await admin.resumeQueue(db, queue)
@@ -239,6 +250,7 @@ export const runDemo = async (argv: ReadonlyArray<string>, output: Output): Prom
         pool: db,
         handlers,
         queues,
+        ...selection,
         id: `demo-worker-${i + 1}`,
         pollInterval: "500 millis",
         backoff: exponentialBackoff({ baseMs: 250, maxMs: 1000 }),

@@ -1,10 +1,11 @@
-import { type DlqTarget, makeAdmin } from "@awa/runtime/Admin"
+import type { Admin, DlqTarget } from "@awa/runtime/Admin"
 import type { PgPool } from "@awa/runtime/PgExecutor"
 import { Data } from "effect"
 import type { ParsedCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
 import { databaseUrlFlag, jsonFlag, pageFlags } from "../internal/CommonFlags.js"
 import { withDatabase } from "../internal/Database.js"
+import { adminFor, engineFlags } from "../internal/EngineFlags.js"
 import {
   cursorFlag,
   jobIdArgument,
@@ -41,6 +42,7 @@ const bulkFlags = {
   },
   json: jsonFlag,
   "database-url": databaseUrlFlag,
+  ...engineFlags,
 } as const
 
 /**
@@ -78,11 +80,12 @@ const bulkTarget = (command: "retry" | "purge", parsed: ParsedCommandLine): DlqT
 
 /** Runs a retry or purge; for one id that is a live job rather than a DLQ entry, says so. */
 const byId = <A>(
+  admin: Admin,
   pool: PgPool,
   target: DlqTarget,
   operation: "retry" | "purge",
   use: () => Promise<A>,
-): Promise<A> => ("id" in target ? inDeadLetterQueue(pool, target.id, operation, use) : use())
+): Promise<A> => ("id" in target ? inDeadLetterQueue(admin, pool, target.id, operation, use) : use())
 
 const describeTarget = (target: DlqTarget): string =>
   "id" in target
@@ -106,6 +109,7 @@ cursor: pass it as --cursor.`,
     ...filterFlags,
     ...pageFlags,
     "database-url": databaseUrlFlag,
+    ...engineFlags,
   },
   run: async (parsed, output) => {
     const f = parsed.flags
@@ -114,8 +118,9 @@ cursor: pass it as --cursor.`,
     const kind = kindFlag(f.kind)
     const limit = positiveIntFlag("limit", f.limit, 10_000) ?? 50
     const cursor = cursorFlag(f.cursor)
+    const admin = adminFor(f)
     const page = await withDatabase(f, (pool) =>
-      makeAdmin().listDlq(
+      admin.listDlq(
         pool,
         { ...(queue === undefined ? {} : { queue }), ...(kind === undefined ? {} : { kind }) },
         { limit, ...(cursor === undefined ? {} : { cursor }) },
@@ -141,13 +146,14 @@ const get: Subcommand = {
   usage: "ID [flags]",
   summary: "show one dead-lettered job with every recorded error",
   description: "Shows one DLQ entry in full. Exits 7 when no DLQ entry has that id.",
-  flags: { json: jsonFlag, "database-url": databaseUrlFlag },
+  flags: { json: jsonFlag, "database-url": databaseUrlFlag, ...engineFlags },
   run: async (parsed, output) => {
     const [rawId, ...extra] = parsed.positionals
     const id = jobIdArgument("dlq get", rawId)
     noExtraArguments("dlq get", extra)
+    const admin = adminFor(parsed.flags)
     const entry = await withDatabase(parsed.flags, (pool) =>
-      inDeadLetterQueue(pool, id, "get", () => makeAdmin().getDlq(pool, id)),
+      inDeadLetterQueue(admin, pool, id, "get", () => admin.getDlq(pool, id)),
     )
     output.out(parsed.flags.json ? toJson(entry) : deadLetterDetail(entry))
     return ExitCode.ok
@@ -163,8 +169,9 @@ command is refused (exit 6) and nothing changes. Exits 7 when an id is not in th
   flags: bulkFlags,
   run: async (parsed, output) => {
     const target = bulkTarget("retry", parsed)
+    const admin = adminFor(parsed.flags)
     const ids = await withDatabase(parsed.flags, (pool) =>
-      byId(pool, target, "retry", () => makeAdmin().retryDlq(pool, target)),
+      byId(admin, pool, target, "retry", () => admin.retryDlq(pool, target)),
     )
     if (parsed.flags.json) output.out(toJson({ retried: ids.length, ids }))
     else
@@ -188,8 +195,9 @@ when an id is not in the DLQ.`,
   flags: bulkFlags,
   run: async (parsed, output) => {
     const target = bulkTarget("purge", parsed)
+    const admin = adminFor(parsed.flags)
     const purged = await withDatabase(parsed.flags, (pool) =>
-      byId(pool, target, "purge", () => makeAdmin().purgeDlq(pool, target)),
+      byId(admin, pool, target, "purge", () => admin.purgeDlq(pool, target)),
     )
     if (parsed.flags.json) output.out(toJson({ purged }))
     else output.out(`Purged ${purged} DLQ entr${purged === 1 ? "y" : "ies"} (${describeTarget(target)}).`)

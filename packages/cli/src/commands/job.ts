@@ -1,10 +1,11 @@
-import { makeAdmin } from "@awa/runtime/Admin"
+import type { Admin } from "@awa/runtime/Admin"
 import type { Job } from "@awa/runtime/Engine"
 import type { PgPool } from "@awa/runtime/PgExecutor"
 import type { ParsedCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
 import { databaseUrlFlag, jsonFlag, pageFlags } from "../internal/CommonFlags.js"
 import { withDatabase } from "../internal/Database.js"
+import { adminFor, engineFlags } from "../internal/EngineFlags.js"
 import {
   cursorFlag,
   jobIdArgument,
@@ -24,15 +25,16 @@ import { UsageError } from "../UsageError.js"
 const oneJob =
   (
     name: "get" | "retry" | "cancel",
-    act: (pool: PgPool, id: string, flags: ParsedCommandLine["flags"]) => Promise<Job>,
+    act: (admin: Admin, pool: PgPool, id: string) => Promise<Job>,
     done: (id: string) => string,
   ) =>
   async (parsed: ParsedCommandLine, output: Output): Promise<number> => {
     const [rawId, ...extra] = parsed.positionals
     const id = jobIdArgument(`job ${name}`, rawId)
     noExtraArguments(`job ${name}`, extra)
+    const admin = adminFor(parsed.flags)
     const job = await withDatabase(parsed.flags, (pool) =>
-      inJobTable(pool, id, () => act(pool, id, parsed.flags)),
+      inJobTable(admin, pool, id, () => act(admin, pool, id)),
     )
     if (parsed.flags.json) output.out(toJson(job))
     else output.out(name === "get" ? jobDetail(job) : `${done(id)}\n\n${jobDetail(job)}`)
@@ -67,6 +69,7 @@ completed, retryable, failed, cancelled, waiting_external.`,
     ...pageFlags,
     order: { type: "string", description: "desc (newest first, default) or asc" },
     "database-url": databaseUrlFlag,
+    ...engineFlags,
   },
   run: async (parsed, output) => {
     const f = parsed.flags
@@ -78,8 +81,9 @@ completed, retryable, failed, cancelled, waiting_external.`,
     const limit = positiveIntFlag("limit", f.limit, 10_000) ?? 50
     const cursor = cursorFlag(f.cursor)
     const order = orderFlag(f.order) ?? "desc"
+    const admin = adminFor(f)
     const page = await withDatabase(f, (pool) =>
-      makeAdmin().listJobs(
+      admin.listJobs(
         pool,
         {
           ...(states === undefined ? {} : { states }),
@@ -107,10 +111,10 @@ const get: Subcommand = {
   summary: "show one job: state, attempts, times, args and every recorded error",
   description:
     "Shows one job in full, including every error recorded on it. Exits 7 when the job does not exist.",
-  flags: { json: jsonFlag, "database-url": databaseUrlFlag },
+  flags: { json: jsonFlag, "database-url": databaseUrlFlag, ...engineFlags },
   run: oneJob(
     "get",
-    (pool, id) => makeAdmin().getJob(pool, id),
+    (admin, pool, id) => admin.getJob(pool, id),
     () => "",
   ),
 }
@@ -121,10 +125,10 @@ const retry: Subcommand = {
   description: `Makes a job available now with a fresh attempt count. Applies to jobs that are scheduled, retryable,
 completed, failed or cancelled; a running or available job is refused (exit 8), as is one whose unique key
 another job holds now. Exits 7 when the job does not exist. (Dead-lettered jobs: awa dlq retry.)`,
-  flags: { json: jsonFlag, "database-url": databaseUrlFlag },
+  flags: { json: jsonFlag, "database-url": databaseUrlFlag, ...engineFlags },
   run: oneJob(
     "retry",
-    (pool, id) => makeAdmin().retryJob(pool, id),
+    (admin, pool, id) => admin.retryJob(pool, id),
     (id) => `Job ${id} is available again with a fresh attempt count.`,
   ),
 }
@@ -139,12 +143,13 @@ cancelled job is refused (exit 8). Exits 7 when the job does not exist.`,
     reason: { type: "string", description: 'recorded on the job (default "cancelled by an operator")' },
     json: jsonFlag,
     "database-url": databaseUrlFlag,
+    ...engineFlags,
   },
   run: (parsed, output) => {
     const reason = reasonFlag(parsed.flags.reason)
     return oneJob(
       "cancel",
-      (pool, id) => makeAdmin().cancelJob(pool, id, reason),
+      (admin, pool, id) => admin.cancelJob(pool, id, reason),
       (id) => `Job ${id} is cancelled.`,
     )(parsed, output)
   },

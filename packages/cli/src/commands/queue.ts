@@ -1,18 +1,19 @@
 import { closestMatch } from "@awa/model"
-import { makeAdmin } from "@awa/runtime/Admin"
+import type { Admin } from "@awa/runtime/Admin"
 import type { QueueSettings } from "@awa/runtime/Engine"
 import type { PgPool } from "@awa/runtime/PgExecutor"
 import type { ParsedCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
 import { databaseUrlFlag, jsonFlag } from "../internal/CommonFlags.js"
 import { withDatabase } from "../internal/Database.js"
+import { adminFor, engineFlags } from "../internal/EngineFlags.js"
 import { noExtraArguments, queueValue } from "../internal/FlagValues.js"
 import { queueSettingsLine, queueStatsTable, toJson } from "../internal/JobView.js"
 import { runGroup, type Subcommand } from "../internal/Subcommands.js"
 import type { Output } from "../Output.js"
 import { UsageError, unknownWord } from "../UsageError.js"
 
-const commonFlags = { json: jsonFlag, "database-url": databaseUrlFlag }
+const commonFlags = { json: jsonFlag, "database-url": databaseUrlFlag, ...engineFlags }
 
 const queueArgument = (command: string, value: string | undefined): string => {
   if (value === undefined) {
@@ -35,8 +36,8 @@ const listedQueues = 10
  * Changes a queue's settings ahead of its first job is legitimate, but a typo would look like success too:
  * a queue nobody has used yet gets a note on stderr, with the closest known name or the known names.
  */
-const unknownQueueNote = async (pool: PgPool, queue: string): Promise<string | undefined> => {
-  const known = (await makeAdmin().queueStats(pool)).map((s) => s.queue)
+const unknownQueueNote = async (admin: Admin, pool: PgPool, queue: string): Promise<string | undefined> => {
+  const known = (await admin.queueStats(pool)).map((s) => s.queue)
   if (known.includes(queue)) return undefined
   const suggestion = closestMatch(queue, known)
   const hint =
@@ -51,23 +52,24 @@ const unknownQueueNote = async (pool: PgPool, queue: string): Promise<string | u
 }
 
 const setting =
-  (name: string, change: (pool: PgPool, queue: string) => Promise<QueueSettings>) =>
+  (name: string, change: (admin: Admin, pool: PgPool, queue: string) => Promise<QueueSettings>) =>
   async (parsed: ParsedCommandLine, output: Output): Promise<number> => {
     const [raw, ...extra] = parsed.positionals
     const queue = queueArgument(name, raw)
     noExtraArguments(`queue ${name}`, extra)
-    return changeSetting(parsed, output, queue, (pool) => change(pool, queue))
+    return changeSetting(parsed, output, queue, (admin, pool) => change(admin, pool, queue))
   }
 
 const changeSetting = async (
   parsed: ParsedCommandLine,
   output: Output,
   queue: string,
-  change: (pool: PgPool) => Promise<QueueSettings>,
+  change: (admin: Admin, pool: PgPool) => Promise<QueueSettings>,
 ): Promise<number> => {
+  const admin = adminFor(parsed.flags)
   const { note, settings } = await withDatabase(parsed.flags, async (pool) => ({
-    note: await unknownQueueNote(pool, queue),
-    settings: await change(pool),
+    note: await unknownQueueNote(admin, pool, queue),
+    settings: await change(admin, pool),
   }))
   if (note !== undefined) output.err(note)
   return printSettings(parsed, output, settings)
@@ -82,7 +84,8 @@ is paused and has its dead-letter queue enabled. Queues appear once they have jo
   run: async (parsed, output) => {
     noExtraArguments("queue stats", parsed.positionals)
     const only = queueValue(parsed.flags.queue)
-    const all = await withDatabase(parsed.flags, (pool) => makeAdmin().queueStats(pool))
+    const admin = adminFor(parsed.flags)
+    const all = await withDatabase(parsed.flags, (pool) => admin.queueStats(pool))
     const rows = only === undefined ? all : all.filter((s) => s.queue === only)
     if (parsed.flags.json) output.out(toJson(rows))
     else
@@ -103,7 +106,7 @@ const pause: Subcommand = {
   description: `Pauses a queue: workers stop claiming its jobs; jobs already running finish, and new jobs can still be
 inserted. Resume with awa queue resume.`,
   flags: commonFlags,
-  run: setting("pause", (pool, queue) => makeAdmin().pauseQueue(pool, queue)),
+  run: setting("pause", (admin, pool, queue) => admin.pauseQueue(pool, queue)),
 }
 
 const resume: Subcommand = {
@@ -111,7 +114,7 @@ const resume: Subcommand = {
   summary: "let workers claim from a paused queue again",
   description: "Resumes a paused queue: workers claim its jobs again.",
   flags: commonFlags,
-  run: setting("resume", (pool, queue) => makeAdmin().resumeQueue(pool, queue)),
+  run: setting("resume", (admin, pool, queue) => admin.resumeQueue(pool, queue)),
 }
 
 const dlq: Subcommand = {
@@ -133,8 +136,8 @@ to the DLQ (see awa dlq) instead of staying in state failed. Affects jobs that f
     }
     const queue = queueArgument(`dlq ${action}`, raw)
     noExtraArguments(`queue dlq ${action}`, extra)
-    return changeSetting(parsed, output, queue, (pool) =>
-      makeAdmin().setQueueDlq(pool, queue, action === "enable"),
+    return changeSetting(parsed, output, queue, (admin, pool) =>
+      admin.setQueueDlq(pool, queue, action === "enable"),
     )
   },
 }

@@ -5,6 +5,7 @@ import { type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
 import { databaseUrlFlag } from "../internal/CommonFlags.js"
 import { resolveDatabaseUrl, resolvePooler, withPool } from "../internal/Database.js"
+import { engineFlags, engineLabel, engineSelection } from "../internal/EngineFlags.js"
 import { durationFlag, noExtraArguments, positiveIntFlag, queueValue } from "../internal/FlagValues.js"
 import { loadTasksModule } from "../internal/TasksModule.js"
 import type { Output } from "../Output.js"
@@ -49,6 +50,7 @@ const flags: Record<string, FlagSpec> = {
   "stats-interval": { type: "string", description: "print a stats line this often (default 10s; 0 = never)" },
   json: { type: "boolean", description: "print lifecycle events as JSON lines instead of text" },
   "database-url": databaseUrlFlag,
+  ...engineFlags,
   help: { type: "boolean", short: "h", description: "show this help" },
 }
 
@@ -224,6 +226,7 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
   const leaseMs = durationFlag("leader-lease", f["leader-lease"], 30)
   const pooler = resolvePooler(f)
   const json = f.json === true
+  const selection = engineSelection(f)
   const handlers = await loadTasksModule(f.tasks)
   const url = resolveDatabaseUrl(f["database-url"])
 
@@ -238,6 +241,7 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
       const options: WorkerOptions = {
         pool,
         handlers,
+        ...selection,
         ...(queues === undefined ? {} : { queues }),
         ...(concurrency === undefined ? {} : { concurrency }),
         ...(shutdownMs === undefined ? {} : { shutdownTimeout: shutdownMs }),
@@ -279,11 +283,12 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
             workerId: worker.id,
             queues: worker.queues,
             kinds: handlers.map((h) => h.definition.kind),
+            engine: engineLabel(selection),
           }),
         )
       } else {
         print(
-          `awa worker ${worker.id} started: queues ${worker.queues.join(", ")}; kinds ${kinds}. SIGINT or SIGTERM stops it gracefully.`,
+          `awa worker ${worker.id} started: queues ${worker.queues.join(", ")}; kinds ${kinds}; engine ${engineLabel(selection)}. SIGINT or SIGTERM stops it gracefully.`,
         )
       }
 

@@ -1,7 +1,7 @@
 // A job id looked up in the wrong place: `awa job ...` with the id of a dead-lettered job, or `awa dlq ...`
 // with the id of a live job. "Does not exist" would send the operator hunting; these errors say where the job
 // is and which command reaches it (exit 7, like any id that is not found).
-import { makeAdmin } from "@awa/runtime/Admin"
+import type { Admin } from "@awa/runtime/Admin"
 import type { PgPool } from "@awa/runtime/PgExecutor"
 import { Data } from "effect"
 
@@ -53,21 +53,22 @@ const explainNotFound = async <A, F>(
 }
 
 /**
- * Runs a job-table operation on `id`; when the job is not there but the DLQ holds it, fails with
+ * Runs a job-table operation on `id` (looking elsewhere with `admin`, on the same engine); when the job is not there but the DLQ holds it, fails with
  * `JobIsDeadLettered` instead of `JobNotFound`.
  */
-export const inJobTable = <A>(pool: PgPool, id: string, use: () => Promise<A>): Promise<A> =>
+export const inJobTable = <A>(admin: Admin, pool: PgPool, id: string, use: () => Promise<A>): Promise<A> =>
   explainNotFound(
     use,
-    () => makeAdmin().getDlq(pool, id),
+    () => admin.getDlq(pool, id),
     (entry) => new JobIsDeadLettered({ id, queue: entry.queue, kind: entry.kind }),
   )
 
 /**
- * Runs a DLQ operation on `id`; when the DLQ has no such entry but the job table does, fails with
+ * Runs a DLQ operation on `id` (looking elsewhere with `admin`, on the same engine); when the DLQ has no such entry but the job table does, fails with
  * `JobNotDeadLettered` instead of `JobNotFound`.
  */
 export const inDeadLetterQueue = <A>(
+  admin: Admin,
   pool: PgPool,
   id: string,
   operation: JobNotDeadLettered["operation"],
@@ -75,6 +76,6 @@ export const inDeadLetterQueue = <A>(
 ): Promise<A> =>
   explainNotFound(
     use,
-    () => makeAdmin().getJob(pool, id),
+    () => admin.getJob(pool, id),
     (job) => new JobNotDeadLettered({ id, state: job.state, queue: job.queue, operation }),
   )

@@ -8,11 +8,18 @@ export interface CliResult {
   readonly stderr: string
 }
 
-const isolated = ["DATABASE_URL", "PGMQ_DATABASE_URL", "AWA_POOLER"] as const
+const isolated = [
+  "DATABASE_URL",
+  "PGMQ_DATABASE_URL",
+  "AWA_POOLER",
+  "AWA_ENGINE",
+  "AWA_QUEUE_STORAGE_SCHEMA",
+] as const
 
 /**
- * Runs `awa argv` in this process with DATABASE_URL and PGMQ_DATABASE_URL unset unless `env` sets them, and
- * restores the environment afterwards.
+ * Runs `awa argv` in this process with DATABASE_URL, PGMQ_DATABASE_URL, AWA_POOLER, AWA_ENGINE and
+ * AWA_QUEUE_STORAGE_SCHEMA unset unless `env` sets them, and restores the environment afterwards (every
+ * variable `env` sets included).
  */
 export const awa = async (
   argv: ReadonlyArray<string>,
@@ -20,7 +27,7 @@ export const awa = async (
 ): Promise<CliResult> => {
   const out: Array<string> = []
   const err: Array<string> = []
-  const saved = Object.fromEntries(isolated.map((k) => [k, process.env[k]]))
+  const saved = Object.fromEntries([...isolated, ...Object.keys(env)].map((k) => [k, process.env[k]]))
   for (const k of isolated) delete process.env[k]
   for (const [k, v] of Object.entries(env)) if (v !== undefined) process.env[k] = v
   try {

@@ -3,9 +3,23 @@
 import { createHash } from "node:crypto"
 import { migrate } from "@awa/migrator/MigrateApi"
 import { getMigrationSet, migrationSetNames } from "@awa/migrator/MigrationSet"
+import { testEngineFromEnv, testQueueStorageSchemaFromEnv } from "@awa/testing-src/TestEngine.js"
 import { useTestDatabases } from "@awa/testing-src/vitest/TestPostgres.js"
 import pg from "pg"
 import { afterEach, beforeEach } from "vitest"
+import type { Engine } from "../../src/Engine.js"
+import { selectEngine } from "../../src/EngineSelection.js"
+
+/**
+ * The engine under test (`AWA_TEST_ENGINE`, default canonical; queue storage in
+ * `AWA_TEST_QUEUE_STORAGE_SCHEMA`, default awa), built from this package's sources, for tests that call
+ * engine methods directly. Producers, workers and admin made without an `engine` option follow `AWA_ENGINE`,
+ * which @awa/testing requires to agree with `AWA_TEST_ENGINE` when both are set.
+ */
+export const testEngine: Engine = selectEngine(
+  { engine: testEngineFromEnv(), queueStorageSchema: testQueueStorageSchemaFromEnv() },
+  {},
+)
 
 /** Installs awa into the database at `url` exactly as `awa migrate` does (canonical and queue-storage sets). */
 export const applyMigrations = async (url: string): Promise<void> => {

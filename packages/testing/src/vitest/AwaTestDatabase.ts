@@ -15,6 +15,7 @@ import type { AnyJobDefinition } from "@awa/model/JobDefinition"
 import { type Admin, makeAdmin } from "@awa/runtime/Admin"
 import type { Backoff } from "@awa/runtime/Backoff"
 import type { Engine, EngineName, PurgeQueueResult } from "@awa/runtime/Engine"
+import { parseQueueStorageSchema } from "@awa/runtime/EngineSelection"
 import type { JobHandler } from "@awa/runtime/JobHandler"
 import { makeProducer, type Producer } from "@awa/runtime/Producer"
 import pg from "pg"
@@ -23,7 +24,7 @@ import { cleanQueue } from "../CleanQueue.js"
 import { type DrainOptions, type DrainResult, drain } from "../Drain.js"
 import { migratedTemplate } from "../MigratedTemplate.js"
 import { parseTestDbMode, type TestDbMode, testDbModeFromEnv } from "../TestDatabases.js"
-import { resolveTestEngine } from "../TestEngine.js"
+import { resolveTestEngine, testQueueStorageSchemaFromEnv } from "../TestEngine.js"
 import { type DueJobs, makeJobsDue } from "../TimeControl.js"
 import {
   type WorkOneInQueueOptions,
@@ -41,6 +42,11 @@ export interface UseAwaDatabaseOptions {
    * unknown names throw, listing the valid ones).
    */
   readonly engine?: EngineName | Engine
+  /**
+   * The schema of the queue-storage engine (default `AWA_TEST_QUEUE_STORAGE_SCHEMA`, else `awa`): a schema
+   * other than `awa` is prepared in the database as `awa storage prepare-queue-storage-schema` would.
+   */
+  readonly queueStorageSchema?: string
   /** `single` or `split` (default `AWA_TEST_DB_MODE`, else `single`). */
   readonly mode?: TestDbMode
   /** `file` (default): one database for the file's tests; `test`: a fresh database per test. */
@@ -65,6 +71,8 @@ export interface AwaTestDatabase {
   readonly engineName: EngineName
   /** The engine in use, for `makeProducer({ engine })`, `Worker.start({ engine })` and the like. */
   readonly engine: Engine
+  /** The queue-storage schema prepared for it (`awa` unless one was asked for). */
+  readonly queueStorageSchema: string
   /** The database layout. */
   readonly mode: TestDbMode
   /** The migrated primary database (what `DATABASE_URL` should be for the code under test). */
@@ -97,7 +105,11 @@ export interface AwaTestDatabase {
  * `describe`, and read the returned fixture inside tests.
  */
 export const useAwaDatabase = (options: UseAwaDatabaseOptions = {}): AwaTestDatabase => {
-  const engine = resolveTestEngine(options.engine)
+  const queueStorageSchema =
+    options.queueStorageSchema === undefined
+      ? testQueueStorageSchemaFromEnv()
+      : (parseQueueStorageSchema(options.queueStorageSchema, "queueStorageSchema") ?? "awa")
+  const engine = resolveTestEngine(options.engine, process.env, queueStorageSchema)
   const mode = parseTestDbMode(options.mode, "mode") ?? testDbModeFromEnv()
   const scope = options.scope ?? "file"
   const databases = useTestDatabases({
@@ -105,6 +117,7 @@ export const useAwaDatabase = (options: UseAwaDatabaseOptions = {}): AwaTestData
     scope,
     template: migratedTemplate({
       engine: engine.name,
+      ...(engine.name === "queue_storage" ? { queueStorageSchema } : {}),
       ...(options.withPgmq === undefined ? {} : { withPgmq: options.withPgmq }),
     }),
   })
@@ -145,6 +158,7 @@ export const useAwaDatabase = (options: UseAwaDatabaseOptions = {}): AwaTestData
   return {
     engineName: engine.name,
     engine,
+    queueStorageSchema,
     mode,
     get primaryUrl() {
       return databases.primaryUrl
