@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Proves the packages install and work without the monorepo around them: packs @awa/model, @awa/migrator,
-// @awa/runtime and @awa/testing with `pnpm pack`, copies examples/downstream to a clean temp folder, points
+// @awa/runtime, @awa/pgmq and @awa/testing with `pnpm pack`, copies examples/downstream to a clean temp folder, points
 // its @awa/* dependencies at the tarballs (npm overrides make transitive @awa/* dependencies resolve to
 // them too), runs `npm install` there like a user would, then `npm run typecheck` and `npm test`.
 // Exits non-zero on any failure, keeping the temp folder for inspection; removes it on success.
@@ -21,7 +21,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 
 const root = new URL("..", import.meta.url).pathname
-const packages = ["model", "migrator", "runtime", "testing"]
+const packages = ["model", "migrator", "runtime", "pgmq", "testing"]
 const keep = process.argv.includes("--keep")
 
 const fail = (message) => {

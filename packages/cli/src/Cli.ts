@@ -4,6 +4,7 @@ import { runDemo } from "./commands/demo.js"
 import { runDlq } from "./commands/dlq.js"
 import { runJob } from "./commands/job.js"
 import { runMigrate } from "./commands/migrate.js"
+import { runPgmq } from "./commands/pgmq.js"
 import { runQueue } from "./commands/queue.js"
 import { runStorage } from "./commands/storage.js"
 import { runWorker } from "./commands/worker.js"
@@ -22,6 +23,10 @@ const commands: Record<string, { readonly run: CommandRunner; readonly summary: 
   job: { run: runJob, summary: "list, show, retry or cancel jobs" },
   queue: { run: runQueue, summary: "queue counts per state; pause, resume; enable or disable a queue's DLQ" },
   dlq: { run: runDlq, summary: "list, show, retry or purge dead-lettered jobs" },
+  pgmq: {
+    run: runPgmq,
+    summary: "pgmq queues on the pgmq database: queues, metrics, send, read, purge, drop",
+  },
   worker: { run: runWorker, summary: "run a worker for the job handlers a module exports (--tasks MODULE)" },
   demo: {
     run: runDemo,

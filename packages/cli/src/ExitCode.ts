@@ -22,10 +22,10 @@ export const ExitCode = {
   migrationFailed: 5,
   /**
    * A destructive request was refused (for example `--reset` of a canonical schema, or a bulk DLQ retry or
-   * purge without a filter or `--all`); nothing changed.
+   * purge without a filter or `--all`, or `awa pgmq purge|drop` without `--yes`); nothing changed.
    */
   unsafe: 6,
-  /** The requested thing does not exist (for example a job id). */
+  /** The requested thing does not exist (for example a job id, or a pgmq queue). */
   notFound: 7,
   /**
    * The job's state does not allow the operation (for example cancelling a completed job), or a unique key
@@ -50,6 +50,7 @@ export const exitCodeFor = (error: unknown): number => {
     case "MissingDatabaseUrl":
     case "DatabaseUnreachable":
     case "AwaSchemaMissing":
+    case "PgmqNotInstalled":
       return ExitCode.database
     case "DatabaseAheadOfCode":
     case "MigrationDrift":
@@ -59,10 +60,12 @@ export const exitCodeFor = (error: unknown): number => {
     case "ResetRefused":
     case "FilterRequired":
     case "DlqTargetRequired":
+    case "PgmqConfirmationRequired":
       return ExitCode.unsafe
     case "JobNotFound":
     case "JobIsDeadLettered":
     case "JobNotDeadLettered":
+    case "PgmqQueueNotFound":
       return ExitCode.notFound
     case "JobStateConflict":
     case "UniqueKeyHeld":
@@ -84,7 +87,7 @@ export const exitCodeHelp = `Exit codes:
   3  no database URL, the database is unreachable or refuses the connection, or it has no awa schema (run awa migrate)
   4  refused, nothing changed: database ahead of the code, or migration drift
   5  a migration failed and was rolled back
-  6  unsafe request refused (e.g. --reset of a canonical schema, dlq purge without a filter), nothing changed
-  7  not found (e.g. a job id)
+  6  unsafe request refused (e.g. --reset of a canonical schema, dlq purge without a filter, pgmq purge without --yes), nothing changed
+  7  not found (e.g. a job id, a pgmq queue)
   8  conflict: the job's state does not allow the operation, or its unique key is held; nothing changed
   130  interrupted (Ctrl-C) before finishing`

@@ -125,6 +125,8 @@ export interface PoolOptions {
   readonly max?: number
   /** `application_name` (default "awa-cli"). */
   readonly applicationName?: string
+  /** The role the URL plays, named when it cannot be reached (default "primary"). */
+  readonly role?: DatabaseRole
 }
 
 /**
@@ -146,7 +148,11 @@ export const withPool = async <A>(
     // Connect once before anything else: whatever fails here (refused, DNS, TLS such as sslmode=require on a
     // server without SSL, authentication, a missing database) is a connection failure, and says so.
     const client = await pool.connect().catch((error: unknown) => {
-      throw new DatabaseUnreachable({ role: "primary", target: describeTarget(url), reason: detailOf(error) })
+      throw new DatabaseUnreachable({
+        role: options.role ?? "primary",
+        target: describeTarget(url),
+        reason: detailOf(error),
+      })
     })
     client.release()
     return await use(pool)

@@ -1,0 +1,3 @@
+import { awaVitestConfig } from "../../vitest.shared.js"
+
+export default awaVitestConfig(import.meta.dirname)
