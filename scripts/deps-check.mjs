@@ -319,6 +319,7 @@ export const checkPackage = (ts, dir, rootDevDependencies = {}) => {
           })()
         : undefined
       if (typed !== undefined && (runtime.has(typed) || build.has(typed))) alsoElsewhere.push("the build")
+      else if (typed !== undefined && test.has(typed)) alsoElsewhere.push("the tests' type checks")
       const why =
         typed !== undefined
           ? `no published declaration references ${typed}`
