@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { spawnSync } from "node:child_process"
 // Keeps the tarballs of a release in the repository, so that later trees can test the released clients
 // against their newer schema (scripts/old-client-check.mjs).
 //
@@ -15,9 +14,21 @@ import { spawnSync } from "node:child_process"
 //
 // It refuses to pack while changesets are pending (the versions are not the released ones yet) and
 // versions 0.0.0 (never released); --allow-pending and --allow-unreleased exist for rehearsals only.
-// Usage: node scripts/release-artifacts.mjs [--no-build] [--allow-pending] [--allow-unreleased] [--out DIR]
+// A kept version is never replaced by different bytes (a later tree at the same version): --force only.
+// Usage: node scripts/release-artifacts.mjs [--no-build] [--allow-pending] [--allow-unreleased] [--force]
+//        [--out DIR]
+import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { basename, dirname, join, relative, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -105,6 +116,21 @@ const main = () => {
     packed.push({ name: manifest.name, version: manifest.version, staged: file })
   }
 
+  // A released version's tarball never changes: repacking a later tree at the same version is refused.
+  const previousPath = join(out, "manifest.json")
+  const previous = existsSync(previousPath) ? JSON.parse(readFileSync(previousPath, "utf8")) : undefined
+  for (const { name, version, staged } of packed) {
+    const kept =
+      previous?.rehearsal === true ? undefined : previous?.packages.find((entry) => entry.name === name)
+    if (kept?.version === version && kept.sha256 !== sha256Of(staged) && !args.includes("--force")) {
+      console.error(
+        `release-artifacts: ${name}@${version} is already kept with other contents: this tree is not the one ` +
+          `that was released as ${version}. Bump the version with \`pnpm changeset version\` first ` +
+          "(--force replaces it anyway).",
+      )
+      process.exit(1)
+    }
+  }
   mkdirSync(out, { recursive: true })
   for (const file of readdirSync(out)) if (file.endsWith(".tgz")) rmSync(join(out, file))
   const entries = packed.map(({ name, version, staged }) => {
