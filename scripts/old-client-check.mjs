@@ -266,7 +266,7 @@ try {
       // A fresh install: the first current runtime to start activates queue storage.
       const probeJob = model.defineJob({ kind: "old_client_activation_probe", args: Schema.Unknown })
       const noop = runtime.handle(probeJob, async () => undefined)
-      const worker = await runtime.Worker.start({ pool, handlers: [noop], maintenance: false })
+      const worker = await runtime.Worker.start({ pool, handlers: [noop] })
       await worker.stop()
     } finally {
       await pool.end()
