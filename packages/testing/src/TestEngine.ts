@@ -4,12 +4,14 @@
  */
 import { canonicalEngine } from "@awa/runtime/CanonicalEngine"
 import type { Engine, EngineName } from "@awa/runtime/Engine"
+import { makeQueueStorageEngine } from "@awa/runtime/QueueStorageEngine"
 import type { TestEnvironment } from "./PostgresServer.js"
 import { TestEngineError } from "./TestEngineError.js"
 
 // Every engine this version implements, by name. A new engine is added here (and its contract run in CI).
 const implemented: ReadonlyMap<EngineName, Engine> = new Map<EngineName, Engine>([
   ["canonical", canonicalEngine],
+  ["queue_storage", makeQueueStorageEngine()],
 ])
 
 /** The engine tests use when `AWA_TEST_ENGINE` is unset or empty: `canonical`. */
