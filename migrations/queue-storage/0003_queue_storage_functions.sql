@@ -36,6 +36,7 @@ $$;
 -- commit. Call before drawing lane_seq values for new ready rows.
 CREATE FUNCTION {{schema}}.lock_lanes(p_queues text[], p_priorities smallint[]) RETURNS void
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 BEGIN
   INSERT INTO {{schema}}.lanes (queue, priority)
   SELECT DISTINCT i.q, i.p FROM unnest(p_queues, p_priorities) AS i(q, p)
@@ -170,6 +171,7 @@ CREATE FUNCTION {{schema}}.enqueue(
   p_unique_keys text[], p_unique_states text[]
 ) RETURNS TABLE (ord bigint, id bigint, state text, run_at timestamptz, existing_id bigint, existing_state text)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   v_n integer := cardinality(p_kinds);
   v_ids bigint[];
@@ -239,6 +241,7 @@ $$;
 -- and not stored.
 CREATE FUNCTION {{schema}}.copy_inbox_route() RETURNS trigger
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 BEGIN
   IF NEW.run_at <= now() THEN
     PERFORM {{schema}}.lock_lanes(ARRAY[NEW.queue], ARRAY[NEW.priority]);
@@ -273,6 +276,7 @@ RETURNS TABLE (id bigint, kind text, queue text, args jsonb, priority smallint, 
   max_attempts integer, run_lease bigint, run_at double precision, attempted_at double precision,
   deadline_at double precision, attempt_timeout_ms integer, tags text[], metadata jsonb, created_at double precision)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   v_lane integer;
   v_cursor bigint;
@@ -345,6 +349,7 @@ CREATE FUNCTION {{schema}}.requeue_attempts(p_ids bigint[], p_leases bigint[], p
   p_outcome text, p_consume boolean)
 RETURNS TABLE (id bigint)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   v_slot smallint;
 BEGIN
@@ -493,6 +498,7 @@ $$;
 CREATE FUNCTION {{schema}}.heartbeat_attempts(p_ids bigint[], p_leases bigint[])
 RETURNS TABLE (id bigint)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 BEGIN
   PERFORM pg_advisory_xact_lock({{schema}}.lock_space(3), {{schema}}.attempt_key(x.id, x.lease))
   FROM (SELECT DISTINCT i.id, i.lease FROM unnest(p_ids, p_leases) AS i(id, lease) ORDER BY 1, 2) x;
@@ -517,6 +523,7 @@ $$;
 CREATE FUNCTION {{schema}}.find_rescuable(p_stale_ms bigint, p_grace_ms bigint, p_limit integer)
 RETURNS TABLE (id bigint, run_lease bigint, attempt integer, max_attempts integer, kind text, queue text, reason text)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   v_ids bigint[];
   v_leases bigint[];
@@ -565,6 +572,7 @@ $$;
 CREATE FUNCTION {{schema}}.ready_from_deferred(p_ids bigint[], p_mode text)
 RETURNS TABLE (id bigint)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   v_slot smallint;
 BEGIN
@@ -594,6 +602,7 @@ $$;
 -- Promotes up to p_limit due deferred jobs (skipping rows another promoter holds); returns how many.
 CREATE FUNCTION {{schema}}.promote_due(p_limit integer) RETURNS integer
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   v_ids bigint[];
 BEGIN
@@ -610,6 +619,7 @@ $$;
 CREATE FUNCTION {{schema}}.make_due(p_ids bigint[], p_queue text, p_kind text, p_within_ms bigint)
 RETURNS TABLE (id bigint)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   v_ids bigint[];
 BEGIN
@@ -637,6 +647,7 @@ $$;
 -- another job holds it. Returns false when the job is missing or in another state.
 CREATE FUNCTION {{schema}}.retry_job(p_id bigint) RETURNS boolean
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   j record;
 BEGIN
@@ -673,6 +684,7 @@ $$;
 -- and its counter. Returns false when the job is missing or terminal.
 CREATE FUNCTION {{schema}}.cancel_job(p_id bigint, p_error text) RETURNS boolean
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   j record;
   v_slot smallint;
@@ -734,6 +746,7 @@ $$;
 CREATE FUNCTION {{schema}}.retry_dlq(p_id bigint, p_queue text, p_kind text)
 RETURNS TABLE (id bigint)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   v_ids bigint[];
   v_slot smallint;
@@ -775,6 +788,7 @@ $$;
 -- jobs a purge fact (their counters decremented). Returns the counts.
 CREATE FUNCTION {{schema}}.purge_queue(p_queue text, OUT jobs integer, OUT dead_lettered integer)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   j record;
 BEGIN
@@ -810,6 +824,7 @@ $$;
 -- an exclusive lock on the counter table. Returns the number of counter rows written.
 CREATE FUNCTION {{schema}}.rebuild_terminal_counters() RETURNS integer
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   v_rows integer;
 BEGIN

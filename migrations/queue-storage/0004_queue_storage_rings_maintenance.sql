@@ -42,6 +42,7 @@ CREATE FUNCTION {{schema}}.maintain_rings(p_queue_rotate_ms bigint, p_claim_rota
   p_lock_timeout_ms integer)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
   v_n integer := (SELECT (value #>> '{}')::integer FROM {{schema}}.queue_storage_meta WHERE key = 'queue_ring_slots');
   v_m integer := (SELECT (value #>> '{}')::integer FROM {{schema}}.queue_storage_meta WHERE key = 'claim_ring_slots');
