@@ -178,6 +178,8 @@ DECLARE
   v_run_ats timestamptz[];
   v_won boolean[];
   v_now timestamptz := now();
+  -- A job is due when its run time is not ahead of the clock at insert (not the transaction's start).
+  v_clock timestamptz := clock_timestamp();
   v_slot smallint;
 BEGIN
   v_ids := ARRAY(SELECT {{schema}}.next_job_id() FROM generate_series(1, v_n));
@@ -199,7 +201,7 @@ BEGIN
     INTO v_won;
   END IF;
   PERFORM {{schema}}.lock_lanes(array_agg(p_queues[o]), array_agg(p_priorities[o]))
-  FROM generate_series(1, v_n) AS o WHERE v_won[o] AND v_run_ats[o] <= v_now;
+  FROM generate_series(1, v_n) AS o WHERE v_won[o] AND v_run_ats[o] <= v_clock;
   v_slot := {{schema}}.current_queue_slot();
   INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
     max_attempts, run_lease, run_at, attempt_timeout_ms, tags, metadata, errors, unique_key, unique_states, created_at)
@@ -209,7 +211,7 @@ BEGIN
     coalesce(p_metadata[o]::jsonb, '{}'::jsonb), NULL, decode(p_unique_keys[o], 'hex'), p_unique_states[o]::text[], v_now
   FROM generate_series(1, v_n) AS o
   JOIN {{schema}}.lanes l ON l.queue = p_queues[o] AND l.priority = p_priorities[o]
-  WHERE v_won[o] AND v_run_ats[o] <= v_now
+  WHERE v_won[o] AND v_run_ats[o] <= v_clock
   ORDER BY o;
   INSERT INTO {{schema}}.deferred_jobs (id, seq, state, kind, queue, priority, args, attempt, max_attempts, run_lease,
     run_at, attempt_timeout_ms, tags, metadata, errors, unique_key, unique_states, attempted_at, created_at)
@@ -219,15 +221,15 @@ BEGIN
     coalesce(p_metadata[o]::jsonb, '{}'::jsonb), NULL, decode(p_unique_keys[o], 'hex'), p_unique_states[o]::text[],
     NULL, v_now
   FROM generate_series(1, v_n) AS o
-  WHERE v_won[o] AND v_run_ats[o] > v_now
+  WHERE v_won[o] AND v_run_ats[o] > v_clock
   ORDER BY o;
   PERFORM pg_notify('awa_jobs_available', q.queue)
   FROM (SELECT DISTINCT p_queues[o] AS queue FROM generate_series(1, v_n) AS o
-        WHERE v_won[o] AND v_run_ats[o] <= v_now) q;
+        WHERE v_won[o] AND v_run_ats[o] <= v_clock) q;
   RETURN QUERY
   SELECT o::bigint,
     CASE WHEN v_won[o] THEN v_ids[o] END,
-    CASE WHEN NOT v_won[o] THEN NULL WHEN v_run_ats[o] <= v_now THEN 'available' ELSE 'scheduled' END,
+    CASE WHEN NOT v_won[o] THEN NULL WHEN v_run_ats[o] <= v_clock THEN 'available' ELSE 'scheduled' END,
     v_run_ats[o],
     h.job_id,
     CASE WHEN h.job_id IS NOT NULL THEN (SELECT j.state FROM {{schema}}.job_rows(h.job_id) j) END
@@ -243,7 +245,7 @@ CREATE FUNCTION {{schema}}.copy_inbox_route() RETURNS trigger
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
-  IF NEW.run_at <= now() THEN
+  IF NEW.run_at <= clock_timestamp() THEN
     PERFORM {{schema}}.lock_lanes(ARRAY[NEW.queue], ARRAY[NEW.priority]);
     INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
       max_attempts, run_lease, run_at, attempt_timeout_ms, tags, metadata, created_at)
@@ -269,8 +271,10 @@ CREATE TRIGGER copy_inbox_route BEFORE INSERT ON {{schema}}.copy_inbox
 -- Claims up to p_limit jobs of a queue (nothing when it is paused), lanes in priority order. Each lane is
 -- taken with a try-lock (a lane another claimer holds is skipped) and read after the lock in a fresh
 -- snapshot, so its cursor reflects every committed claim. One receipt per lane; no per-job row is written.
--- With p_kinds (test helpers working one kind), matching rows are taken out of lane order: each gets a
--- claimed tombstone and the receipt leaves the cursor alone, so other kinds keep their place.
+-- Within a lane, jobs are taken by run time, then lane order, among the next p_limit + 100 pending rows: the
+-- cursor moves over the leading rows taken, and a row taken ahead of one left behind (an earlier run time,
+-- or with p_kinds, the kinds asked for) gets a claimed tombstone and goes in a receipt that leaves the cursor
+-- alone, so the rows left behind keep their place.
 CREATE FUNCTION {{schema}}.claim(p_queue text, p_limit integer, p_default_timeout_ms integer, p_kinds text[])
 RETURNS TABLE (id bigint, kind text, queue text, args jsonb, priority smallint, attempt integer,
   max_attempts integer, run_lease bigint, run_at double precision, attempted_at double precision,
@@ -294,25 +298,38 @@ BEGIN
     v_cursor := {{schema}}.lane_cursor(v_lane);
     v_cslot := {{schema}}.current_claim_slot();
     RETURN QUERY
-    WITH picked AS (
-      SELECT r.* FROM {{schema}}.ready_entries r
-      WHERE r.lane_id = v_lane AND r.lane_seq > v_cursor
-        AND (p_kinds IS NULL OR r.kind = ANY (p_kinds))
-        AND NOT EXISTS (SELECT 1 FROM {{schema}}.ready_tombstones t
-                        WHERE t.ready_slot = r.ready_slot AND t.id = r.id AND t.lane_seq = r.lane_seq)
-      ORDER BY r.lane_seq
+    WITH win AS (
+      SELECT r.*, row_number() OVER (ORDER BY r.lane_seq) AS wn FROM (
+        SELECT r0.* FROM {{schema}}.ready_entries r0
+        WHERE r0.lane_id = v_lane AND r0.lane_seq > v_cursor
+          AND NOT EXISTS (SELECT 1 FROM {{schema}}.ready_tombstones t
+                          WHERE t.ready_slot = r0.ready_slot AND t.id = r0.id AND t.lane_seq = r0.lane_seq)
+        ORDER BY r0.lane_seq
+        LIMIT v_left + 100
+      ) r
+    ), picked AS (
+      SELECT w.* FROM win w
+      WHERE p_kinds IS NULL OR w.kind = ANY (p_kinds)
+      ORDER BY w.run_at, w.lane_seq
       LIMIT v_left
+    ), prefix AS (
+      -- The cursor moves over the leading window rows that are all picked; picked rows after the first one left
+      -- behind are claimed out of lane order.
+      SELECT coalesce(max(w.lane_seq), 0) AS upto FROM win w
+      WHERE w.wn < coalesce((SELECT min(w2.wn) FROM win w2 WHERE w2.lane_seq NOT IN (SELECT p.lane_seq FROM picked p)),
+                            (SELECT count(*) + 1 FROM win))
     ), receipt AS (
       INSERT INTO {{schema}}.claim_batches (claim_slot, lane_id, max_seq, claimed_at, default_timeout_ms, ids, leases,
         ready_slots, timeouts)
-      SELECT v_cslot, v_lane, CASE WHEN p_kinds IS NULL THEN max(p.lane_seq) ELSE 0 END, v_now, p_default_timeout_ms,
-        array_agg(p.id ORDER BY p.lane_seq), array_agg(p.run_lease + 1 ORDER BY p.lane_seq),
-        array_agg(p.ready_slot ORDER BY p.lane_seq), array_agg(p.attempt_timeout_ms ORDER BY p.lane_seq)
-      FROM picked p HAVING count(*) > 0
+      SELECT v_cslot, v_lane, CASE WHEN g.in_order THEN (SELECT upto FROM prefix) ELSE 0 END, v_now, p_default_timeout_ms,
+        array_agg(g.id ORDER BY g.lane_seq), array_agg(g.run_lease + 1 ORDER BY g.lane_seq),
+        array_agg(g.ready_slot ORDER BY g.lane_seq), array_agg(g.attempt_timeout_ms ORDER BY g.lane_seq)
+      FROM (SELECT p.*, p.lane_seq <= (SELECT upto FROM prefix) AS in_order FROM picked p) g
+      GROUP BY g.in_order
       RETURNING 1
     ), out_of_order AS (
       INSERT INTO {{schema}}.ready_tombstones (ready_slot, id, lane_seq, claimed)
-      SELECT p.ready_slot, p.id, p.lane_seq, true FROM picked p WHERE p_kinds IS NOT NULL
+      SELECT p.ready_slot, p.id, p.lane_seq, true FROM picked p WHERE p.lane_seq > (SELECT upto FROM prefix)
       RETURNING 1
     )
     SELECT p.id, p.kind, p.queue, p.args, p.priority, p.attempt + 1, p.max_attempts, p.run_lease + 1,
@@ -321,7 +338,7 @@ BEGIN
       p.attempt_timeout_ms, p.tags, p.metadata, date_part('epoch', p.created_at) * 1000
     FROM picked p
     WHERE (SELECT count(*) FROM receipt) >= 0 AND (SELECT count(*) FROM out_of_order) >= 0
-    ORDER BY p.lane_seq;
+    ORDER BY p.run_at, p.lane_seq;
     GET DIAGNOSTICS v_got = ROW_COUNT;
     v_left := v_left - v_got;
   END LOOP;

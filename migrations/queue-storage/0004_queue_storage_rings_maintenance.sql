@@ -219,3 +219,36 @@ BEGIN
     'terminal_pruned', v_terminal, 'carried', v_carried, 'skipped', v_skipped);
 END
 $$;
+
+-- Retention of failed and cancelled jobs: up to p_limit of them finalized more than p_failed_ms ago get a purge
+-- fact (they leave the read model and their counters), without waiting for their slot. Completed jobs leave
+-- with the ring instead. Returns how many.
+CREATE FUNCTION {{schema}}.purge_finished(p_failed_ms bigint, p_limit integer) RETURNS integer
+LANGUAGE sql AS $$
+  WITH doomed AS (
+    SELECT d.*, r.queue, r.priority FROM {{schema}}.done_entries d
+    JOIN {{schema}}.ready_entries r ON r.ready_slot = d.ready_slot AND r.id = d.id AND r.lane_seq = d.body_seq
+    WHERE d.state IN ('failed', 'cancelled') AND d.finalized_at < now() - p_failed_ms * interval '1 millisecond'
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.done_entries n WHERE n.id = d.id AND n.seq > d.seq)
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.ready_entries n WHERE n.id = d.id AND n.lane_seq > d.seq)
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.deferred_jobs n WHERE n.id = d.id)
+    ORDER BY d.finalized_at
+    LIMIT p_limit
+  ), facts AS (
+    INSERT INTO {{schema}}.done_entries (ready_slot, id, seq, body_seq, state, attempt, run_lease, errors, attempted_at,
+      finalized_at)
+    SELECT d.ready_slot, d.id, nextval('{{schema}}.event_seq'), d.body_seq, 'purged', d.attempt, d.run_lease, d.errors,
+      d.attempted_at, now()
+    FROM doomed d
+    RETURNING 1
+  ), counted AS (
+    SELECT {{schema}}.count_terminal(array_agg(d.ready_slot), array_agg(d.queue), array_agg(d.priority),
+      array_agg(d.state), array_agg(-1::bigint))
+    FROM doomed d HAVING count(*) > 0
+  ), released AS (
+    DELETE FROM {{schema}}.unique_claims u USING doomed d WHERE u.job_id = d.id RETURNING 1
+  )
+  SELECT count(*)::integer FROM doomed
+  WHERE (SELECT count(*) FROM facts) >= 0 AND (SELECT count(*) FROM counted) >= 0
+    AND (SELECT count(*) FROM released) >= 0
+$$;

@@ -397,11 +397,15 @@ export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}):
       )
     },
 
-    // Completed history leaves with the queue ring (its slots x queueRotateMs), not by a retention setting;
-    // failed and cancelled jobs inside `failedMs` are carried forward. Returns the terminal jobs pruned.
+    // Failed and cancelled jobs past `failedMs` are purged one by one; completed history leaves with the queue
+    // ring (its slots x queueRotateMs), not by `completedMs`. Returns the terminal jobs removed.
     deleteRetained: async (db, request) => {
+      const [row] = await db.query("purge finished jobs", rings.purgeFinished, [
+        Math.max(0, Math.round(request.failedMs)),
+        request.limit,
+      ])
       const report = await maintainRings(db, { failedMs: request.failedMs })
-      return report.terminalPruned
+      return toNumber(row?.purged ?? 0) + report.terminalPruned
     },
 
     getJob: async (db, id) => {

@@ -12,4 +12,9 @@ export const ringStatements = ({ s, statement }: SchemaSql) => ({
     `SELECT ${s}.maintain_rings($1::bigint, $2::bigint, $3::bigint, $4::integer) AS report`,
     { prepared: false },
   ),
+  /** Purges up to $2 failed or cancelled jobs finalized more than $1 ms ago; returns how many. */
+  purgeFinished: statement(
+    "purge_finished",
+    `SELECT ${s}.purge_finished($1::bigint, $2::integer) AS purged`,
+  ),
 })
