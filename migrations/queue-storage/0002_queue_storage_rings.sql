@@ -445,5 +445,5 @@ CREATE TABLE {{schema}}.copy_inbox (
   tags text[] NOT NULL,
   metadata text NOT NULL
 );
-COMMENT ON TABLE {{schema}}.copy_inbox IS 'awa queue-storage COPY entry point; rows are routed by a trigger and never stored. Reclaim kind: warm (always empty).';
+COMMENT ON TABLE {{schema}}.copy_inbox IS 'awa queue-storage COPY entry point; rows are routed by a trigger and never stored. Reclaim kind: warm (bounded by zero rows: a trigger routes each row and stores none).';
 
