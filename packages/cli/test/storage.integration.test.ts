@@ -50,9 +50,7 @@ describe("awa storage rebuild-terminal-counters", () => {
         )
         const claimed = await engine.claim(x, { queue: "cli", limit: 3, defaultTimeoutMs: 60_000 })
         await engine.complete(x, claimed.slice(0, 2))
-        await engine.fail(x, [
-          { ref: claimed[2]!, attempt: 1, error: { kind: "error", message: "boom" } },
-        ])
+        await engine.fail(x, [{ ref: claimed[2]!, attempt: 1, error: { kind: "error", message: "boom" } }])
         const truth = await counts(pool, schema)
         expect(truth).toEqual([
           { queue: "cli", state: "completed", n: 2 },

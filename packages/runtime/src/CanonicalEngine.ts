@@ -14,20 +14,20 @@ import type {
   RescueCandidate,
 } from "./Engine.js"
 import {
-  type Row,
   arrayLiteral,
   copyEscape,
   empty,
+  errorRecordJson,
   isUniqueViolation,
   pageLimit,
   partition,
+  type Row,
   splitRefs,
   toClaimed,
   toDeadLetter,
   toJob,
   toNumber,
   toQueueSettings,
-  errorRecordJson,
 } from "./internal/engineRows.js"
 import * as dlqSql from "./internal/sql/dlq.js"
 import * as jobsSql from "./internal/sql/jobs.js"

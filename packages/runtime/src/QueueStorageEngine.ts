@@ -85,7 +85,9 @@ const copyChunks = function* (rows: ReadonlyArray<InsertRow>): Generator<string>
 const nonNegative = (name: string, value: number | undefined, fallback: number): number => {
   if (value === undefined) return fallback
   if (!Number.isFinite(value) || value < 0) {
-    throw new RangeError(`makeQueueStorageEngine: ${name} must be a non-negative number of milliseconds, got ${value}`)
+    throw new RangeError(
+      `makeQueueStorageEngine: ${name} must be a non-negative number of milliseconds, got ${value}`,
+    )
   }
   return Math.round(value)
 }
@@ -105,7 +107,11 @@ export interface RingMaintenanceReport {
   /** Failed or cancelled jobs inside retention carried forward into the current slot. */
   readonly carried: number
   /** Slots left alone, each with the reason (pending job, open attempt, lock contention). */
-  readonly skipped: ReadonlyArray<{ readonly ring: "queue" | "claim"; readonly slot: number; readonly reason: string }>
+  readonly skipped: ReadonlyArray<{
+    readonly ring: "queue" | "claim"
+    readonly slot: number
+    readonly reason: string
+  }>
 }
 
 /** Ring maintenance and counter repair of a queue-storage engine, beyond the `Engine` seam. */
@@ -307,7 +313,8 @@ export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}):
     },
 
     retry: async (db, items) =>
-      attemptWrite(items.map((i) => i.ref),
+      attemptWrite(
+        items.map((i) => i.ref),
         (ids, leases) =>
           db.query("retry jobs", jobs.requeue, [
             ids,
@@ -320,7 +327,8 @@ export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}):
       ),
 
     snooze: async (db, items) =>
-      attemptWrite(items.map((i) => i.ref),
+      attemptWrite(
+        items.map((i) => i.ref),
         (ids, leases) =>
           db.query("snooze jobs", jobs.requeue, [
             ids,
@@ -333,7 +341,8 @@ export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}):
       ),
 
     cancelAttempts: async (db, items) =>
-      attemptWrite(items.map((i) => i.ref),
+      attemptWrite(
+        items.map((i) => i.ref),
         (ids, leases) =>
           db.query("cancel jobs", jobs.finalize, [
             ids,
@@ -491,7 +500,13 @@ export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}):
         errorRecordJson(0, { kind: "cancelled", message: reason }),
       ])
       if (rows[0]?.done === true) return getJobOrThrow(db, id)
-      return refuseByState(db, id, "cancel", ["scheduled", "available", "running", "retryable", "waiting_external"])
+      return refuseByState(db, id, "cancel", [
+        "scheduled",
+        "available",
+        "running",
+        "retryable",
+        "waiting_external",
+      ])
     },
 
     cancelByUniqueKey: async (db, uniqueKey, reason) => {

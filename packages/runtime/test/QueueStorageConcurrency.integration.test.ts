@@ -26,7 +26,8 @@ const row = (n: number, queue = "lane"): InsertRow => ({
 
 const insertedIds = (results: ReadonlyArray<{ _tag: string; id?: string }>): Array<string> =>
   results.map((r) => {
-    if (r._tag !== "Inserted" || r.id === undefined) throw new Error(`expected inserts, got ${JSON.stringify(r)}`)
+    if (r._tag !== "Inserted" || r.id === undefined)
+      throw new Error(`expected inserts, got ${JSON.stringify(r)}`)
     return r.id
   })
 

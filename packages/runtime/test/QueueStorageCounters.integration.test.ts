@@ -50,7 +50,9 @@ describe("queue-storage live terminal counters", () => {
       qsRow(3, "c", { delayMs: 3_600_000 }),
     ])
     const [running] = await workAll(x, "c")
-    await engine.cancelAttempts(x, [{ ref: running!, attempt: 1, error: { kind: "cancelled", message: "stop" } }])
+    await engine.cancelAttempts(x, [
+      { ref: running!, attempt: 1, error: { kind: "cancelled", message: "stop" } },
+    ])
     await engine.cancelJob(x, pending!, "not needed")
     await engine.cancelJob(x, deferred!, "not needed")
     await expectInvariant({ "c/cancelled": 2, "c2/cancelled": 1 })
@@ -58,7 +60,11 @@ describe("queue-storage live terminal counters", () => {
 
   it("takes a job back out at a retry from a terminal state", async () => {
     const x = toExecutor(db.pool)
-    const [done, failed, cancelled] = await insertIds(engine, x, [qsRow(1, "r"), qsRow(2, "r"), qsRow(3, "r")])
+    const [done, failed, cancelled] = await insertIds(engine, x, [
+      qsRow(1, "r"),
+      qsRow(2, "r"),
+      qsRow(3, "r"),
+    ])
     const [a, b] = await workAll(x, "r")
     await engine.complete(x, [a!])
     await engine.fail(x, [{ ref: b!, attempt: 1, error }])
@@ -76,9 +82,12 @@ describe("queue-storage live terminal counters", () => {
     const x = toExecutor(db.pool)
     await engine.setQueueDlq(x, "p", true)
     await insertIds(engine, x, [qsRow(1, "p"), qsRow(2, "p"), qsRow(3, "p"), qsRow(4, "p")])
-    const [one, two, three] = await workAll(x, "p", )
+    const [one, two, three] = await workAll(x, "p")
     await engine.complete(x, [one!])
-    await engine.fail(x, [{ ref: two!, attempt: 1, error }, { ref: three!, attempt: 1, error }])
+    await engine.fail(x, [
+      { ref: two!, attempt: 1, error },
+      { ref: three!, attempt: 1, error },
+    ])
     await expectInvariant({ "p/completed": 1 })
     // Bulk DLQ retry, then fail again and purge one entry: counters untouched, invariant holds.
     expect(await engine.retryDlq(x, { queue: "p" })).toHaveLength(2)
@@ -143,7 +152,11 @@ describe("queue-storage live terminal counters", () => {
               )
             : engine.cancelAttempts(
                 x,
-                batch.map((ref) => ({ ref, attempt: ref.attempt, error: { kind: "cancelled" as const, message: "x" } })),
+                batch.map((ref) => ({
+                  ref,
+                  attempt: ref.attempt,
+                  error: { kind: "cancelled" as const, message: "x" },
+                })),
               ),
       ),
     )
@@ -161,9 +174,7 @@ describe("queue-storage live terminal counters", () => {
     const truth = await storedTerminal(db.pool)
     await db.pool.query("UPDATE awa.queue_terminal_live_counts SET count = count + 41")
     await db.pool.query("DELETE FROM awa.queue_terminal_live_counts WHERE state = 'failed'")
-    await db.pool.query(
-      "INSERT INTO awa.queue_terminal_live_counts VALUES (3, 'ghost', 2, 'completed', 7)",
-    )
+    await db.pool.query("INSERT INTO awa.queue_terminal_live_counts VALUES (3, 'ghost', 2, 'completed', 7)")
     expect(await liveCounters(db.pool)).not.toEqual(truth)
     expect(await engine.rebuildTerminalCounters(x)).toBe(3)
     expect(await liveCounters(db.pool)).toEqual(truth)

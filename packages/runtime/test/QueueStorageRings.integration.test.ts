@@ -42,7 +42,13 @@ describe("queue-storage rings", () => {
     expect(second.claimSlotsPruned).toEqual([0])
     expect(second.queueSlotsPruned).toEqual([0])
     expect(second.terminalPruned).toBe(20)
-    for (const table of ["ready_entries", "completion_batches", "closures", "ready_tombstones", "done_entries"]) {
+    for (const table of [
+      "ready_entries",
+      "completion_batches",
+      "closures",
+      "ready_tombstones",
+      "done_entries",
+    ]) {
       expect(await slotRows(db.pool, table, 0)).toBe(0)
     }
     expect(await slotRows(db.pool, "claim_batches", 0)).toBe(0)

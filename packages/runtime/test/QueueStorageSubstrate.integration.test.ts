@@ -59,7 +59,9 @@ describe("queue-storage substrate", () => {
     const database = (await db.pool.query("SELECT current_database() AS d")).rows[0].d as string
     await db.pool.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`)
     await db.pool.query(`GRANT USAGE ON SCHEMA awa TO ${role}`)
-    await db.pool.query(`GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA awa TO ${role}`)
+    await db.pool.query(
+      `GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA awa TO ${role}`,
+    )
     await db.pool.query(`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA awa TO ${role}`)
     await db.pool.query(`REVOKE CREATE ON SCHEMA awa FROM ${role}`)
     await db.pool.query(`REVOKE CREATE ON SCHEMA public FROM PUBLIC`)

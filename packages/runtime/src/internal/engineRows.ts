@@ -211,4 +211,3 @@ export const copyEscape = (text: string): string =>
 
 export const arrayLiteral = (items: ReadonlyArray<string>): string =>
   `{${items.map((item) => `"${item.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`).join(",")}}`
-

@@ -1,9 +1,10 @@
 // Helpers for queue-storage tests: insert rows, work jobs through the engine, and read ground truth (the
 // stored terminal jobs per queue and state) next to the live counters and rollups.
+
+import type pg from "pg"
 import type { AttemptRef, InsertRow } from "../../src/Engine.js"
 import type { Executor } from "../../src/PgExecutor.js"
 import type { QueueStorageEngine } from "../../src/QueueStorageEngine.js"
-import type pg from "pg"
 
 /** An insert row for queue `queue` (priority 2 unless given), due now unless `delayMs` is given. */
 export const qsRow = (
@@ -85,8 +86,11 @@ export const liveCounters = async (pool: pg.Pool, schema = "awa"): Promise<Count
 /** The rollups of pruned terminal jobs, per queue and state. */
 export const rollups = async (pool: pg.Pool, schema = "awa"): Promise<Counts> =>
   keyed(
-    (await pool.query(`SELECT queue, state, sum(count) AS n FROM "${schema}".queue_terminal_rollups GROUP BY 1, 2`))
-      .rows,
+    (
+      await pool.query(
+        `SELECT queue, state, sum(count) AS n FROM "${schema}".queue_terminal_rollups GROUP BY 1, 2`,
+      )
+    ).rows,
   )
 
 /** Rows in one child table of a ring, e.g. `ready_entries`, slot 0. */

@@ -10,5 +10,7 @@ export const counterStatements = ({ s, statement }: SchemaSql) => ({
      GROUP BY c.queue, c.state`,
   ),
   /** Recomputes the live counters from ground truth; returns the counter rows written. */
-  rebuild: statement("terminal_rebuild", `SELECT ${s}.rebuild_terminal_counters() AS rows`, { prepared: false }),
+  rebuild: statement("terminal_rebuild", `SELECT ${s}.rebuild_terminal_counters() AS rows`, {
+    prepared: false,
+  }),
 })

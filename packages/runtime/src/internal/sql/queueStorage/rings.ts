@@ -13,8 +13,5 @@ export const ringStatements = ({ s, statement }: SchemaSql) => ({
     { prepared: false },
   ),
   /** Purges up to $2 failed or cancelled jobs finalized more than $1 ms ago; returns how many. */
-  purgeFinished: statement(
-    "purge_finished",
-    `SELECT ${s}.purge_finished($1::bigint, $2::integer) AS purged`,
-  ),
+  purgeFinished: statement("purge_finished", `SELECT ${s}.purge_finished($1::bigint, $2::integer) AS purged`),
 })
