@@ -361,11 +361,18 @@ $$;
 CREATE FUNCTION {{schema}}.attempt_rows(p_ids bigint[], p_leases bigint[])
 RETURNS SETOF {{schema}}.ready_entries
 LANGUAGE sql STABLE AS $$
-  SELECT r.* FROM unnest(p_ids, p_leases) AS d(id, run_lease)
-  JOIN {{schema}}.ready_entries r ON r.id = d.id AND r.run_lease = d.run_lease - 1
-  LEFT JOIN {{schema}}.ready_tombstones t ON t.ready_slot = r.ready_slot AND t.id = r.id AND t.lane_seq = r.lane_seq
-  WHERE r.id = ANY (p_ids)
-    AND (t.claimed OR (t.id IS NULL AND r.lane_seq <= {{schema}}.lane_cursor(r.lane_id)))
+  WITH cand AS MATERIALIZED (
+    SELECT r.* FROM unnest(p_ids, p_leases) AS d(id, run_lease)
+    JOIN {{schema}}.ready_entries r ON r.id = d.id AND r.run_lease = d.run_lease - 1
+    WHERE r.id = ANY (p_ids)
+  ), cursors AS MATERIALIZED (
+    -- One cursor read per lane, not per attempt.
+    SELECT x.lane_id, {{schema}}.lane_cursor(x.lane_id) AS upto FROM (SELECT DISTINCT lane_id FROM cand) x
+  )
+  SELECT c.* FROM cand c
+  JOIN cursors k ON k.lane_id = c.lane_id
+  LEFT JOIN {{schema}}.ready_tombstones t ON t.ready_slot = c.ready_slot AND t.id = c.id AND t.lane_seq = c.lane_seq
+  WHERE t.claimed OR (t.id IS NULL AND c.lane_seq <= k.upto)
 $$;
 
 
