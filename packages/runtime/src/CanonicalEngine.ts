@@ -1,225 +1,41 @@
 import { JobNotFound, JobStateConflict, UniqueKeyHeld } from "@awa/model/JobErrors"
 import { type JobState, jobStates } from "@awa/model/JobState"
-import { maxErrorMessageLength } from "@awa/model/Limits"
 import { DatabaseError } from "./DatabaseError.js"
 import type {
   AttemptRef,
-  AttemptWriteResult,
   ClaimedJob,
-  DeadLetter,
   Engine,
-  ErrorInput,
   FailResult,
   InsertResult,
   InsertRow,
   Job,
-  JobErrorRecord,
-  Page,
   PageOf,
-  QueueSettings,
   QueueStats,
   RescueCandidate,
 } from "./Engine.js"
+import {
+  arrayLiteral,
+  copyEscape,
+  empty,
+  errorRecordJson,
+  isUniqueViolation,
+  pageLimit,
+  partition,
+  type Row,
+  splitRefs,
+  toClaimed,
+  toDeadLetter,
+  toJob,
+  toNumber,
+  toQueueSettings,
+} from "./internal/engineRows.js"
 import * as dlqSql from "./internal/sql/dlq.js"
 import * as jobsSql from "./internal/sql/jobs.js"
 import * as queuesSql from "./internal/sql/queues.js"
 import type { Executor } from "./PgExecutor.js"
 
-type Row = Record<string, unknown>
-
-const toNumber = (value: unknown): number => (typeof value === "number" ? value : Number(value))
-const toDateOrNull = (value: unknown): Date | null =>
-  value === null || value === undefined ? null : (value as Date)
-
-const parseStates = (value: unknown): ReadonlyArray<JobState> | null => {
-  if (value === null || value === undefined) return null
-  if (Array.isArray(value)) return value as Array<JobState>
-  // pg returns arrays of enum types as their text literal, e.g. "{available,running}".
-  const text = String(value)
-  if (text === "{}") return []
-  return text.slice(1, -1).split(",") as Array<JobState>
-}
-
-const toJob = (row: Row): Job => ({
-  id: String(row.id),
-  kind: row.kind as string,
-  queue: row.queue as string,
-  args: row.args,
-  state: row.state as JobState,
-  priority: toNumber(row.priority),
-  attempt: toNumber(row.attempt),
-  maxAttempts: toNumber(row.max_attempts),
-  runLease: toNumber(row.run_lease),
-  runAt: row.run_at as Date,
-  attemptedAt: toDateOrNull(row.attempted_at),
-  heartbeatAt: toDateOrNull(row.heartbeat_at),
-  deadlineAt: toDateOrNull(row.deadline_at),
-  finalizedAt: toDateOrNull(row.finalized_at),
-  timeoutMs: row.attempt_timeout_ms === null ? null : toNumber(row.attempt_timeout_ms),
-  errors: (row.errors as Array<JobErrorRecord> | null) ?? [],
-  tags: row.tags as Array<string>,
-  metadata: row.metadata as Record<string, unknown>,
-  uniqueKey: (row.unique_key as string | null) ?? null,
-  uniqueStates: parseStates(row.unique_states),
-  createdAt: row.created_at as Date,
-})
-
-// A claimed job keeps its times as epoch milliseconds and builds Dates only when read: the hot path
-// (claim, run, complete) never needs them.
-class ClaimedRow implements ClaimedJob {
-  readonly id: string
-  readonly runLease: number
-  readonly kind: string
-  readonly queue: string
-  readonly args: unknown
-  readonly priority: number
-  readonly attempt: number
-  readonly maxAttempts: number
-  readonly timeoutMs: number | null
-  readonly tags: ReadonlyArray<string>
-  readonly metadata: Readonly<Record<string, unknown>>
-  readonly waitMs: number
-  readonly #runAt: number
-  readonly #attemptedAt: number
-  readonly #deadlineAt: number
-  readonly #createdAt: number
-
-  constructor(row: Row) {
-    this.id = String(row.id)
-    this.runLease = toNumber(row.run_lease)
-    this.kind = row.kind as string
-    this.queue = row.queue as string
-    this.args = row.args
-    this.priority = row.priority as number
-    this.attempt = row.attempt as number
-    this.maxAttempts = row.max_attempts as number
-    this.timeoutMs = (row.attempt_timeout_ms as number | null) ?? null
-    this.tags = row.tags as Array<string>
-    this.metadata = row.metadata as Record<string, unknown>
-    this.#runAt = row.run_at as number
-    this.#attemptedAt = row.attempted_at as number
-    this.#deadlineAt = row.deadline_at as number
-    this.#createdAt = row.created_at as number
-    this.waitMs = this.#attemptedAt - this.#runAt
-  }
-
-  get runAt(): Date {
-    return new Date(this.#runAt)
-  }
-  get attemptedAt(): Date {
-    return new Date(this.#attemptedAt)
-  }
-  get deadlineAt(): Date {
-    return new Date(this.#deadlineAt)
-  }
-  get createdAt(): Date {
-    return new Date(this.#createdAt)
-  }
-
-  // Spread and JSON output (events, logs) show the times too, not only the own fields.
-  toJSON(): object {
-    return {
-      ...this,
-      runAt: this.runAt,
-      attemptedAt: this.attemptedAt,
-      deadlineAt: this.deadlineAt,
-      createdAt: this.createdAt,
-    }
-  }
-}
-
-const toClaimed = (row: Row): ClaimedJob => new ClaimedRow(row)
-
-const toDeadLetter = (row: Row): DeadLetter => ({
-  id: String(row.id),
-  kind: row.kind as string,
-  queue: row.queue as string,
-  args: row.args,
-  priority: toNumber(row.priority),
-  attempt: toNumber(row.attempt),
-  maxAttempts: toNumber(row.max_attempts),
-  errors: (row.errors as Array<JobErrorRecord> | null) ?? [],
-  tags: row.tags as Array<string>,
-  metadata: row.metadata as Record<string, unknown>,
-  reason: row.reason as string,
-  createdAt: row.created_at as Date,
-  failedAt: row.failed_at as Date,
-})
-
-const toQueueSettings = (row: Row): QueueSettings => ({
-  queue: row.name as string,
-  paused: row.paused as boolean,
-  pausedAt: toDateOrNull(row.paused_at),
-  dlqEnabled: row.dlq_enabled as boolean,
-})
-
-const unpairedSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
-
-/**
- * Text as jsonb can store it, whatever a handler put in its error: a string, at most `max` UTF-16 units
- * (never cutting a surrogate pair) plus an ellipsis, with NUL characters and unpaired surrogates replaced
- * by U+FFFD (Postgres refuses both).
- */
-const storableText = (value: unknown, max: number): string => {
-  let text: string
-  try {
-    text = typeof value === "string" ? value : String(value)
-  } catch {
-    text = Object.prototype.toString.call(value)
-  }
-  if (text.length > max) {
-    const code = text.charCodeAt(max - 1)
-    text = `${text.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max)}…`
-  }
-  return text.replaceAll("\u0000", "\uFFFD").replace(unpairedSurrogate, "\uFFFD")
-}
-
 /** Serializes an error record (the database adds `at`); every text in it is made storable first. */
-export const errorRecordJson = (attempt: number, error: ErrorInput): string =>
-  JSON.stringify({
-    attempt,
-    kind: error.kind,
-    message: storableText(error.message, maxErrorMessageLength),
-    ...(error.name === undefined ? {} : { name: storableText(error.name, 200) }),
-    ...(error.stack === undefined ? {} : { stack: storableText(error.stack, maxErrorMessageLength) }),
-  })
-
-const splitRefs = (refs: ReadonlyArray<AttemptRef>) => {
-  const ids = new Array<string>(refs.length)
-  const leases = new Array<number>(refs.length)
-  for (let i = 0; i < refs.length; i++) {
-    const ref = refs[i]!
-    ids[i] = ref.id
-    leases[i] = ref.runLease
-  }
-  return { ids, leases }
-}
-
-const partition = (refs: ReadonlyArray<AttemptRef>, rows: ReadonlyArray<Row>): AttemptWriteResult => {
-  if (rows.length === refs.length) return { applied: refs, stale: [] }
-  const changed = new Set<string>()
-  for (const row of rows) changed.add(String(row.id))
-  const applied: Array<AttemptRef> = []
-  const stale: Array<AttemptRef> = []
-  for (const ref of refs) (changed.has(ref.id) ? applied : stale).push(ref)
-  return { applied, stale }
-}
-
-const empty: AttemptWriteResult = { applied: [], stale: [] }
-
-const pageLimit = (page: Page): number => Math.min(Math.max(Math.trunc(page.limit ?? 100), 1), 10_000)
-
-const isUniqueViolation = (error: unknown): boolean =>
-  error instanceof DatabaseError && error.sqlStateClass === "unique-violation"
-
-// COPY text format: backslash, newline, carriage return and tab are escaped; \N is NULL.
-const copyEscape = (text: string): string =>
-  /[\\\n\r\t]/.test(text)
-    ? text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/\r/g, "\\r").replace(/\t/g, "\\t")
-    : text
-
-const arrayLiteral = (items: ReadonlyArray<string>): string =>
-  `{${items.map((item) => `"${item.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`).join(",")}}`
+export { errorRecordJson }
 
 const copyChunks = function* (rows: ReadonlyArray<InsertRow>): Generator<string> {
   const batch: Array<string> = []

@@ -15,7 +15,7 @@ import type { TestEnvironment } from "./PostgresServer.js"
 import { TestEngineError } from "./TestEngineError.js"
 
 // Every engine this version implements, by name. A new engine is added here (and its contract run in CI).
-const implemented: ReadonlySet<EngineName> = new Set<EngineName>(["canonical"])
+const implemented: ReadonlySet<EngineName> = new Set<EngineName>(["canonical", "queue_storage"])
 
 /** The engine tests use when `AWA_TEST_ENGINE` is unset or empty: `canonical`. */
 export const defaultTestEngine: EngineName = "canonical"

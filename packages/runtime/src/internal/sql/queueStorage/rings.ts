@@ -1,0 +1,17 @@
+// Named statements on a queue-storage schema's rings (rotation ledgers and slot pruning).
+import type { SchemaSql } from "./schemaStatement.js"
+
+/** The statements of one schema's ring maintenance. */
+export const ringStatements = ({ s, statement }: SchemaSql) => ({
+  /**
+   * Rotates and prunes both rings once: $1 queue-ring and $2 claim-ring rotation age in ms (0 forces), $3
+   * failed-job retention in ms, $4 prune lock timeout in ms. Returns a JSON report.
+   */
+  maintain: statement(
+    "maintain_rings",
+    `SELECT ${s}.maintain_rings($1::bigint, $2::bigint, $3::bigint, $4::integer) AS report`,
+    { prepared: false },
+  ),
+  /** Purges up to $2 failed or cancelled jobs finalized more than $1 ms ago; returns how many. */
+  purgeFinished: statement("purge_finished", `SELECT ${s}.purge_finished($1::bigint, $2::integer) AS purged`),
+})

@@ -1,0 +1,185 @@
+// Queue-storage engine under concurrency: producers on one lane (some rolling back) never make a claimer skip
+// or double-claim a job, and a completion racing a rescue of the same attempt ends exactly one way.
+import { describe, expect, it } from "vitest"
+import type { AttemptRef, InsertRow } from "../src/Engine.js"
+import { type Executor, toExecutor, withTransaction } from "../src/PgExecutor.js"
+import { makeQueueStorageEngine } from "../src/QueueStorageEngine.js"
+import { useAwaDatabase } from "./support/awaDatabase.js"
+
+const db = useAwaDatabase()
+const engine = makeQueueStorageEngine()
+
+const row = (n: number, queue = "lane"): InsertRow => ({
+  kind: "concurrency.task",
+  queue,
+  argsJson: JSON.stringify({ n }),
+  priority: 2,
+  maxAttempts: 5,
+  runAt: null,
+  delayMs: null,
+  timeoutMs: null,
+  tags: [],
+  metadataJson: "{}",
+  uniqueKey: null,
+  uniqueStates: null,
+})
+
+const insertedIds = (results: ReadonlyArray<{ _tag: string; id?: string }>): Array<string> =>
+  results.map((r) => {
+    if (r._tag !== "Inserted" || r.id === undefined)
+      throw new Error(`expected inserts, got ${JSON.stringify(r)}`)
+    return r.id
+  })
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+describe("queue storage under concurrency", () => {
+  it("never skips or double-claims a job while 8 producers (some rolling back) race 4 claimers on one lane", async () => {
+    const pool = db.pool
+    pool.options.max = 16
+    const committed = new Set<string>()
+    const rolledBack = new Set<string>()
+    const claimed: Array<string> = []
+    let producing = true
+    let counter = 0
+
+    const producer = async (p: number) => {
+      for (let round = 0; round < 30; round++) {
+        const size = 1 + ((p + round) % 3)
+        const abort = (p * 31 + round) % 4 === 0
+        let ids: Array<string> = []
+        try {
+          await withTransaction(pool, async (client) => {
+            const x = toExecutor(client)
+            ids = insertedIds(
+              await engine.insertMany(
+                x,
+                Array.from({ length: size }, () => row(counter++)),
+              ),
+            )
+            // Hold the lane for a moment so other producers queue behind us and claimers look meanwhile.
+            await pause((p + round) % 3)
+            if (abort) throw new Error("roll back on purpose")
+          })
+          for (const id of ids) committed.add(id)
+        } catch (error) {
+          if (!(error instanceof Error) || error.message !== "roll back on purpose") throw error
+          for (const id of ids) rolledBack.add(id)
+        }
+      }
+    }
+
+    const claimer = async () => {
+      const x: Executor = toExecutor(pool)
+      let idleAfterProducers = 0
+      while (idleAfterProducers < 3) {
+        const jobs = await engine.claim(x, { queue: "lane", limit: 4, defaultTimeoutMs: 60_000 })
+        for (const job of jobs) claimed.push(job.id)
+        if (jobs.length > 0) {
+          const result = await engine.complete(
+            x,
+            jobs.map((j): AttemptRef => ({ id: j.id, runLease: j.runLease })),
+          )
+          expect(result.stale).toEqual([])
+        } else {
+          if (!producing) idleAfterProducers++
+          await pause(1)
+        }
+      }
+    }
+
+    const claimers = Array.from({ length: 4 }, () => claimer())
+    await Promise.all(Array.from({ length: 8 }, (_, p) => producer(p)))
+    producing = false
+    await Promise.all(claimers)
+
+    expect(rolledBack.size).toBeGreaterThan(0)
+    expect(committed.size).toBeGreaterThan(100)
+    // Every committed job claimed exactly once; no rolled-back job ever claimed.
+    expect(new Set(claimed).size).toBe(claimed.length)
+    expect(new Set(claimed)).toEqual(committed)
+    for (const id of rolledBack) expect(committed.has(id)).toBe(false)
+    const stats = await engine.queueStats(toExecutor(pool))
+    expect(stats.find((s) => s.queue === "lane")?.counts).toMatchObject({
+      available: 0,
+      running: 0,
+      completed: committed.size,
+    })
+  })
+
+  it("ends a completion racing a rescue of the same attempt exactly one way", async () => {
+    const x = toExecutor(db.pool)
+    for (let round = 0; round < 12; round++) {
+      const [id] = insertedIds(await engine.insertMany(x, [row(round, "race")]))
+      const [job] = await engine.claim(x, { queue: "race", limit: 1, defaultTimeoutMs: 1 })
+      expect(job?.id).toBe(id)
+      const ref: AttemptRef = { id: job!.id, runLease: job!.runLease }
+      await pause(5)
+      const rescue = withTransaction(db.pool, async (client) => {
+        const tx = toExecutor(client)
+        const found = await engine.findRescuable(tx, { staleAfterMs: 60_000, deadlineGraceMs: 0, limit: 10 })
+        const mine = found.filter((c) => c.ref.id === ref.id)
+        if (round % 2 === 0) await pause(2)
+        return engine.retry(
+          tx,
+          mine.map((c) => ({
+            ref: c.ref,
+            attempt: c.attempt,
+            delayMs: 60_000,
+            error: { kind: "rescued" as const, message: "rescued" },
+          })),
+        )
+      })
+      const completion = (async () => {
+        if (round % 2 === 1) await pause(2)
+        return engine.complete(x, [ref])
+      })()
+      const [rescued, completed] = await Promise.all([rescue, completion])
+      const wins = rescued.applied.length + completed.applied.length
+      expect(wins).toBe(1)
+      const stored = await engine.getJob(x, ref.id)
+      if (completed.applied.length === 1) {
+        expect(stored).toMatchObject({ state: "completed", attempt: 1, runLease: 1 })
+      } else {
+        expect(completed.stale).toEqual([ref])
+        expect(stored).toMatchObject({ state: "retryable", attempt: 1, runLease: 1 })
+        expect(stored?.errors.map((e) => e.kind)).toEqual(["rescued"])
+      }
+    }
+  })
+
+  it("serializes a rescue and a completion held open in separate transactions on the closure", async () => {
+    const x = toExecutor(db.pool)
+    for (const completeFirst of [true, false]) {
+      const [id] = insertedIds(await engine.insertMany(x, [row(1, completeFirst ? "hold-a" : "hold-b")]))
+      const [job] = await engine.claim(x, {
+        queue: completeFirst ? "hold-a" : "hold-b",
+        limit: 1,
+        defaultTimeoutMs: 60_000,
+      })
+      const ref: AttemptRef = { id: id!, runLease: job!.runLease }
+      const retryItem = {
+        ref,
+        attempt: 1,
+        delayMs: 60_000,
+        error: { kind: "rescued" as const, message: "rescued" },
+      }
+      const first = await db.pool.connect()
+      try {
+        await first.query("BEGIN")
+        const firstResult = completeFirst
+          ? await engine.complete(toExecutor(first), [ref])
+          : await engine.retry(toExecutor(first), [retryItem])
+        expect(firstResult.applied).toEqual([ref])
+        // The second writer blocks on the first one's closure, then finds it taken.
+        const second = completeFirst ? engine.retry(x, [retryItem]) : engine.complete(x, [ref])
+        await pause(20)
+        await first.query("COMMIT")
+        expect((await second).stale).toEqual([ref])
+      } finally {
+        first.release()
+      }
+      expect((await engine.getJob(x, ref.id))?.state).toBe(completeFirst ? "completed" : "retryable")
+    }
+  })
+})
