@@ -6,7 +6,7 @@ import { Data } from "effect"
  */
 export const runtimeGrants: ReadonlyArray<string> = [
   "GRANT USAGE ON SCHEMA awa, awa_migrator TO <role>",
-  "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA awa TO <role>",
+  "GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA awa TO <role>",
   "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA awa TO <role>",
   "GRANT SELECT ON awa_migrator.ledger TO <role>",
 ]

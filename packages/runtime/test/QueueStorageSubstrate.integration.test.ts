@@ -3,6 +3,7 @@
 import { prepareQueueStorageSchema } from "@awa/migrator/MigrateApi"
 import { tablesCreatedBy } from "@awa/migrator/MigrationSet"
 import { defineJob } from "@awa/model/JobDefinition"
+import { runtimeGrants } from "@awa/model/SchemaErrors"
 import { Schema } from "effect"
 import pg from "pg"
 import { describe, expect, it } from "vitest"
@@ -58,11 +59,8 @@ describe("queue-storage substrate", () => {
     const role = `awa_run_${Date.now().toString(36)}`
     const database = (await db.pool.query("SELECT current_database() AS d")).rows[0].d as string
     await db.pool.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`)
-    await db.pool.query(`GRANT USAGE ON SCHEMA awa TO ${role}`)
-    await db.pool.query(
-      `GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA awa TO ${role}`,
-    )
-    await db.pool.query(`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA awa TO ${role}`)
+    // Exactly the documented runtime grants (docs/permissions.md), nothing more.
+    for (const grant of runtimeGrants) await db.pool.query(grant.replace("<role>", role))
     await db.pool.query(`REVOKE CREATE ON SCHEMA awa FROM ${role}`)
     await db.pool.query(`REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
     await db.pool.query(`REVOKE TEMPORARY, CREATE ON DATABASE "${database}" FROM PUBLIC`)

@@ -171,7 +171,7 @@ describe("privileges", () => {
     expect(error).toBeInstanceOf(DatabaseError)
     expect((error as DatabaseError).sqlStateClass).toBe("insufficient-privilege")
     expect((error as Error).message).toContain(
-      "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA awa",
+      "GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA awa",
     )
   })
 })
