@@ -22,32 +22,27 @@ const errorOf = (run: () => unknown): TestEngineError => {
 describe("AWA_TEST_ENGINE", () => {
   it("defaults to canonical when unset or empty, and accepts every implemented engine", () => {
     expect(defaultTestEngine).toBe("canonical")
-    expect(testEngineNames).toEqual(["canonical", "queue_storage"])
+    expect(testEngineNames).toEqual(["canonical"])
     expect(testEngineFromEnv({})).toBe("canonical")
     expect(testEngineFromEnv({ AWA_TEST_ENGINE: "" })).toBe("canonical")
     expect(testEngineFromEnv({ AWA_TEST_ENGINE: "canonical" })).toBe("canonical")
     expect(resolveTestEngine(undefined, { AWA_TEST_ENGINE: "canonical" })).toBe(canonicalEngine)
     expect(resolveTestEngine(canonicalEngine, { AWA_TEST_ENGINE: "bogus" })).toBe(canonicalEngine)
-    expect(testEngineFromEnv({ AWA_TEST_ENGINE: "queue_storage" })).toBe("queue_storage")
-    expect(resolveTestEngine(undefined, { AWA_TEST_ENGINE: "queue_storage" }).name).toBe("queue_storage")
   })
 
   it("refuses an unknown engine, listing the valid ones, instead of defaulting", () => {
     const error = errorOf(() => testEngineFromEnv({ AWA_TEST_ENGINE: "postgres" }))
     expect(error.message).toBe(
-      'AWA_TEST_ENGINE="postgres" names no storage engine. Use one of: canonical, queue_storage (or leave it unset for canonical).',
+      'AWA_TEST_ENGINE="postgres" names no storage engine. Use one of: canonical (or leave it unset for canonical).',
     )
-    expect(error).toMatchObject({
-      engine: "postgres",
-      source: "AWA_TEST_ENGINE",
-      available: ["canonical", "queue_storage"],
-    })
+    expect(error).toMatchObject({ engine: "postgres", source: "AWA_TEST_ENGINE", available: ["canonical"] })
   })
 
-  it("names the flag in errors for a misspelt engine", () => {
-    expect(errorOf(() => parseTestEngine("Canonical", "engine")).message).toContain('engine="Canonical"')
-    expect(errorOf(() => parseTestEngine("queue-storage", "engine")).message).toContain(
-      "names no storage engine",
+  it("says an engine that is planned but not implemented yet is not available", () => {
+    expect(errorOf(() => resolveTestEngine(undefined, { AWA_TEST_ENGINE: "queue_storage" })).message).toBe(
+      'AWA_TEST_ENGINE="queue_storage" is not implemented in this version of awa. Use one of: canonical ' +
+        "(or leave it unset for canonical).",
     )
+    expect(errorOf(() => parseTestEngine("Canonical", "engine")).message).toContain('engine="Canonical"')
   })
 })
