@@ -63,9 +63,6 @@ describe("queue-storage substrate", () => {
       `GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA awa TO ${role}`,
     )
     await db.pool.query(`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA awa TO ${role}`)
-    // Workers check the migration ledger at start; pruning ring slots needs TRUNCATE.
-    await db.pool.query(`GRANT USAGE ON SCHEMA awa_migrator TO ${role}`)
-    await db.pool.query(`GRANT SELECT ON awa_migrator.ledger TO ${role}`)
     await db.pool.query(`REVOKE CREATE ON SCHEMA awa FROM ${role}`)
     await db.pool.query(`REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
     await db.pool.query(`REVOKE TEMPORARY, CREATE ON DATABASE "${database}" FROM PUBLIC`)
