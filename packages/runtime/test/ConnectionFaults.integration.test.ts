@@ -3,6 +3,7 @@
 // worker's claim, its completion flush and its LISTEN session. The process must never end (vitest fails a run
 // on an uncaught exception or an unhandled rejection), callers get typed rejections, and workers recover.
 import { defineJob } from "@awa/model/JobDefinition"
+import { onlyOnEngine } from "@awa/testing-src/vitest/EngineGuard.js"
 import { Effect, Schema } from "effect"
 import pg from "pg"
 import { describe, expect, it, onTestFinished } from "vitest"
@@ -174,7 +175,12 @@ describe("PgExecutor.transaction", () => {
 })
 
 describe("Producer", () => {
-  it("says an insert on a pool whose connection was lost may have committed", async () => {
+  it("says an insert on a pool whose connection was lost may have committed", async (ctx) => {
+    onlyOnEngine(
+      ctx,
+      "canonical",
+      "holds a lock on the canonical awa.jobs table to catch the statement in flight",
+    )
     const pool = namedPool("fault-insert")
     await producer.insert(pool, Noop, { n: 0 }) // the schema check passes before the lock
     const release = await holdLock("LOCK TABLE awa.jobs IN SHARE MODE")
@@ -189,7 +195,12 @@ describe("Producer", () => {
 })
 
 describe("Worker", () => {
-  it("survives its claim being killed and claims again", async () => {
+  it("survives its claim being killed and claims again", async (ctx) => {
+    onlyOnEngine(
+      ctx,
+      "canonical",
+      "holds a lock on the canonical awa.jobs table to catch the statement in flight",
+    )
     const pool = namedPool("fault-claim")
     const worker = await Worker.start({
       pool,
@@ -212,7 +223,12 @@ describe("Worker", () => {
     expect(worker.running).toBe(true)
   })
 
-  it("survives its completion flush being killed and writes the outcome again", async () => {
+  it("survives its completion flush being killed and writes the outcome again", async (ctx) => {
+    onlyOnEngine(
+      ctx,
+      "canonical",
+      "holds a lock on the canonical awa.jobs table to catch the statement in flight",
+    )
     const pool = namedPool("fault-flush")
     const started = latch<string>()
     const finish = latch()
