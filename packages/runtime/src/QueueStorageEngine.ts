@@ -1,4 +1,4 @@
-import { validateSchemaName } from "@awa/migrator/MigrationSet"
+import { validateIdentifier } from "@awa/model/Identifier"
 import { JobNotFound, JobStateConflict, UniqueKeyHeld } from "@awa/model/JobErrors"
 import { type JobState, jobStates } from "@awa/model/JobState"
 import { DatabaseError } from "./DatabaseError.js"
@@ -141,7 +141,7 @@ export type QueueStorageEngine = Engine & QueueStorageRings
  * intervals.
  */
 export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}): QueueStorageEngine => {
-  const schema = validateSchemaName(options.schema ?? "awa")
+  const schema = validateIdentifier("queue-storage schema name", options.schema ?? "awa")
   if (typeof schema !== "string") throw schema
   const queueRotateMs = nonNegative("queueRotateMs", options.queueRotateMs, 60_000)
   const claimRotateMs = nonNegative("claimRotateMs", options.claimRotateMs, 10_000)
