@@ -1,6 +1,7 @@
 // The vitest config `pnpm mutation` (scripts/mutation.mjs) runs the contract suite with: the shared config,
 // with @awa/runtime resolved to a scratch copy of its sources (AWA_MUTATION_RUNTIME_SRC) in which one
 // deliberate mistake was applied, so no rebuild is needed per mistake and the real sources are never touched.
+import type { ViteUserConfig } from "vitest/config"
 import { awaVitestConfig } from "../../vitest.shared.js"
 
 const runtimeSrc = process.env.AWA_MUTATION_RUNTIME_SRC
@@ -13,7 +14,7 @@ const resultsFile = process.env.AWA_MUTATION_RESULTS
 
 const base = awaVitestConfig(import.meta.dirname)
 
-export default {
+const config: ViteUserConfig = {
   ...base,
   resolve: {
     alias: [
@@ -26,3 +27,5 @@ export default {
     reporters: resultsFile === undefined ? ["dot"] : ["dot", ["json", { outputFile: resultsFile }]],
   },
 }
+
+export default config
