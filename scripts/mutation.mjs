@@ -40,7 +40,9 @@ const option = (name) => {
 }
 const engine = option("engine") ?? "canonical"
 if (!engines.includes(engine)) {
-  console.error(`mutation: --engine ${JSON.stringify(engine)} names no engine; use one of ${engines.join(", ")}.`)
+  console.error(
+    `mutation: --engine ${JSON.stringify(engine)} names no engine; use one of ${engines.join(", ")}.`,
+  )
   process.exit(2)
 }
 const mode = option("mode") ?? "single"
@@ -118,7 +120,8 @@ const isAlive = (pid) => {
 }
 for (const entry of existsSync(scratchRoot) ? readdirSync(scratchRoot) : []) {
   const pid = Number(/^run-(\d+)$/.exec(entry)?.[1])
-  if (Number.isInteger(pid) && pid > 0 && !isAlive(pid)) rmSync(join(scratchRoot, entry), { recursive: true, force: true })
+  if (Number.isInteger(pid) && pid > 0 && !isAlive(pid))
+    rmSync(join(scratchRoot, entry), { recursive: true, force: true })
 }
 
 /** Runs vitest on the contract file; resolves to its exit status and output. */
@@ -174,7 +177,10 @@ const run = async (mutation) => {
         detail: `the search text occurs ${count} times in ${mutation.file} (must be exactly once)`,
       }
     }
-    writeFileSync(copy, text.replace(mutation.search, () => mutation.replace))
+    writeFileSync(
+      copy,
+      text.replace(mutation.search, () => mutation.replace),
+    )
   }
   rmSync(resultsFile, { force: true })
   const result = await vitestRun()

@@ -131,16 +131,14 @@ export default [
     id: "list-ignores-tag",
     mistake: "listing jobs ignores the tag filter",
     file: jobs,
-    search:
-      "AND ($4::text IS NULL OR $4 = ANY (j.tags)) AND ($5::bigint IS NULL OR j.id > $5)",
+    search: "AND ($4::text IS NULL OR $4 = ANY (j.tags)) AND ($5::bigint IS NULL OR j.id > $5)",
     replace: "AND ($4::text IS NULL OR true) AND ($5::bigint IS NULL OR j.id > $5)",
   },
   {
     id: "make-due-ignores-queue",
     mistake: "makeDue ignores its queue filter",
     file: jobs,
-    search:
-      "AND ($1::bigint[] IS NULL OR id = ANY ($1::bigint[])) AND ($2::text IS NULL OR queue = $2)",
+    search: "AND ($1::bigint[] IS NULL OR id = ANY ($1::bigint[])) AND ($2::text IS NULL OR queue = $2)",
     replace: "AND ($1::bigint[] IS NULL OR id = ANY ($1::bigint[])) AND ($2::text IS NULL OR true)",
   },
   {
@@ -184,7 +182,10 @@ export default [
     id: "retry-drops-error",
     mistake: "retry does not record the error",
     file: jobs,
-    search: "run_at = now() + d.delay_ms * interval '1 millisecond',\n       errors = ${appendError(\"d.error\")}",
+    // The statement's source text interpolates appendError; the search matches that text literally.
+    search:
+      "run_at = now() + d.delay_ms * interval '1 millisecond',\n       errors = $" +
+      '{appendError("d.error")}',
     replace: "run_at = now() + d.delay_ms * interval '1 millisecond',\n       errors = j.errors",
   },
   {
@@ -258,7 +259,8 @@ export default [
     mistake: "queue settings report the DLQ flag as paused",
     file: queues,
     search: "`SELECT q.name, q.paused, q.paused_at, q.dlq_enabled FROM awa.queues q ORDER BY q.name`",
-    replace: "`SELECT q.name, q.dlq_enabled AS paused, q.paused_at, q.dlq_enabled FROM awa.queues q ORDER BY q.name`",
+    replace:
+      "`SELECT q.name, q.dlq_enabled AS paused, q.paused_at, q.dlq_enabled FROM awa.queues q ORDER BY q.name`",
   },
   {
     id: "insert-many-misaligned",

@@ -112,7 +112,8 @@ const normalizeJson = (value: unknown): unknown => {
 type ValueEquality = (expected: unknown, actual: unknown) => boolean
 
 // Stored JSON: both sides as canonical JSON.
-const jsonEqual: ValueEquality = (expected, actual) => canonical(normalizeJson(expected)) === canonical(actual)
+const jsonEqual: ValueEquality = (expected, actual) =>
+  canonical(normalizeJson(expected)) === canonical(actual)
 
 // Decoded values: dates by instant, arrays and plain objects element by element, Effect data by Equal.
 const decodedEqual: ValueEquality = (expected, actual) => {
@@ -130,7 +131,10 @@ const decodedEqual: ValueEquality = (expected, actual) => {
   if (isPlainObject(expected) && isPlainObject(actual)) {
     const keys = Object.keys(expected).filter((k) => expected[k] !== undefined)
     const actualKeys = Object.keys(actual).filter((k) => actual[k] !== undefined)
-    return keys.length === actualKeys.length && keys.every((k) => k in actual && decodedEqual(expected[k], actual[k]))
+    return (
+      keys.length === actualKeys.length &&
+      keys.every((k) => k in actual && decodedEqual(expected[k], actual[k]))
+    )
   }
   return Equal.equals(expected, actual)
 }
@@ -149,7 +153,8 @@ const argsDifferences = (
       const at = pathOf(path, key)
       if (value === undefined) {
         // undefined in an expectation means "absent", never "anything".
-        if (key in actual && actual[key] !== undefined) out.push(`${at}: expected absent, got ${json(actual[key])}`)
+        if (key in actual && actual[key] !== undefined)
+          out.push(`${at}: expected absent, got ${json(actual[key])}`)
       } else if (!(key in actual)) out.push(`${at}: missing, expected ${json(value)}`)
       else out.push(...argsDifferences(value, actual[key], at, equal))
     }
@@ -169,7 +174,9 @@ const argsDifferencesOf = (
   }
   const decoded = definition.decodeArgs(job.args)
   if (Result.isFailure(decoded)) {
-    return [`args: the stored args do not decode with the definition of ${quote(definition.kind)}: ${decoded.failure.message}`]
+    return [
+      `args: the stored args do not decode with the definition of ${quote(definition.kind)}: ${decoded.failure.message}`,
+    ]
   }
   return argsDifferences(expected, decoded.success, "args", decodedEqual)
 }
@@ -177,7 +184,9 @@ const argsDifferencesOf = (
 // Shows expectations with `undefined` keys (which JSON would drop) as "absent".
 const expectedShown = (args: unknown): unknown =>
   isPlainObject(args)
-    ? Object.fromEntries(Object.entries(args).map(([k, v]) => [k, v === undefined ? "<absent>" : expectedShown(v)]))
+    ? Object.fromEntries(
+        Object.entries(args).map(([k, v]) => [k, v === undefined ? "<absent>" : expectedShown(v)]),
+      )
     : args
 
 const statesOf = (state: JobState | ReadonlyArray<JobState>): ReadonlyArray<JobState> =>

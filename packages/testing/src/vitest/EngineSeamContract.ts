@@ -75,7 +75,12 @@ export const registerEngineSeamContract = (awa: AwaTestDatabase): void => {
     it("claims only the kinds asked for, leaving the others available in their place", async () => {
       const task = await insert(1)
       const note = insertedId(await awa.producer.insert(awa.pool, Note, { to: "x" }))
-      const none = await engine().claim(db(), { queue: "default", limit: 5, defaultTimeoutMs: hour, kinds: [] })
+      const none = await engine().claim(db(), {
+        queue: "default",
+        limit: 5,
+        defaultTimeoutMs: hour,
+        kinds: [],
+      })
       expect(none).toEqual([])
       const notes = await engine().claim(db(), {
         queue: "default",
@@ -199,10 +204,12 @@ export const registerEngineSeamContract = (awa: AwaTestDatabase): void => {
         job(Task, { n: 2 }),
         job(Note, { to: "fresh" }, { unique: true }),
       ])
-      expect(results[0]).toMatchObject({ _tag: "UniqueConflict", existingId: held, existingState: "available" })
-      const args = await Promise.all(
-        [1, 2, 3].map(async (i) => (await get(insertedId(results[i]))).args),
-      )
+      expect(results[0]).toMatchObject({
+        _tag: "UniqueConflict",
+        existingId: held,
+        existingState: "available",
+      })
+      const args = await Promise.all([1, 2, 3].map(async (i) => (await get(insertedId(results[i]))).args))
       expect(args).toEqual([{ n: 1 }, { to: "fresh" }, { n: 2 }])
       expect(results[4]).toMatchObject({ _tag: "UniqueConflict", existingId: insertedId(results[2]) })
     })
@@ -359,11 +366,13 @@ export const registerEngineSeamContract = (awa: AwaTestDatabase): void => {
       ] as const) {
         made[name] = await insert(3, { queue, maxAttempts: 3 })
         const claimed = await claimOne(queue)
-        if (name === "retryable") await engine().retry(db(), [{ ref: ref(claimed), attempt: 1, delayMs: hour, error }])
+        if (name === "retryable")
+          await engine().retry(db(), [{ ref: ref(claimed), attempt: 1, delayMs: hour, error }])
         if (name === "completed") await engine().complete(db(), [ref(claimed)])
         if (name === "failed" || name === "dead")
           await engine().fail(db(), [{ ref: ref(claimed), attempt: 1, error }])
-        if (name === "cancelled") await engine().cancelAttempts(db(), [{ ref: ref(claimed), attempt: 1, error }])
+        if (name === "cancelled")
+          await engine().cancelAttempts(db(), [{ ref: ref(claimed), attempt: 1, error }])
       }
       const states = async () =>
         Object.fromEntries(
