@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `pnpm mutation --engine canonical|queue_storage [--only id,id] [--mode single|split] [--list]`
+// `pnpm mutation --engine canonical|queue_storage [--only id,id] [--mode single|split] [--list]
+//   [--all-tests] [--with-model]`
 //
 // Judges the engine contract suite: applies deliberate mistakes to an engine's sources, one at a time, runs
 // the contract suite (packages/testing/test/contract.integration.test.ts) against each mutant, and reports
@@ -27,7 +28,7 @@ const engines = ["canonical", "queue_storage"]
 
 const usage = () => {
   console.error(
-    "usage: pnpm mutation --engine canonical|queue_storage [--only id,...] [--mode single|split] [--list]",
+    "usage: pnpm mutation --engine canonical|queue_storage [--only id,...] [--mode single|split] [--list] [--all-tests] [--with-model]",
   )
   process.exit(2)
 }
@@ -51,6 +52,14 @@ if (mode !== "single" && mode !== "split") {
   process.exit(2)
 }
 const only = option("only")?.split(",").filter(Boolean)
+// By default a mutant's run stops at its first failing test (a caught mistake costs one failure, not the
+// whole suite); --all-tests runs every test to list all that catch it. --with-model adds the model-based test.
+const allTests = process.argv.includes("--all-tests")
+const withModel = process.argv.includes("--with-model")
+const testFiles = [
+  "test/contract.integration.test.ts",
+  ...(withModel ? ["test/EngineModel.integration.test.ts"] : []),
+]
 
 const listFile = join(root, "scripts", "mutations", `${engine}.mjs`)
 if (!existsSync(listFile)) {
@@ -125,12 +134,19 @@ for (const entry of existsSync(scratchRoot) ? readdirSync(scratchRoot) : []) {
 }
 
 /** Runs vitest on the contract file; resolves to its exit status and output. */
-const vitestRun = () =>
+const vitestRun = (mutationUnderTest) =>
   new Promise((resolvePromise) => {
     let output = ""
     child = spawn(
       process.execPath,
-      [vitest, "run", "--config", "vitest.mutation.config.ts", "test/contract.integration.test.ts"],
+      [
+        vitest,
+        "run",
+        "--config",
+        "vitest.mutation.config.ts",
+        ...(allTests || mutationUnderTest === undefined ? [] : ["--bail=1"]),
+        ...testFiles,
+      ],
       {
         cwd: testingDir,
         env: {
@@ -183,7 +199,7 @@ const run = async (mutation) => {
     )
   }
   rmSync(resultsFile, { force: true })
-  const result = await vitestRun()
+  const result = await vitestRun(mutation)
   let report
   try {
     report = JSON.parse(readFileSync(resultsFile, "utf8"))
@@ -199,6 +215,7 @@ const run = async (mutation) => {
     }
   }
   if (result.status === 0) return { status: "passed", ran }
+  // With --bail the skipped tests are not failures: a load error shows as no test run at all.
   if (ran === 0) {
     const tail = result.output.trim().split("\n").slice(-15).join("\n")
     return { status: "did not load", detail: tail }

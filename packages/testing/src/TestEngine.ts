@@ -4,6 +4,7 @@
  */
 import { canonicalEngine } from "@awa/runtime/CanonicalEngine"
 import type { Engine, EngineName } from "@awa/runtime/Engine"
+import type { Executor } from "@awa/runtime/PgExecutor"
 import type { TestEnvironment } from "./PostgresServer.js"
 import { TestEngineError } from "./TestEngineError.js"
 
@@ -59,3 +60,34 @@ export const resolveTestEngine = (
   const name = parseTestEngine(engine, "engine") ?? testEngineFromEnv(env)
   return implemented.get(name)!
 }
+
+/**
+ * The storage maintenance an engine runs under its leader besides promote, rescue and retention, as hooks
+ * the model-based test (and anything else that wants to interleave it with work) can call at any step:
+ * `rotate` advances storage (queue storage: the ring slots), `prune` reclaims settled storage (queue
+ * storage: truncating settled slots). Either may remove completed jobs' history, never anything else.
+ */
+export interface TestEngineMaintenance {
+  /** Advances the engine's storage (a no-op for engines without one). */
+  readonly rotate: (db: Executor) => Promise<void>
+  /** Reclaims settled storage; may remove completed jobs, nothing else. */
+  readonly prune: (db: Executor) => Promise<void>
+}
+
+// The canonical engine has no storage cycle: rotation does nothing, and pruning is retention of completed
+// jobs (failed and cancelled ones stay for their retention, an hour here).
+const canonicalMaintenance: TestEngineMaintenance = {
+  rotate: async () => {},
+  prune: async (db) => {
+    await canonicalEngine.deleteRetained(db, { completedMs: 0, failedMs: 3_600_000, limit: 10_000 })
+  },
+}
+
+// Per engine; an engine with a storage cycle registers its rotate and prune here.
+const maintenanceByEngine: ReadonlyMap<EngineName, TestEngineMaintenance> = new Map([
+  ["canonical", canonicalMaintenance],
+])
+
+/** The maintenance hooks of `engine` ({@link TestEngineMaintenance}); no-ops for an engine without any. */
+export const testEngineMaintenance = (engine: Engine): TestEngineMaintenance =>
+  maintenanceByEngine.get(engine.name) ?? { rotate: async () => {}, prune: async () => {} }
