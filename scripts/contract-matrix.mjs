@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Runs the engine contract suite (packages/testing/test/contract.integration.test.ts) for every engine
-// @awa/testing implements, crossed with both database modes: AWA_TEST_ENGINE x AWA_TEST_DB_MODE, one vitest
-// run per cell, then prints the matrix and exits non-zero when any cell failed.
+// Runs the engine contract suite (packages/testing/test/contract.integration.test.ts, plus the model-based
+// test EngineModel.integration.test.ts) for every engine @awa/testing implements, crossed with both
+// database modes: AWA_TEST_ENGINE x AWA_TEST_DB_MODE, one vitest run per cell, then prints the matrix and
+// exits non-zero when any cell failed.
 // Usage: node scripts/contract-matrix.mjs [--engines canonical,...] [--modes single,split]
 // Needs the packages built (`pnpm build`): the engine list comes from @awa/testing's dist.
 import { spawnSync } from "node:child_process"
@@ -47,7 +48,9 @@ const cells = []
 for (const engine of engines) {
   for (const mode of modes) {
     console.log(`\ncontract-matrix: AWA_TEST_ENGINE=${engine} AWA_TEST_DB_MODE=${mode}`)
-    const result = spawnSync(process.execPath, [vitest, "run", "test/contract.integration.test.ts"], {
+    // The contract suite, and the model-based test that checks random interleavings against a model of it.
+    const files = ["test/contract.integration.test.ts", "test/EngineModel.integration.test.ts"]
+    const result = spawnSync(process.execPath, [vitest, "run", ...files], {
       cwd: testingDir,
       stdio: "inherit",
       env: { ...process.env, AWA_TEST_ENGINE: engine, AWA_TEST_DB_MODE: mode },

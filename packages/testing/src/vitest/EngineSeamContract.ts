@@ -162,7 +162,7 @@ export const registerEngineSeamContract = (awa: AwaTestDatabase): void => {
   })
 
   describe("unique keys", () => {
-    it("holds the key while its job is running, retrying or snoozed, and frees it when the job fails", async () => {
+    it("holds the key while its job is running, retryable or scheduled again, and frees it when the job fails", async () => {
       const unique = { unique: true, maxAttempts: 2 } as const
       const id = await insert(1, unique)
       const conflict = async (state: JobState) =>
