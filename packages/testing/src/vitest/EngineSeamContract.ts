@@ -128,7 +128,7 @@ export const registerEngineSeamContract = (awa: AwaTestDatabase): void => {
       expect(ids((await engine().heartbeat(db(), [ref(second)])).stale)).toEqual([id])
     })
 
-    it("refuses retry, snooze, cancel and fail under a stale lease, changing nothing", async () => {
+    it("refuses a retry, a cancel, a failure or a sleep under a stale lease, changing nothing", async () => {
       const id = await insert(1, { maxAttempts: 5 })
       const first = await claimOne()
       await engine().release(db(), [ref(first)])
