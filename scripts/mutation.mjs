@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `pnpm mutation --engine canonical|queue_storage [--only id,id] [--mode single|split] [--list]
-//   [--all-tests] [--with-model]`
+//   [--all-tests] [--with-model | --model-only]`
 //
 // Judges the engine contract suite: applies deliberate mistakes to an engine's sources, one at a time, runs
 // the contract suite (packages/testing/test/contract.integration.test.ts) against each mutant, and reports
@@ -28,7 +28,7 @@ const engines = ["canonical", "queue_storage"]
 
 const usage = () => {
   console.error(
-    "usage: pnpm mutation --engine canonical|queue_storage [--only id,...] [--mode single|split] [--list] [--all-tests] [--with-model]",
+    "usage: pnpm mutation --engine canonical|queue_storage [--only id,...] [--mode single|split] [--list] [--all-tests] [--with-model | --model-only]",
   )
   process.exit(2)
 }
@@ -55,11 +55,12 @@ const only = option("only")?.split(",").filter(Boolean)
 // By default a mutant's run stops at its first failing test (a caught mistake costs one failure, not the
 // whole suite); --all-tests runs every test to list all that catch it. --with-model adds the model-based test.
 const allTests = process.argv.includes("--all-tests")
+// --model-only judges the model-based test alone (what random interleavings catch without the suite).
 const withModel = process.argv.includes("--with-model")
-const testFiles = [
-  "test/contract.integration.test.ts",
-  ...(withModel ? ["test/EngineModel.integration.test.ts"] : []),
-]
+const modelOnly = process.argv.includes("--model-only")
+const testFiles = modelOnly
+  ? ["test/EngineModel.integration.test.ts"]
+  : ["test/contract.integration.test.ts", ...(withModel ? ["test/EngineModel.integration.test.ts"] : [])]
 
 const listFile = join(root, "scripts", "mutations", `${engine}.mjs`)
 if (!existsSync(listFile)) {
@@ -223,7 +224,9 @@ const run = async (mutation) => {
   return { status: "failed", ran, failed }
 }
 
-console.log(`mutation: ${engine} engine, ${mode} databases, ${mutations.length} mistakes`)
+console.log(
+  `mutation: ${engine} engine, ${mode} databases, ${mutations.length} mistakes, judged by ${testFiles.join(" + ")}`,
+)
 const started = Date.now()
 const baseline = await run(undefined)
 if (baseline.status !== "passed") {
