@@ -28,12 +28,22 @@ type Cmd = fc.AsyncCommand<JobModel, Real>
 
 const db = () => toExecutor(awa.pool)
 const engine = () => awa.engine
-// Odd picks choose among attempts that still own their job (when there are any), even picks among every
-// attempt ever started, stale ones included: both the applied and the refused path get exercised.
+
+// Picks an attempt for a write: half the time one that still owns its job (the applied path), a quarter of
+// the time a stale attempt of a job that runs again under a newer lease (the write most likely to land on
+// the wrong attempt), else any attempt ever started. Each falls back to any attempt when there is none.
 const attemptOf = (m: JobModel, pick: number): AttemptRef => {
   const owned = m.attempts.filter((r) => m.owned(r) !== undefined)
-  const from = pick % 2 === 1 && owned.length > 0 ? owned : m.attempts
-  return from[Math.floor(pick / 2) % from.length]!
+  const superseded = m.attempts.filter(
+    (r) => m.owned(r) === undefined && m.jobs.get(r.id)?.state === "running",
+  )
+  const from =
+    pick % 2 === 1 && owned.length > 0
+      ? owned
+      : pick % 4 === 0 && superseded.length > 0
+        ? superseded
+        : m.attempts
+  return from[Math.floor(pick / 4) % from.length]!
 }
 const refText = (r: AttemptRef) => `${r.id}@${r.runLease}`
 
@@ -121,7 +131,7 @@ const insertCommand = fc
   .record({
     queue: fc.constantFrom(...modelQueues),
     unique: fc.boolean(),
-    n: fc.nat(2),
+    n: fc.nat(1),
     scheduled: fc.boolean(),
   })
   .map(({ queue, unique, n, scheduled }) =>
