@@ -10,6 +10,7 @@
 import { defineJob } from "@awa/model/JobDefinition"
 import type { AttemptRef, Job } from "@awa/runtime/Engine"
 import { toExecutor } from "@awa/runtime/PgExecutor"
+import { job } from "@awa/runtime/Producer"
 import { Schema } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
@@ -165,6 +166,48 @@ const insertCommand = fc
     ),
   )
 
+const insertManyCommand = fc
+  .array(fc.record({ unique: fc.boolean(), n: fc.nat(1) }), { minLength: 2, maxLength: 4 })
+  .map((items) =>
+    command(
+      `insertMany(${items.map((i) => (i.unique ? `unique ${i.n}` : "plain")).join(", ")})`,
+      () => true,
+      async (m) => {
+        const queue = modelQueues[0]
+        const base = m.jobs.size
+        const argsOf = (item: { unique: boolean; n: number }, i: number) => ({
+          n: item.unique ? item.n : 200 + base + i,
+        })
+        const results = await awa.producer.insertMany(
+          awa.pool,
+          items.map((item, i) =>
+            job(Item, argsOf(item, i), {
+              queue,
+              maxAttempts: modelMaxAttempts,
+              ...(item.unique ? { unique: true } : {}),
+            }),
+          ),
+        )
+        expect(results.length).toBe(items.length)
+        // Results are in input order: a duplicate (of a held key, or of an earlier row) conflicts with its
+        // holder, every other row is a new job whose stored args are its own.
+        for (const [i, item] of items.entries()) {
+          const result = results[i]!
+          const holder = item.unique ? m.holder(item.n) : undefined
+          if (holder !== undefined) {
+            expect(result).toMatchObject({ _tag: "UniqueConflict", existingId: holder.id })
+            continue
+          }
+          expect(result).toMatchObject({ _tag: "Inserted", state: "available" })
+          if (result._tag !== "Inserted") continue
+          const stored = await engine().getJob(db(), result.id)
+          expect(stored?.args).toEqual(argsOf(item, i))
+          m.inserted(result.id, queue, item.unique ? item.n : null, false)
+        }
+      },
+    ),
+  )
+
 const claimCommand = fc.constantFrom(...modelQueues).map((queue) =>
   command(
     `claim(${queue})`,
@@ -292,6 +335,10 @@ const sweeping = [
         // As maintenance does: decide and write in one transaction; every running attempt is stale here.
         const client = await awa.pool.connect()
         try {
+          // Nothing's heartbeat is an hour old: a rescue with that threshold finds nothing.
+          expect(
+            await engine().findRescuable(db(), { staleAfterMs: hour, deadlineGraceMs: hour, limit: 1000 }),
+          ).toEqual([])
           await client.query("BEGIN")
           const found = await engine().findRescuable(toExecutor(client), {
             staleAfterMs: 0,
@@ -388,19 +435,20 @@ const sweeping = [
 
 const commands = [
   ...Array.from({ length: 4 }, () => [insertCommand, claimCommand]).flat(),
+  insertManyCommand,
   ...attemptWrites,
   ...attemptWrites,
   ...sweeping,
 ]
 
 const seed = Number(process.env.AWA_MODEL_SEED || 20261130)
-const numRuns = Number(process.env.AWA_MODEL_RUNS || 25)
+const numRuns = Number(process.env.AWA_MODEL_RUNS || 40)
 
 describe(`engine model: ${awa.engineName} engine`, () => {
   it("agrees with the in-memory model after every step of random interleavings", async () => {
     try {
       await fc.assert(
-        fc.asyncProperty(fc.commands(commands, { maxCommands: 60, size: "max" }), async (cmds) => {
+        fc.asyncProperty(fc.commands(commands, { maxCommands: 80, size: "max" }), async (cmds) => {
           // Each case starts from empty queues; purging also releases every unique key.
           for (const queue of modelQueues) await awa.admin.purgeQueue(awa.pool, queue)
           await fc.asyncModelRun(() => ({ model: new JobModel(), real: { awa } }), cmds)
