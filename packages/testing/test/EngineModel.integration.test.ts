@@ -442,7 +442,7 @@ const commands = [
 ]
 
 const seed = Number(process.env.AWA_MODEL_SEED || 20261130)
-const numRuns = Number(process.env.AWA_MODEL_RUNS || 40)
+const numRuns = Number(process.env.AWA_MODEL_RUNS || 150)
 
 describe(`engine model: ${awa.engineName} engine`, () => {
   it("agrees with the in-memory model after every step of random interleavings", async () => {
