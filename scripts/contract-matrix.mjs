@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Runs the engine contract suite (packages/testing/test/contract.integration.test.ts) for every engine
+// Runs the engine contract suite (packages/testing/test/contract.integration.test.ts, plus the model-based
+// test EngineModel.integration.test.ts) for every engine
 // @awa/testing implements, crossed with both database modes: AWA_TEST_ENGINE x AWA_TEST_DB_MODE, one vitest
 // run per cell; plus, when queue_storage is among the engines, one more cell for queue storage in a custom
 // schema prepared like `awa storage prepare-queue-storage-schema` does (AWA_TEST_QUEUE_STORAGE_SCHEMA). Then
@@ -68,7 +69,9 @@ for (const { engine, mode, schema } of plan) {
     `\ncontract-matrix: AWA_TEST_ENGINE=${engine} AWA_TEST_DB_MODE=${mode} AWA_TEST_QUEUE_STORAGE_SCHEMA=${schema}`,
   )
   const start = performance.now()
-  const result = spawnSync(process.execPath, [vitest, "run", "test/contract.integration.test.ts"], {
+  // The contract suite, and the model-based test that checks random interleavings against a model of it.
+  const files = ["test/contract.integration.test.ts", "test/EngineModel.integration.test.ts"]
+  const result = spawnSync(process.execPath, [vitest, "run", ...files], {
     cwd: testingDir,
     stdio: "inherit",
     // AWA_ENGINE follows the cell too: @awa/testing refuses an AWA_ENGINE that disagrees with AWA_TEST_ENGINE.

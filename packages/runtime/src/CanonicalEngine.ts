@@ -229,6 +229,7 @@ export const canonicalEngine: Engine = {
       request.queue,
       request.limit,
       request.defaultTimeoutMs,
+      request.kinds === undefined ? null : [...request.kinds],
     ])
     const claimed = new Array<ClaimedJob>(rows.length)
     for (let i = 0; i < rows.length; i++) claimed[i] = toClaimed(rows[i]!)

@@ -209,6 +209,18 @@ export interface FailResult extends AttemptWriteResult {
   readonly deadLettered: ReadonlyArray<string>
 }
 
+/** What `Engine.claim` should claim. */
+export interface ClaimRequest {
+  /** The queue to claim from. */
+  readonly queue: string
+  /** The most jobs to claim. */
+  readonly limit: number
+  /** The attempt deadline, in milliseconds from the claim, for jobs without their own timeout. */
+  readonly defaultTimeoutMs: number
+  /** Only jobs of these kinds (absent: any kind; empty: none). */
+  readonly kinds?: ReadonlyArray<string>
+}
+
 /** A running attempt that maintenance should rescue. */
 export interface RescueCandidate {
   /** The attempt. */
@@ -353,11 +365,13 @@ export interface Engine {
   /** Inserts jobs through COPY (no unique keys); returns the number inserted. */
   readonly copyInsert: (db: Executor, rows: ReadonlyArray<InsertRow>) => Promise<number>
 
-  /** Claims up to `limit` available jobs of `queue`, starting an attempt on each. */
-  readonly claim: (
-    db: Executor,
-    request: { readonly queue: string; readonly limit: number; readonly defaultTimeoutMs: number },
-  ) => Promise<ReadonlyArray<ClaimedJob>>
+  /**
+   * Claims up to `limit` available jobs of `queue` (highest priority first, then earliest run time, then
+   * insertion order), starting an attempt on each; nothing from a paused queue. With `kinds`, only jobs of
+   * those kinds are claimed (an empty list claims nothing); jobs of other kinds stay available and keep
+   * their place. Workers claim without `kinds`; test helpers use it to work one kind only.
+   */
+  readonly claim: (db: Executor, request: ClaimRequest) => Promise<ReadonlyArray<ClaimedJob>>
   /** Completes attempts. */
   readonly complete: (db: Executor, refs: ReadonlyArray<AttemptRef>) => Promise<AttemptWriteResult>
   /** Schedules attempts for retry, recording their errors. */

@@ -150,6 +150,8 @@ export interface WorkOneOptions
   readonly db: Db
   /** The queue to claim from (default `"default"`). */
   readonly queue?: string
+  /** Claim only a job of these kinds (default any kind): jobs of other kinds are left alone. */
+  readonly kinds?: ReadonlyArray<string>
 }
 
 /** The outcome `Worker.workOne` wrote for the job it worked: the worker event reporting it. */
@@ -512,8 +514,9 @@ export class Worker {
   }
 
   /**
-   * Claims at most one available job of `options.queue` and works it exactly as a started worker would
-   * (handler lookup, args decoding, deadline, outcome and backoff rules, guarded write), then resolves with
+   * Claims at most one available job of `options.queue` (of `options.kinds` when given) and works it
+   * exactly as a started worker would (handler lookup, args decoding, deadline, outcome and backoff rules,
+   * guarded write), then resolves with
    * the event of the outcome once it is written, or null when no job was available. Nothing runs in the
    * background: no LISTEN, heartbeats or maintenance, so a cancel from elsewhere does not reach the
    * handler's signal. For tests and scripts (`@awa/testing` builds `workOne` and `drain` on it). Rejects
@@ -540,14 +543,15 @@ export class Worker {
       ...(options.queueStorageSchema === undefined ? {} : { queueStorageSchema: options.queueStorageSchema }),
       ...(options.id === undefined ? {} : { id: options.id }),
     })
-    return worker.#workOne(queue)
+    return worker.#workOne(queue, options.kinds)
   }
 
-  async #workOne(queue: string): Promise<WorkOneOutcome | null> {
+  async #workOne(queue: string, kinds: ReadonlyArray<string> | undefined): Promise<WorkOneOutcome | null> {
     const [job] = await this.#engine.claim(this.#db, {
       queue,
       limit: 1,
       defaultTimeoutMs: this.#defaultTimeoutMs,
+      ...(kinds === undefined ? {} : { kinds }),
     })
     if (job === undefined) return null
     let outcome: WorkOneOutcome | undefined

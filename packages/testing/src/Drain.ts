@@ -28,10 +28,11 @@ export interface DrainResult {
 }
 
 /**
- * Works the queues until none has an available job: each queue in turn until it is empty, then again
- * from the first, since handlers may enqueue into any queue. Scheduled and retrying jobs that are not due
- * yet are left alone; make them due first with `makeJobsDue` when a test wants them worked. Throws when
- * more than `maxJobs` jobs were worked.
+ * Works the queues until none has an available or due job: each queue in turn until it is empty, then
+ * again from the first, since handlers may enqueue into any queue. Scheduled and retrying jobs whose run
+ * time has come are worked too (each claim first makes the queue's due jobs available, see
+ * `workOneInQueue`); those not due yet are left alone: make them due first with `makeJobsDue` when a test
+ * wants them worked. Throws when more than `maxJobs` jobs were worked.
  */
 export const drain = async (db: Db, options: DrainOptions = {}): Promise<DrainResult> => {
   const { queues: given, maxJobs = 10_000, ...work } = options

@@ -9,6 +9,7 @@ import type { JobState } from "@awa/model/JobState"
 import { type Admin, makeAdmin } from "@awa/runtime/Admin"
 import type { Engine, EngineName, Job, JobFilter } from "@awa/runtime/Engine"
 import type { Db } from "@awa/runtime/PgExecutor"
+import { Equal, Result } from "effect"
 import { JobAssertionError } from "./JobAssertionError.js"
 import { resolveTestEngine } from "./TestEngine.js"
 
@@ -25,9 +26,12 @@ export type DeepPartial<T> =
 
 /**
  * What a job must look like; only the fields given are checked. `args` is a subset: every key given must
- * be present with an equal value (objects compared recursively, arrays and primitives exactly), other keys
- * are ignored. Args are compared with the stored JSON, so expected values are JSON-normalized first (a
- * `Date` becomes its ISO string). `runAt` is an inclusive window for the job's (next) run time.
+ * be present with an equal value (objects compared recursively, arrays and other values exactly), other
+ * keys are ignored, and a key given as `undefined` must be absent. When the kind is given as a definition,
+ * the stored args are decoded with it first and compared with the expected values as the handler would
+ * see them (a `NumberFromString` field matches the number, a `Date` field a `Date`); given a kind name,
+ * they are compared with the stored JSON, so expected values are JSON-normalized first (a `Date` becomes
+ * its ISO string). `runAt` is an inclusive window for the job's (next) run time.
  */
 export interface JobMatch<K extends KindOrDefinition = string> {
   /** The queue. */
@@ -56,6 +60,9 @@ export interface AssertionOptions {
 
 const kindName = (kind: KindOrDefinition): string => (typeof kind === "string" ? kind : kind.kind)
 
+const definitionOf = (kind: KindOrDefinition): AnyJobDefinition | undefined =>
+  typeof kind === "string" ? undefined : kind
+
 const quote = (value: string): string => JSON.stringify(value)
 
 const json = (value: unknown, max = 200): string => {
@@ -68,8 +75,13 @@ const json = (value: unknown, max = 200): string => {
   return text.length > max ? `${text.slice(0, max)}…` : text
 }
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
+// Only object literals (and parsed JSON objects) are matched key by key; a Date, a Map or a class instance
+// is a value compared whole.
+const isPlainObject = (value: unknown): value is Record<string, unknown> => {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
 
 // Canonical JSON (sorted keys) so key order never decides equality.
 const canonical = (value: unknown): string =>
@@ -86,33 +98,96 @@ const canonical = (value: unknown): string =>
 const pathOf = (path: string, key: string): string =>
   /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? `${path}.${key}` : `${path}[${quote(key)}]`
 
-const argsDifferences = (expected: unknown, actual: unknown, path: string): Array<string> => {
-  if (isPlainObject(expected)) {
-    if (!isPlainObject(actual))
-      return [`${path}: expected an object containing ${json(expected)}, got ${json(actual)}`]
-    const out: Array<string> = []
-    for (const [key, value] of Object.entries(expected)) {
-      const at = pathOf(path, key)
-      if (!(key in actual)) out.push(`${at}: missing, expected ${json(value)}`)
-      else out.push(...argsDifferences(value, actual[key], at))
-    }
-    return out
-  }
-  return canonical(expected) === canonical(actual)
-    ? []
-    : [`${path}: expected ${json(expected)}, got ${json(actual)}`]
-}
-
-const normalizeArgs = (args: unknown): unknown => {
-  if (args === undefined) return undefined
+const normalizeJson = (value: unknown): unknown => {
   try {
-    return JSON.parse(JSON.stringify(args)) as unknown
+    return JSON.parse(JSON.stringify(value) ?? "null") as unknown
   } catch (error) {
     throw new TypeError(
       `The expected args cannot be compared with stored jobs: they are not JSON-serializable (${String(error)}).`,
     )
   }
 }
+
+/** Whole-value equality of an expected value and an actual one, in one of the two comparison modes. */
+type ValueEquality = (expected: unknown, actual: unknown) => boolean
+
+// Stored JSON: both sides as canonical JSON.
+const jsonEqual: ValueEquality = (expected, actual) =>
+  canonical(normalizeJson(expected)) === canonical(actual)
+
+// Decoded values: dates by instant, arrays and plain objects element by element, Effect data by Equal.
+const decodedEqual: ValueEquality = (expected, actual) => {
+  if (expected instanceof Date || actual instanceof Date) {
+    return expected instanceof Date && actual instanceof Date && expected.getTime() === actual.getTime()
+  }
+  if (Array.isArray(expected) || Array.isArray(actual)) {
+    return (
+      Array.isArray(expected) &&
+      Array.isArray(actual) &&
+      expected.length === actual.length &&
+      expected.every((item, i) => decodedEqual(item, actual[i]))
+    )
+  }
+  if (isPlainObject(expected) && isPlainObject(actual)) {
+    const keys = Object.keys(expected).filter((k) => expected[k] !== undefined)
+    const actualKeys = Object.keys(actual).filter((k) => actual[k] !== undefined)
+    return (
+      keys.length === actualKeys.length &&
+      keys.every((k) => k in actual && decodedEqual(expected[k], actual[k]))
+    )
+  }
+  return Equal.equals(expected, actual)
+}
+
+const argsDifferences = (
+  expected: unknown,
+  actual: unknown,
+  path: string,
+  equal: ValueEquality,
+): Array<string> => {
+  if (isPlainObject(expected)) {
+    if (!isPlainObject(actual))
+      return [`${path}: expected an object containing ${json(expected)}, got ${json(actual)}`]
+    const out: Array<string> = []
+    for (const [key, value] of Object.entries(expected)) {
+      const at = pathOf(path, key)
+      if (value === undefined) {
+        // undefined in an expectation means "absent", never "anything".
+        if (key in actual && actual[key] !== undefined)
+          out.push(`${at}: expected absent, got ${json(actual[key])}`)
+      } else if (!(key in actual)) out.push(`${at}: missing, expected ${json(value)}`)
+      else out.push(...argsDifferences(value, actual[key], at, equal))
+    }
+    return out
+  }
+  return equal(expected, actual) ? [] : [`${path}: expected ${json(expected)}, got ${json(actual)}`]
+}
+
+/** The differences between expected args and a job's args: decoded with `definition` when there is one. */
+const argsDifferencesOf = (
+  expected: unknown,
+  job: Job,
+  definition: AnyJobDefinition | undefined,
+): Array<string> => {
+  if (definition === undefined || definition.kind !== job.kind) {
+    return argsDifferences(expected, job.args, "args", jsonEqual)
+  }
+  const decoded = definition.decodeArgs(job.args)
+  if (Result.isFailure(decoded)) {
+    return [
+      `args: the stored args do not decode with the definition of ${quote(definition.kind)}: ${decoded.failure.message}`,
+    ]
+  }
+  return argsDifferences(expected, decoded.success, "args", decodedEqual)
+}
+
+// Shows expectations with `undefined` keys (which JSON would drop) as "absent".
+const expectedShown = (args: unknown): unknown =>
+  isPlainObject(args)
+    ? Object.fromEntries(
+        Object.entries(args).map(([k, v]) => [k, v === undefined ? "<absent>" : expectedShown(v)]),
+      )
+    : args
 
 const statesOf = (state: JobState | ReadonlyArray<JobState>): ReadonlyArray<JobState> =>
   typeof state === "string" ? [state] : state
@@ -122,6 +197,7 @@ const differences = (
   job: Job,
   kind: string | undefined,
   match: JobMatch<KindOrDefinition>,
+  definition: AnyJobDefinition | undefined,
 ): Array<string> => {
   const out: Array<string> = []
   if (kind !== undefined && job.kind !== kind)
@@ -140,7 +216,7 @@ const differences = (
     out.push(`runAt: expected at or after ${from.toISOString()}, got ${job.runAt.toISOString()}`)
   if (to !== undefined && job.runAt.getTime() > to.getTime())
     out.push(`runAt: expected at or before ${to.toISOString()}, got ${job.runAt.toISOString()}`)
-  if (match.args !== undefined) out.push(...argsDifferences(normalizeArgs(match.args), job.args, "args"))
+  if (match.args !== undefined) out.push(...argsDifferencesOf(match.args, job, definition))
   return out
 }
 
@@ -155,7 +231,7 @@ const describeExpectation = (kind: string, match: JobMatch<KindOrDefinition>): s
       `runAt within [${match.runAt.from?.toISOString() ?? "-∞"}, ${match.runAt.to?.toISOString() ?? "+∞"}]`,
     )
   }
-  if (match.args !== undefined) parts.push(`args containing ${json(normalizeArgs(match.args))}`)
+  if (match.args !== undefined) parts.push(`args containing ${json(expectedShown(match.args))}`)
   return `kind ${quote(kind)}${parts.length === 0 ? "" : ` with ${parts.join(", ")}`}`
 }
 
@@ -213,7 +289,7 @@ export const expectInserted = async <K extends KindOrDefinition>(
   const admin = makeAdmin({ engine: resolveTestEngine(options.engine) })
   const name = kindName(kind)
   const jobs = await listAll(admin, db, { kind: name })
-  const matching = jobs.filter((job) => differences(job, undefined, match).length === 0)
+  const matching = jobs.filter((job) => differences(job, undefined, match, definitionOf(kind)).length === 0)
   if (matching.length === 1) return matching[0]!
   const expected = describeExpectation(name, match)
   const expectation = { kind: name, ...match }
@@ -240,7 +316,7 @@ export const expectInserted = async <K extends KindOrDefinition>(
     "expectInserted",
     `expectInserted: expected one job of ${expected}, but ` +
       `${jobs.length === 1 ? "the only job of that kind does not match" : `none of the ${jobs.length} jobs of that kind match`}:\n` +
-      listing(jobs, (job) => differences(job, undefined, match)),
+      listing(jobs, (job) => differences(job, undefined, match, definitionOf(kind))),
     expectation,
     jobs,
   )
@@ -259,7 +335,7 @@ export const expectNotInserted = async <K extends KindOrDefinition>(
   const admin = makeAdmin({ engine: resolveTestEngine(options.engine) })
   const name = kindName(kind)
   const matching = (await listAll(admin, db, { kind: name })).filter(
-    (job) => differences(job, undefined, match).length === 0,
+    (job) => differences(job, undefined, match, definitionOf(kind)).length === 0,
   )
   if (matching.length === 0) return
   throw new JobAssertionError(
@@ -302,7 +378,7 @@ export const expectManyInserted = async (
       rows.push(`  ${i + 1}. ✗ ${describeJob(job)}`, `        unexpected: only ${expected.length} expected`)
       continue
     }
-    const diffs = differences(job, kindName(want.kind), want)
+    const diffs = differences(job, kindName(want.kind), want, definitionOf(want.kind))
     if (diffs.length > 0) ok = false
     rows.push(`  ${i + 1}. ${diffs.length === 0 ? "✓" : "✗"} ${describeJob(job)}`)
     for (const line of diffs) rows.push(`        ${line}`)

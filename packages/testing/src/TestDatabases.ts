@@ -3,6 +3,7 @@
  * primary/pgmq pair a test needs in single or split mode.
  */
 import { createHash, randomBytes } from "node:crypto"
+import { hostname } from "node:os"
 import { setTimeout as sleep } from "node:timers/promises"
 import {
   type AdminSession,
@@ -109,6 +110,41 @@ const databaseFailed = (what: string, name: string, cause: unknown): TestDatabas
     cause,
   })
 
+/** Who made a test or template database: recorded as the database's comment, read by the sweep. */
+export interface DatabaseOwner {
+  /** The host the owning process ran on. */
+  readonly host: string
+  /** The owning process's pid on that host. */
+  readonly pid: number
+  /** When the database was made. */
+  readonly created: Date
+}
+
+const ownerPrefix = "@awa/testing"
+
+const ownerComment = (owner: DatabaseOwner = { host: hostname(), pid: process.pid, created: new Date() }) =>
+  `${ownerPrefix} ${JSON.stringify({ host: owner.host, pid: owner.pid, created: owner.created.toISOString() })}`
+
+/** Reads a database comment written by this module: the owner, or undefined for any other comment. */
+export const parseDatabaseOwner = (comment: string | null | undefined): DatabaseOwner | undefined => {
+  if (typeof comment !== "string" || !comment.startsWith(`${ownerPrefix} `)) return undefined
+  try {
+    const parsed = JSON.parse(comment.slice(ownerPrefix.length + 1)) as Record<string, unknown>
+    const created = new Date(String(parsed.created))
+    if (typeof parsed.host !== "string" || !Number.isInteger(parsed.pid) || Number.isNaN(created.getTime()))
+      return undefined
+    return { host: parsed.host, pid: parsed.pid as number, created }
+  } catch {
+    return undefined
+  }
+}
+
+// Records this process as the owner, so a later run can tell a database left behind by a killed run.
+const markOwner = (session: AdminSession, name: string): Promise<unknown> =>
+  session.query(`COMMENT ON DATABASE ${quoteIdentifier(name)} IS ${quoteLiteral(ownerComment())}`)
+
+const quoteLiteral = (text: string): string => `'${text.replaceAll("'", "''")}'`
+
 /**
  * Creates an empty database (from the server's default template) on the server behind `adminUrl` and
  * returns its URL. Without `name`, a random name from {@link randomDatabaseName} is used.
@@ -116,9 +152,10 @@ const databaseFailed = (what: string, name: string, cause: unknown): TestDatabas
 export const createDatabase = async (adminUrl: string, name?: string): Promise<string> => {
   const database = name === undefined ? randomDatabaseName() : validateDatabaseName(name)
   try {
-    await withAdminSession(checkedAdminUrl(adminUrl), (session) =>
-      session.query(`CREATE DATABASE ${quoteIdentifier(database)}`),
-    )
+    await withAdminSession(checkedAdminUrl(adminUrl), async (session) => {
+      await session.query(`CREATE DATABASE ${quoteIdentifier(database)}`)
+      await markOwner(session, database)
+    })
   } catch (cause) {
     throw databaseFailed("create", database, cause)
   }
@@ -217,7 +254,10 @@ export const createTemplates = async (
       )
       if (existing.length === names.length && existing.every((row) => row.datistemplate === true)) return true
       for (const row of existing) await dropDatabaseIn(session, String(row.datname))
-      for (const name of names) await session.query(`CREATE DATABASE ${quoteIdentifier(name)}`)
+      for (const name of names) {
+        await session.query(`CREATE DATABASE ${quoteIdentifier(name)}`)
+        await markOwner(session, name)
+      }
       try {
         await options.prepare(names.map((name) => urlForDatabase(url, name)))
       } catch (cause) {
@@ -298,9 +338,12 @@ export const cloneDatabase = async (adminUrl: string, template: string, name?: s
   return serialized(`${url}\n${source}`, async () => {
     for (let attempt = 1; ; attempt++) {
       try {
-        await withAdminSession(url, (session) =>
-          session.query(`CREATE DATABASE ${quoteIdentifier(target)} TEMPLATE ${quoteIdentifier(source)}`),
-        )
+        await withAdminSession(url, async (session) => {
+          await session.query(
+            `CREATE DATABASE ${quoteIdentifier(target)} TEMPLATE ${quoteIdentifier(source)}`,
+          )
+          await markOwner(session, target)
+        })
         return urlForDatabase(url, target)
       } catch (cause) {
         const state = sqlStateOf(cause)
@@ -389,4 +432,82 @@ export const createTestDatabases = async (
       return dropping
     },
   }
+}
+
+/** Options of {@link sweepTestDatabases}. */
+export interface SweepOptions {
+  /** Complete templates to keep whatever their age (the ones this run uses). */
+  readonly keepTemplates?: ReadonlyArray<string>
+  /** Complete templates older than this whose maker is gone are dropped (default 24 hours). */
+  readonly templateMaxAgeMs?: number
+  /** This host's name, as owners record it (default `os.hostname()`). */
+  readonly host?: string
+  /** Whether a pid on this host is alive (default: `process.kill(pid, 0)`). */
+  readonly isAlive?: (pid: number) => boolean
+}
+
+/** What {@link sweepTestDatabases} dropped. */
+export interface SweepResult {
+  /** The databases dropped, by name. */
+  readonly dropped: ReadonlyArray<string>
+}
+
+const processAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/**
+ * Drops test databases that a killed run left behind on a persistent server (one named by
+ * `DATABASE_URL`, which outlives runs): `awa_test_*` databases whose owning process, recorded on this host
+ * when they were made, is gone, and `awa_tpl_*` templates whose maker is gone and that are either
+ * incomplete (their preparation was interrupted) or complete but older than `templateMaxAgeMs` and not in
+ * `keepTemplates` (templates of migrations that have since changed; one still wanted is simply made
+ * again). Databases owned by a live process or by another host, templates someone is connected to, and
+ * databases without an owner record (made by hand, by an older version, or being made right now) are left
+ * alone. Resolves to what was dropped; a database that cannot be dropped is skipped (a later sweep retries).
+ */
+export const sweepTestDatabases = async (
+  adminUrl: string,
+  options: SweepOptions = {},
+): Promise<SweepResult> => {
+  const host = options.host ?? hostname()
+  const isAlive = options.isAlive ?? processAlive
+  const keep = new Set(options.keepTemplates ?? [])
+  const maxAge = options.templateMaxAgeMs ?? 24 * 3_600_000
+  const dropped: Array<string> = []
+  await withAdminSession(checkedAdminUrl(adminUrl), async (session) => {
+    const rows = await session.query(
+      `SELECT d.datname, d.datistemplate, shobj_description(d.oid, 'pg_database') AS comment,
+         (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname)::integer AS sessions
+       FROM pg_database d
+       WHERE d.datname LIKE 'awa\\_test\\_%' OR d.datname LIKE 'awa\\_tpl\\_%'
+       ORDER BY d.datname`,
+    )
+    for (const row of rows) {
+      const name = String(row.datname)
+      const owner = parseDatabaseOwner(row.comment as string | null)
+      const sessions = Number(row.sessions)
+      const gone = owner !== undefined && owner.host === host && !isAlive(owner.pid)
+      let drop: boolean
+      if (name.startsWith("awa_tpl_")) {
+        const old = owner !== undefined && Date.now() - owner.created.getTime() > maxAge
+        drop = gone && sessions === 0 && (row.datistemplate !== true || (old && !keep.has(name)))
+      } else {
+        drop = gone
+      }
+      if (!drop) continue
+      try {
+        await dropDatabaseIn(session, name)
+        dropped.push(name)
+      } catch {
+        // Someone took it meanwhile, or it is already gone: leave it to a later sweep.
+      }
+    }
+  })
+  return { dropped }
 }

@@ -4,6 +4,8 @@
  * it lives in (`AWA_TEST_QUEUE_STORAGE_SCHEMA`, default `awa`). Engines are built by the runtime's own
  * selection (`@awa/runtime/EngineSelection`), exactly as `makeProducer({ engine })` would build them.
  */
+
+import { canonicalEngine } from "@awa/runtime/CanonicalEngine"
 import type { Engine, EngineName } from "@awa/runtime/Engine"
 import {
   defaultQueueStorageSchema,
@@ -11,6 +13,8 @@ import {
   parseQueueStorageSchema,
   selectEngine,
 } from "@awa/runtime/EngineSelection"
+import type { Executor } from "@awa/runtime/PgExecutor"
+import type { QueueStorageEngine } from "@awa/runtime/QueueStorageEngine"
 import type { TestEnvironment } from "./PostgresServer.js"
 import { TestEngineError } from "./TestEngineError.js"
 
@@ -96,3 +100,45 @@ export const resolveTestEngine = (
     {},
   )
 }
+
+/**
+ * The storage maintenance an engine runs under its leader besides promote, rescue and retention, as hooks
+ * the model-based test (and anything else that wants to interleave it with work) can call at any step:
+ * `rotate` advances storage (queue storage: the ring slots), `prune` reclaims settled storage (queue
+ * storage: truncating settled slots). Either may remove completed jobs' history, never anything else.
+ */
+export interface TestEngineMaintenance {
+  /** Advances the engine's storage (a no-op for engines without one). */
+  readonly rotate: (db: Executor) => Promise<void>
+  /** Reclaims settled storage; may remove completed jobs, nothing else. */
+  readonly prune: (db: Executor) => Promise<void>
+}
+
+// The canonical engine has no storage cycle: rotation does nothing, and pruning is retention of completed
+// jobs (failed and cancelled ones stay for their retention, an hour here).
+const canonicalMaintenance: TestEngineMaintenance = {
+  rotate: async () => {},
+  prune: async (db) => {
+    await canonicalEngine.deleteRetained(db, { completedMs: 0, failedMs: 3_600_000, limit: 10_000 })
+  },
+}
+
+// Queue storage's storage cycle is its rings: both hooks run the leader's ring maintenance at once (rotation
+// and prune without waiting for the slots to age), keeping failed and cancelled jobs for an hour.
+const queueStorageMaintenance = (engine: Engine): TestEngineMaintenance => {
+  const rings = engine as Engine & Pick<QueueStorageEngine, "maintainRings">
+  const cycle = async (db: Executor) => {
+    await rings.maintainRings(db, { failedMs: 3_600_000, force: true })
+  }
+  return { rotate: cycle, prune: cycle }
+}
+
+// Per engine; an engine with a storage cycle registers its rotate and prune here.
+const maintenanceByEngine: ReadonlyMap<EngineName, (engine: Engine) => TestEngineMaintenance> = new Map([
+  ["canonical", () => canonicalMaintenance],
+  ["queue_storage", queueStorageMaintenance],
+])
+
+/** The maintenance hooks of `engine` ({@link TestEngineMaintenance}); no-ops for an engine without any. */
+export const testEngineMaintenance = (engine: Engine): TestEngineMaintenance =>
+  maintenanceByEngine.get(engine.name)?.(engine) ?? { rotate: async () => {}, prune: async () => {} }

@@ -40,6 +40,8 @@ export interface WorkOneOptions extends WorkOptions {
 export interface WorkOneInQueueOptions extends WorkOptions {
   /** A handler used for its kind instead of the registered one. */
   readonly handler?: JobHandler
+  /** Claim only a job of these kinds (default: any kind); jobs of other kinds stay available. */
+  readonly kinds?: ReadonlyArray<string>
 }
 
 /** What a worked job's outcome has in common: the attempt as claimed, and the job as stored afterwards. */
@@ -123,11 +125,15 @@ const mustRead = (job: Job | null, id: string, outcome: string): Job => {
 }
 
 /**
- * Claims the next available job of `queue` (highest priority, then oldest) and works it with the given
- * handler when its kind matches, else with the registered handler for its kind, exactly as a running
- * worker would: args decoded by the definition, the handler's return or throw turned into the outcome
- * (complete, retry with backoff, snooze, cancel, fail, DLQ), the write guarded by the attempt's run lease.
- * Resolves once the outcome is written. `db` may be a pool, or a client inside an open transaction.
+ * Claims the next available job of `queue` (highest priority, then oldest; of `options.kinds` when given)
+ * and works it with the given handler when its kind matches, else with the registered handler for its
+ * kind, exactly as a running worker would: args decoded by the definition, the handler's return or throw
+ * turned into the outcome (complete, retry with backoff, snooze, cancel, fail, DLQ), the write guarded by
+ * the attempt's run lease. Scheduled and retrying jobs of the queue whose run time has come are made
+ * available first (through the engine's `makeDue`, as maintenance would promote them), so a due job is
+ * worked even though no maintenance runs; jobs not due yet are left alone (make them due with
+ * `makeJobsDue`). Resolves once the outcome is written. `db` may be a pool, or a client inside an open
+ * transaction.
  */
 export const workOneInQueue = async (
   db: Db,
@@ -135,6 +141,9 @@ export const workOneInQueue = async (
   options: WorkOneInQueueOptions = {},
 ): Promise<WorkResult> => {
   const engine = resolveTestEngine(options.engine)
+  const admin = makeAdmin({ engine })
+  // No maintenance runs here to promote jobs whose time has come: make this queue's due jobs available.
+  await admin.makeDue(db, { queue, within: 0 })
   const given = options.handler
   const handlers = [
     ...(given === undefined ? [] : [given]),
@@ -145,11 +154,11 @@ export const workOneInQueue = async (
     queue,
     handlers,
     engine,
+    ...(options.kinds === undefined ? {} : { kinds: options.kinds }),
     ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
     ...(options.defaultTimeout === undefined ? {} : { defaultTimeout: options.defaultTimeout }),
   })
   if (event === null) return { outcome: "none" }
-  const admin = makeAdmin({ engine })
   const claimed = event.job
   const job = await readJob(admin, db, claimed.id)
   switch (event.type) {
@@ -191,11 +200,12 @@ export const workOneInQueue = async (
 }
 
 /**
- * Works exactly one job for `job`: given a handler (`handle(Definition, fn)`), claims the next available
- * job of the definition's queue (or `options.queue`) and runs that handler for its kind; given a
- * definition, uses the handler registered for its kind in `options.handlers` (throwing before anything is
- * claimed when there is none). The claimed job is the queue's next one whatever its kind; jobs of other
- * kinds use the registered handlers. See {@link workOneInQueue} for the semantics and the result.
+ * Works exactly one job of the definition's kind: given a handler (`handle(Definition, fn)`), claims the
+ * next available job of that kind in the definition's queue (or `options.queue`) and runs that handler;
+ * given a definition, uses the handler registered for its kind in `options.handlers` (throwing before
+ * anything is claimed when there is none). It never claims a job of another kind: those stay available
+ * in their place (use {@link workOneInQueue} to work whatever comes next). See {@link workOneInQueue} for
+ * the semantics and the result.
  */
 export const workOne = async (
   db: Db,
@@ -214,5 +224,9 @@ export const workOne = async (
     )
   }
   const { queue, ...rest } = options
-  return workOneInQueue(db, queue ?? definition.defaults.queue ?? defaultQueue, { ...rest, handler })
+  return workOneInQueue(db, queue ?? definition.defaults.queue ?? defaultQueue, {
+    ...rest,
+    handler,
+    kinds: [definition.kind],
+  })
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises"
 import { defineJob } from "@awa/model/JobDefinition"
 import { handle } from "@awa/runtime/JobHandler"
 import { snooze } from "@awa/runtime/JobOutcome"
@@ -15,6 +16,17 @@ const awa = useAwaDatabase({ scope: "test" })
 const Step = defineJob({ kind: "step", args: Schema.Struct({ n: Schema.Number }), queue: "steps" })
 
 describe("drain", () => {
+  it("works scheduled jobs whose run time has come, with no maintenance running", async () => {
+    const runAt = new Date(Date.now() + 100)
+    await awa.producer.insert(awa.pool, Step, { n: 1 }, { runAt })
+    await awa.producer.insert(awa.pool, Step, { n: 2 }, { delay: "1 hour" })
+    // Wait (on the same host's clock) until the first job is due; drain itself never waits.
+    while (Date.now() <= runAt.getTime() + 20) await sleep(10)
+    const result = await drain(awa.pool, { handlers: [handle(Step, () => {})] })
+    expect(result.results.map((r) => r.claimed.args)).toEqual([{ n: 1 }])
+    await expectInserted(awa.pool, Step, { state: "scheduled", args: { n: 2 } })
+  })
+
   it("works the handlers' queues until idle and counts the outcomes", async () => {
     await awa.producer.insertMany(awa.pool, [job(Step, { n: 1 }), job(Step, { n: 2 }), job(Step, { n: 3 })])
     const result = await drain(awa.pool, {

@@ -270,3 +270,37 @@ describe("inside an open transaction", () => {
     await expectNotInserted(awa.pool, Email)
   })
 })
+
+describe("args as the handler sees them", () => {
+  const Counted = defineJob({
+    kind: "counted",
+    args: Schema.Struct({
+      count: Schema.NumberFromString,
+      note: Schema.optional(Schema.String),
+    }),
+  })
+
+  it("compares decoded values when given the definition, and stored JSON when given the kind name", async () => {
+    await awa.producer.insert(awa.pool, Counted, { count: 5 })
+    const found = await expectInserted(awa.pool, Counted, { args: { count: 5 } })
+    expect(found.args).toEqual({ count: "5" })
+    await expectInserted(awa.pool, "counted", { args: { count: "5" } })
+    const error = await failureOf(() => expectInserted(awa.pool, Counted, { args: { count: 6 } }))
+    expect(error.message).toContain("args.count: expected 6, got 5")
+    await expectNotInserted(awa.pool, Counted, { args: { count: 6 } })
+    await expectManyInserted(awa.pool, [{ kind: Counted, args: { count: 5 } }])
+  })
+
+  it("treats undefined in expected args as absent, never as matching anything", async () => {
+    await awa.producer.insert(awa.pool, Counted, { count: 1, note: "kept" })
+    await awa.producer.insert(awa.pool, Counted, { count: 2 })
+    const found = await expectInserted(awa.pool, Counted, { args: { note: undefined } })
+    expect(found.args).toEqual({ count: "2" })
+    await expectInserted(awa.pool, "counted", { args: { count: "1", note: "kept" } })
+    const error = await failureOf(() =>
+      expectInserted(awa.pool, "counted", { args: { count: "1", note: undefined } }),
+    )
+    expect(error.message).toContain('args.note: expected absent, got "kept"')
+    expect(error.message).toContain('args containing {"count":"1","note":"<absent>"}')
+  })
+})

@@ -1,3 +1,5 @@
+import { spawnSync } from "node:child_process"
+import { hostname } from "node:os"
 import pg from "pg"
 import { beforeAll, describe, expect, it } from "vitest"
 import { TestDatabaseError } from "../src/TestDatabaseError.js"
@@ -10,7 +12,9 @@ import {
   databaseUrlFor,
   dropDatabase,
   maxDatabaseNameLength,
+  parseDatabaseOwner,
   randomDatabaseName,
+  sweepTestDatabases,
   testDbModeFromEnv,
   validateDatabaseName,
 } from "../src/TestDatabases.js"
@@ -405,6 +409,93 @@ describe.concurrent("createTestDatabases", () => {
       expect(databases.pgmqUrl).not.toBe(databases.primaryUrl)
     } finally {
       await databases.drop()
+    }
+  })
+})
+
+describe("sweeping databases left behind by killed runs", () => {
+  /** The pid of a real process that has exited: what a killed run's test worker leaves in its records. */
+  const deadPid = (): number => {
+    const child = spawnSync(process.execPath, ["-e", "process.kill(process.pid, 'SIGKILL')"])
+    expect(child.signal).toBe("SIGKILL")
+    return child.pid!
+  }
+  const setOwner = (
+    adminUrl: string,
+    name: string,
+    owner: { host: string; pid: number; created: Date } | null,
+  ) =>
+    queryOnce(
+      adminUrl,
+      `COMMENT ON DATABASE ${pg.escapeIdentifier(name)} IS ${
+        owner === null
+          ? "NULL"
+          : pg.escapeLiteral(
+              `@awa/testing ${JSON.stringify({ ...owner, created: owner.created.toISOString() })}`,
+            )
+      }`,
+    )
+  const ownerOf = async (adminUrl: string, name: string) =>
+    parseDatabaseOwner(
+      (
+        await queryOnce<{ comment: string | null }>(
+          adminUrl,
+          "SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1",
+          [name],
+        )
+      )[0]?.comment,
+    )
+
+  it("records this process as the owner of the databases it makes", async () => {
+    const adminUrl = await testPostgresAdminUrl()
+    const url = await createDatabase(adminUrl)
+    try {
+      expect(await ownerOf(adminUrl, nameOf(url))).toMatchObject({ host: hostname(), pid: process.pid })
+    } finally {
+      await dropDatabase(adminUrl, url)
+    }
+  })
+
+  it("drops test databases whose owning process on this host is gone, and nothing else", async () => {
+    const adminUrl = await testPostgresAdminUrl()
+    const dead = deadPid()
+    const [orphan, live, foreign, unowned] = await Promise.all(
+      [1, 2, 3, 4].map(async () => nameOf(await createDatabase(adminUrl))),
+    )
+    try {
+      const created = new Date()
+      await setOwner(adminUrl, orphan!, { host: hostname(), pid: dead, created })
+      await setOwner(adminUrl, foreign!, { host: "another-host", pid: dead, created })
+      await setOwner(adminUrl, unowned!, null)
+      const { dropped } = await sweepTestDatabases(adminUrl)
+      expect(dropped).toContain(orphan)
+      for (const kept of [live, foreign, unowned]) expect(dropped).not.toContain(kept)
+      expect(await databaseExists(adminUrl, orphan!)).toBe(false)
+      for (const kept of [live!, foreign!, unowned!]) expect(await databaseExists(adminUrl, kept)).toBe(true)
+    } finally {
+      for (const name of [orphan!, live!, foreign!, unowned!]) await dropDatabase(adminUrl, name)
+    }
+  })
+
+  it("drops an interrupted template of a gone process, and a complete one only when old and not kept", async () => {
+    const adminUrl = await testPostgresAdminUrl()
+    const dead = deadPid()
+    const names = Array.from({ length: 4 }, () => randomDatabaseName("awa_tpl_sweep"))
+    const [interrupted, fresh, stale, kept] = names
+    await createTemplates(adminUrl, { names: [fresh!, stale!, kept!], prepare: async () => {} })
+    await createDatabase(adminUrl, interrupted)
+    try {
+      const old = new Date(Date.now() - 48 * 3_600_000)
+      await setOwner(adminUrl, interrupted!, { host: hostname(), pid: dead, created: new Date() })
+      await setOwner(adminUrl, fresh!, { host: hostname(), pid: dead, created: new Date() })
+      await setOwner(adminUrl, stale!, { host: hostname(), pid: dead, created: old })
+      await setOwner(adminUrl, kept!, { host: hostname(), pid: dead, created: old })
+      const { dropped } = await sweepTestDatabases(adminUrl, { keepTemplates: [kept!] })
+      expect(names.filter((n) => dropped.includes(n))).toEqual([interrupted, stale])
+      expect(await databaseExists(adminUrl, fresh!)).toBe(true)
+      expect(await databaseExists(adminUrl, kept!)).toBe(true)
+    } finally {
+      for (const name of names) await dropDatabase(adminUrl, name)
     }
   })
 })

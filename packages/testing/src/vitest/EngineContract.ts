@@ -9,8 +9,9 @@
  * registerEngineContract({ engine: "canonical", mode: "split" })
  * ```
  *
- * Everything goes through public APIs (producer, admin, worker, and `@awa/testing`'s helpers built on
- * them), never through SQL on one engine's tables.
+ * Everything goes through public APIs (producer, admin, worker, `@awa/testing`'s helpers built on them,
+ * and the `Engine` methods themselves, every one of which is called: see `EngineSeamContract`), never
+ * through SQL on one engine's tables.
  */
 import { setTimeout as sleep } from "node:timers/promises"
 import { defineJob } from "@awa/model/JobDefinition"
@@ -29,6 +30,7 @@ import { parseTestDbMode, type TestDbMode, testDbModeFromEnv } from "../TestData
 import { resolveTestEngine } from "../TestEngine.js"
 import type { WorkResult } from "../WorkOne.js"
 import { useAwaDatabase } from "./AwaTestDatabase.js"
+import { registerEngineSeamContract } from "./EngineSeamContract.js"
 
 /** Options of {@link registerEngineContract}. */
 export interface EngineContractOptions {
@@ -782,5 +784,7 @@ export const registerEngineContract = (options: EngineContractOptions = {}): voi
         await expectNotInserted(awa.pool, Report)
       })
     })
+
+    describe("engine seam", () => registerEngineSeamContract(awa))
   })
 }

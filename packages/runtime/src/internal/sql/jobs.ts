@@ -21,7 +21,9 @@ const appendError = (errorExpr: string, errorsColumn = "j.errors") =>
 /**
  * Inserts many jobs in one statement from parallel arrays ($1 kind, $2 queue, $3 args JSON, $4 priority,
  * $5 max_attempts, $6 run_at, $7 delay ms, $8 timeout ms, $9 tags JSON, $10 metadata JSON, $11 unique key
- * hex, $12 unique states literal). Rows are inserted in array order; unique conflicts are skipped and
+ * hex, $12 unique states literal). A job is scheduled only when its run time is still ahead of the clock
+ * (clock_timestamp(), not the transaction's start: a job inserted late in a long transaction with
+ * `runAt: new Date()` is due, not scheduled). Rows are inserted in array order; unique conflicts are skipped and
  * left out of RETURNING (the caller maps rows back by id order and unique key). Prepared: an INSERT scans
  * nothing, so a generic plan is as good as a custom one and saves planning on every single-job insert.
  */
@@ -30,7 +32,7 @@ export const insertJobs = statement(
   `INSERT INTO awa.jobs AS j (kind, queue, args, state, priority, max_attempts, run_at, attempt_timeout_ms, tags,
      metadata, unique_key, unique_states)
    SELECT i.kind, i.queue, i.args::jsonb,
-     CASE WHEN r.run_at > now() THEN 'scheduled'::awa.job_state ELSE 'available'::awa.job_state END,
+     CASE WHEN r.run_at > clock_timestamp() THEN 'scheduled'::awa.job_state ELSE 'available'::awa.job_state END,
      i.priority, i.max_attempts, r.run_at, i.timeout_ms,
      CASE WHEN i.tags IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(i.tags::jsonb)) END,
      coalesce(i.metadata::jsonb, '{}'::jsonb),
@@ -62,9 +64,9 @@ export const copyJobsSql = `COPY awa.jobs (kind, queue, args, state, priority, m
   tags, metadata) FROM STDIN`
 
 /**
- * Claims up to $2 available jobs of queue $1 (unless the queue is paused), highest priority first, with
- * FOR UPDATE SKIP LOCKED; each claim increments attempt and run_lease and sets the attempt's deadline from
- * the job's timeout or $3 ms.
+ * Claims up to $2 available jobs of queue $1 (unless the queue is paused), of kinds $4 (NULL for any),
+ * highest priority first, with FOR UPDATE SKIP LOCKED; each claim increments attempt and run_lease and sets
+ * the attempt's deadline from the job's timeout or $3 ms.
  */
 export const claimJobs = statement(
   "jobs_claim",
@@ -75,7 +77,7 @@ export const claimJobs = statement(
      heartbeat_at = now(), deadline_at = now() + coalesce(j.attempt_timeout_ms, $3::integer) * interval '1 millisecond'
    WHERE j.id = ANY (ARRAY(
      SELECT id FROM awa.jobs
-     WHERE state = 'available' AND queue = $1
+     WHERE state = 'available' AND queue = $1 AND ($4::text[] IS NULL OR kind = ANY ($4::text[]))
        AND NOT EXISTS (SELECT 1 FROM awa.queues q WHERE q.name = $1 AND q.paused)
      ORDER BY priority, run_at, id
      LIMIT $2
