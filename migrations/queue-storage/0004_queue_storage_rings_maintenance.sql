@@ -179,6 +179,13 @@ BEGIN
         AND (SELECT count(*) FROM closed) >= 0 AND (SELECT count(*) FROM facts) >= 0
         AND (SELECT count(*) FROM moved) >= 0;
       v_carried := v_carried + v_n_carried;
+      -- A unique key held by a job that leaves with this slot (none of its rows lives on in another slot, in
+      -- deferred or in the DLQ) is released, as deleting the job releases it under the canonical engine.
+      DELETE FROM {{schema}}.unique_claims u
+      WHERE u.job_id IN (SELECT r.id FROM {{schema}}.ready_entries r WHERE r.ready_slot = v_slot)
+        AND NOT EXISTS (SELECT 1 FROM {{schema}}.ready_entries o WHERE o.id = u.job_id AND o.ready_slot <> v_slot)
+        AND NOT EXISTS (SELECT 1 FROM {{schema}}.deferred_jobs d WHERE d.id = u.job_id)
+        AND NOT EXISTS (SELECT 1 FROM {{schema}}.dlq_entries q WHERE q.id = u.job_id);
       -- Fold what leaves into the rollups and drop the slot's counters, then truncate: one transaction.
       SELECT coalesce(sum(count), 0) INTO v_folded FROM {{schema}}.queue_terminal_live_counts WHERE ready_slot = v_slot;
       INSERT INTO {{schema}}.queue_terminal_rollups AS r (queue, priority, state, count)

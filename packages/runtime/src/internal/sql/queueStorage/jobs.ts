@@ -59,7 +59,9 @@ export const jobStatements = ({ s, statement }: SchemaSql) => ({
     "closures",
     `SELECT c.id, c.run_lease, c.outcome FROM ${s}.closures c
      JOIN unnest($1::bigint[], $2::bigint[]) AS d(id, run_lease) ON c.id = d.id AND c.run_lease = d.run_lease
-     WHERE c.id = ANY ($1::bigint[])`,
+     WHERE c.id = ANY ($1::bigint[])
+       -- A job purged since (purgeQueue, retention) is gone: its attempt is stale, as a deleted row is.
+       AND NOT EXISTS (SELECT 1 FROM ${s}.done_entries p WHERE p.id = c.id AND p.state = 'purged')`,
     { prepared: false },
   ),
 
