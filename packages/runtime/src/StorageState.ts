@@ -4,10 +4,16 @@
  * that moves it, see migration canonical/0003_storage_state.sql), and the registry of live runtimes the
  * gates read.
  */
+import { createRequire } from "node:module"
 import { Data } from "effect"
 import { DatabaseError } from "./DatabaseError.js"
 import * as sql from "./internal/sql/storageState.js"
 import type { Executor } from "./PgExecutor.js"
+
+/** This release of `@awa/runtime` (from its package.json), as runtimes register it. */
+export const runtimeVersion: string = (
+  createRequire(import.meta.url)("../package.json") as { readonly version: string }
+).version
 
 /** The storage states, in the order a migration to queue storage moves through them. */
 export const storageStates = ["canonical", "prepared", "mixed", "active"] as const

@@ -23,6 +23,7 @@ import { isJobOutcome, type JobOutcome } from "./JobOutcome.js"
 import { Maintenance, type MaintenanceSettings } from "./Maintenance.js"
 import { type Db, type Executor, type PgPool, poolerOf, toExecutor } from "./PgExecutor.js"
 import { checkSchema } from "./SchemaCheck.js"
+import { registerRuntime, runtimeVersion, unregisterRuntime } from "./StorageState.js"
 import { EventHub, type WorkerEvent, type WorkerEventListener } from "./WorkerEvent.js"
 
 /** What `Worker.scoped` fails with: the typed refusals of `Worker.start`, or a `DatabaseError` for anything else. */
@@ -181,6 +182,9 @@ const millis = (input: Duration.Input | undefined, fallback: number, what: strin
 // How long released handlers get to return after their shutdown signal fired before they are reported as
 // ignoring it (an `abandoned` event).
 const abortGraceMs = 500
+
+// How often a worker renews its row in awa.runtime_instances (the gates count a runtime live for 30 s).
+const registrationIntervalMs = 10_000
 
 // The worker's pooler mode (option, else the pool's from `createPool`), refusing settings that need session
 // state behind a transaction pooler.
@@ -380,6 +384,7 @@ export class Worker {
   #listener: NotificationListener | undefined
   #maintenance: Maintenance | undefined
   #heartbeatTimer: NodeJS.Timeout | undefined
+  #registrationTimer: NodeJS.Timeout | undefined
   #heartbeating = false
   #stopping = false
   #stopped: Promise<void> | undefined
@@ -622,6 +627,10 @@ export class Worker {
     }
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(1, this.#heartbeatMs))
     this.#heartbeatTimer.unref?.()
+    // The storage gates count live runtimes: announce this one now and renew it well within their window.
+    await this.#register()
+    this.#registrationTimer = setInterval(() => void this.#register(), registrationIntervalMs)
+    this.#registrationTimer.unref?.()
     for (const runner of this.#runners.values()) runner.loop = this.#runLoop(runner)
   }
 
@@ -905,6 +914,20 @@ export class Worker {
     return undefined
   }
 
+  async #register(): Promise<void> {
+    try {
+      await registerRuntime(this.#db, {
+        id: this.id,
+        host: hostname(),
+        pid: process.pid,
+        version: runtimeVersion,
+        engines: ["canonical", "queue_storage"],
+      })
+    } catch (error) {
+      if (!this.#stopping) this.#events.emit({ type: "error", context: "runtime registration", error })
+    }
+  }
+
   async #heartbeat(): Promise<void> {
     if (this.#heartbeating || this.#active.size === 0) return
     this.#heartbeating = true
@@ -1031,6 +1054,9 @@ export class Worker {
         ),
       })
     }
+    if (this.#registrationTimer !== undefined) clearInterval(this.#registrationTimer)
+    // A clean stop leaves the registry at once (a crashed runtime ages out of the live window instead).
+    await unregisterRuntime(this.#db, this.id).catch(() => undefined)
     await this.#listener?.close()
     await this.#maintenance?.stop()
     this.#pool.off("error", this.#onPoolError)

@@ -10,6 +10,7 @@ import {
   registerRuntime,
   StorageGateRefused,
 } from "../src/StorageState.js"
+import { Worker } from "../src/Worker.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
 
 const db = useAwaDatabase()
@@ -124,5 +125,21 @@ describe("storage state", () => {
     } finally {
       client.release()
     }
+  })
+
+  it("a worker registers itself at start (both engines, this release) and leaves the registry at stop", async () => {
+    const worker = await Worker.start({
+      pool: db.pool,
+      id: "reg-worker",
+      handlers: [],
+      allowNoHandlers: true,
+      maintenance: false,
+    })
+    const live = await readStorageStatus(toExecutor(db.pool))
+    expect(live.liveRuntimes).toMatchObject([
+      { id: "reg-worker", pid: process.pid, engines: ["canonical", "queue_storage"] },
+    ])
+    await worker.stop()
+    expect((await readStorageStatus(toExecutor(db.pool))).liveRuntimes).toEqual([])
   })
 })
