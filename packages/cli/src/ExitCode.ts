@@ -49,6 +49,7 @@ export const exitCodeFor = (error: unknown): number => {
     case "InvalidDatabaseUrl":
     case "PgmqProviderUnavailable":
     case "PoolerConflict":
+    case "EngineContradictsStorageState":
       return ExitCode.usage
     case "MissingDatabaseUrl":
     case "DatabaseUnreachable":

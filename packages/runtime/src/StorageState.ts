@@ -10,10 +10,17 @@ import { DatabaseError } from "./DatabaseError.js"
 import * as sql from "./internal/sql/storageState.js"
 import type { Executor } from "./PgExecutor.js"
 
-/** This release of `@awa/runtime` (from its package.json), as runtimes register it. */
-export const runtimeVersion: string = (
-  createRequire(import.meta.url)("../package.json") as { readonly version: string }
-).version
+/**
+ * This release of `@awa/runtime` (from its package.json next to `dist/`), as runtimes register it;
+ * `unknown` when the code runs from a copy without its package.json beside it.
+ */
+export const runtimeVersion: string = (() => {
+  try {
+    return (createRequire(import.meta.url)("../package.json") as { readonly version: string }).version
+  } catch {
+    return "unknown"
+  }
+})()
 
 /** The storage states, in the order a migration to queue storage moves through them. */
 export const storageStates = ["canonical", "prepared", "mixed", "active"] as const
@@ -256,4 +263,40 @@ export const registerRuntime = async (db: Executor, runtime: RuntimeRegistration
 /** Removes a runtime from the registry (a clean stop). */
 export const unregisterRuntime = async (db: Executor, id: string): Promise<void> => {
   await db.query("runtime registration", sql.unregisterRuntime, [id])
+}
+
+/**
+ * An engine named explicitly (the `engine` option or `AWA_ENGINE`) that contradicts the database's storage
+ * state: the canonical engine while the state is `mixed` or `active`, whose canonical writes would be
+ * stranded in the engine being retired. Naming an engine is for tests and benchmarks; leave it unset so
+ * the process follows the state.
+ */
+export class EngineContradictsStorageState extends Data.TaggedError("EngineContradictsStorageState")<{
+  /** The engine named. */
+  readonly engine: string
+  /** The database's storage state. */
+  readonly state: StorageStateName
+}> {
+  override get message(): string {
+    return (
+      `The engine ${this.engine} was named explicitly (engine option or AWA_ENGINE), but the database's storage ` +
+      `state is ${this.state}, so ${this.engine} work would be stranded. Unset the engine option and AWA_ENGINE ` +
+      "so the process follows the database's state (`awa storage status` shows it)."
+    )
+  }
+}
+
+/**
+ * Refuses (with `EngineContradictsStorageState`) an explicitly named engine the storage state rules out:
+ * `canonical` while the state is `mixed` or `active`.
+ */
+export const checkNamedEngine = async (db: Executor, engine: string): Promise<void> => {
+  if (engine !== "canonical") return
+  const [row] = await db.query<{ storage_state: StorageStateName }>(
+    "check the named engine against the storage state",
+    sql.readStorageStateOnly,
+    [],
+  )
+  const state = row?.storage_state ?? "canonical"
+  if (state === "mixed" || state === "active") throw new EngineContradictsStorageState({ engine, state })
 }

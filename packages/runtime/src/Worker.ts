@@ -15,7 +15,7 @@ import { Duration, Effect, Option, Result, type Scope } from "effect"
 import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
 import { ConnectionLost, type DatabaseError, toDatabaseError } from "./DatabaseError.js"
 import type { AttemptRef, ClaimedJob, Engine, ErrorInput } from "./Engine.js"
-import { type EngineSelection, selectEngine } from "./EngineSelection.js"
+import { type EngineResolver, type EngineSelection, resolveEngine, routedEngine } from "./EngineSelection.js"
 import { NotificationListener } from "./internal/NotificationListener.js"
 import { type FinishedAttempt, OutcomeBatcher, type PendingOutcome } from "./internal/OutcomeBatcher.js"
 import { type AbortReason, JobAbortedError, type JobContext, type JobHandler } from "./JobHandler.js"
@@ -23,7 +23,7 @@ import { isJobOutcome, type JobOutcome } from "./JobOutcome.js"
 import { Maintenance, type MaintenanceSettings } from "./Maintenance.js"
 import { type Db, type Executor, type PgPool, poolerOf, toExecutor } from "./PgExecutor.js"
 import { checkSchema } from "./SchemaCheck.js"
-import { registerRuntime, runtimeVersion, unregisterRuntime } from "./StorageState.js"
+import { checkNamedEngine, registerRuntime, runtimeVersion, unregisterRuntime } from "./StorageState.js"
 import { EventHub, type WorkerEvent, type WorkerEventListener } from "./WorkerEvent.js"
 
 /** What `Worker.scoped` fails with: the typed refusals of `Worker.start`, or a `DatabaseError` for anything else. */
@@ -368,6 +368,7 @@ export class Worker {
   readonly #pool: PgPool
   readonly #db: Executor
   readonly #engine: Engine
+  readonly #resolver: EngineResolver
   readonly #events = new EventHub()
   readonly #handlers: ReadonlyMap<string, JobHandler>
   readonly #runners: ReadonlyMap<string, QueueRunner>
@@ -412,7 +413,8 @@ export class Worker {
           : undefined
         : { preparedStatements: options.preparedStatements },
     )
-    this.#engine = selectEngine(options)
+    this.#resolver = resolveEngine(options)
+    this.#engine = routedEngine(this.#resolver)
     this.#backoff =
       options.backoff === undefined
         ? exponentialBackoff()
@@ -588,15 +590,25 @@ export class Worker {
 
   async #start(options: WorkerOptions): Promise<void> {
     if (options.checkSchema ?? true) await checkSchema(this.#pool)
+    // A named engine is fixed; refuse it when the database's storage state rules it out.
+    if (this.#resolver.fixed !== undefined) await checkNamedEngine(this.#db, this.#resolver.fixed.name)
+    // The storage gates count live runtimes: announce this one before its first event (renewed below, well
+    // within their window).
+    await this.#register()
     this.#pool.on("error", this.#onPoolError)
     if (this.#listen) {
       const listener = new NotificationListener({
         pool: this.#pool,
-        channels: ["awa_jobs_available", "awa_job_cancelled"],
+        channels: ["awa_jobs_available", "awa_job_cancelled", "awa_storage_state"],
         applicationName: `awa-worker:${this.id}`,
         onNotification: (n) => {
           if (n.channel === "awa_jobs_available") this.#runners.get(n.payload)?.wake()
           else if (n.channel === "awa_job_cancelled") this.#abort(this.#active.get(n.payload), "cancelled")
+          else if (n.channel === "awa_storage_state") {
+            // The storage state moved: read it again before the next operation, and look for work at once.
+            this.#resolver.invalidate?.()
+            for (const runner of this.#runners.values()) runner.wake()
+          }
         },
         // After a reconnect, notifications sent meanwhile are lost: look for work at once.
         onConnected: () => {
@@ -627,8 +639,6 @@ export class Worker {
     }
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(1, this.#heartbeatMs))
     this.#heartbeatTimer.unref?.()
-    // The storage gates count live runtimes: announce this one now and renew it well within their window.
-    await this.#register()
     this.#registrationTimer = setInterval(() => void this.#register(), registrationIntervalMs)
     this.#registrationTimer.unref?.()
     for (const runner of this.#runners.values()) runner.loop = this.#runLoop(runner)

@@ -54,3 +54,9 @@ export const unregisterRuntime = statement(
   "runtime_unregister",
   `DELETE FROM awa.runtime_instances WHERE id = $1`,
 )
+
+/** Which of the job ids $1 live in the canonical engine (awa.jobs). */
+export const canonicalIds = statement(
+  "storage_canonical_ids",
+  `SELECT j.id::text AS id FROM awa.jobs j WHERE j.id = ANY ($1::bigint[])`,
+)
