@@ -4,19 +4,21 @@
  * queue storage; every attempt write goes to the engine that holds the attempt's job (job ids are shared
  * between the engines, so an id names one job in one of them); admin reads cover both.
  */
+import type { JobState } from "@awa/model/JobState"
 import type {
   AttemptRef,
   AttemptWriteResult,
   ClaimedJob,
   Engine,
   FailResult,
+  InsertResult,
   Job,
   Page,
   PageOf,
   QueueSettings,
   QueueStats,
 } from "./Engine.js"
-import { canonicalIds } from "./internal/sql/storageState.js"
+import { canonicalIds, canonicalUniqueHolders } from "./internal/sql/storageState.js"
 import type { Executor } from "./PgExecutor.js"
 
 const emptyWrite: AttemptWriteResult = { applied: [], stale: [] }
@@ -134,7 +136,31 @@ export const makeMixedEngine = (canonical: Engine, queueStorage: Engine): Engine
   }
   return {
     name: "queue_storage",
-    insertMany: (db, rows) => queueStorage.insertMany(db, rows),
+    // Unique keys still held by canonical jobs are honoured: such a row is a UniqueConflict naming the
+    // canonical holder, and the rest go to queue storage.
+    insertMany: async (db, rows) => {
+      const keys = [...new Set(rows.flatMap((r) => (r.uniqueKey === null ? [] : [r.uniqueKey])))]
+      if (keys.length === 0) return queueStorage.insertMany(db, rows)
+      const held = await db.query<{ unique_key: string; id: string; state: JobState }>(
+        "check unique keys held by canonical jobs (mixed storage)",
+        canonicalUniqueHolders,
+        [keys],
+      )
+      if (held.length === 0) return queueStorage.insertMany(db, rows)
+      const holders = new Map(held.map((h) => [h.unique_key, h]))
+      const free = rows.filter((r) => r.uniqueKey === null || !holders.has(r.uniqueKey))
+      const inserted = free.length === 0 ? [] : [...(await queueStorage.insertMany(db, free))]
+      return rows.map((r): InsertResult => {
+        const holder = r.uniqueKey === null ? undefined : holders.get(r.uniqueKey)
+        if (holder === undefined) return inserted.shift() as InsertResult
+        return {
+          _tag: "UniqueConflict",
+          existingId: holder.id,
+          existingState: holder.state,
+          uniqueKey: holder.unique_key,
+        }
+      })
+    },
     copyInsert: (db, rows) => queueStorage.copyInsert(db, rows),
     claim: async (db, request) => {
       const first: ReadonlyArray<ClaimedJob> = await canonical.claim(db, request)

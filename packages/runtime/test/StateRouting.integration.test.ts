@@ -131,4 +131,25 @@ describe("routing follows the storage state", () => {
     expect((refused as Error).message).toContain("storage state is active")
     expect((refused as Error).message).toContain("Unset the engine option and AWA_ENGINE")
   })
+
+  it("keeps a unique key held by a canonical job while mixed: the insert names the canonical holder", async () => {
+    const producer = makeProducer()
+    const held = insertedId(await producer.insert(db.pool, Task, { n: 7 }, { unique: true }))
+    expect(await where(held)).toBe("canonical")
+    const x = toExecutor(db.pool)
+    await prepareStorage(x)
+    await registerRuntime(x, {
+      id: "rt",
+      host: "h",
+      pid: 1,
+      version: "1",
+      engines: ["canonical", "queue_storage"],
+    })
+    await enterMixedStorage(x)
+    await sleep(defaultStateCacheMs + 50)
+    const again = await producer.insert(db.pool, Task, { n: 7 }, { unique: true })
+    expect(again).toMatchObject({ _tag: "UniqueConflict", existingId: held, existingState: "available" })
+    const other = insertedId(await producer.insert(db.pool, Task, { n: 8 }, { unique: true }))
+    expect(await where(other)).toBe("queue_storage")
+  })
 })

@@ -60,3 +60,12 @@ export const canonicalIds = statement(
   "storage_canonical_ids",
   `SELECT j.id::text AS id FROM awa.jobs j WHERE j.id = ANY ($1::bigint[])`,
 )
+
+/** The canonical jobs holding any of the unique keys $1 (hex): key, id and state. */
+export const canonicalUniqueHolders = statement(
+  "storage_canonical_unique_holders",
+  `SELECT encode(j.unique_key, 'hex') AS unique_key, j.id::text AS id, j.state::text AS state
+   FROM awa.jobs j
+   WHERE j.unique_key = ANY (SELECT decode(k, 'hex') FROM unnest($1::text[]) AS k)
+     AND j.state = ANY (j.unique_states)`,
+)
