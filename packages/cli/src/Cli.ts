@@ -18,7 +18,8 @@ const commands: Record<string, { readonly run: CommandRunner; readonly summary: 
   migrate: { run: runMigrate, summary: "apply, inspect, dry-run or export the awa migration sets" },
   storage: {
     run: runStorage,
-    summary: "prepare-queue-storage-schema: install the queue-storage set in a custom schema",
+    summary:
+      "status, prepare, enter-mixed, finalize, abort: move jobs between storage engines; prepare schemas",
   },
   job: { run: runJob, summary: "list, show, retry or cancel jobs" },
   queue: { run: runQueue, summary: "queue counts per state; pause, resume; enable or disable a queue's DLQ" },

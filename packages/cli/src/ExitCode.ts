@@ -23,7 +23,8 @@ export const ExitCode = {
   migrationFailed: 5,
   /**
    * A destructive request was refused (for example `--reset` of a canonical schema, or a bulk DLQ retry or
-   * purge without a filter or `--all`, or `awa pgmq purge|drop` without `--yes`); nothing changed.
+   * purge without a filter or `--all`, or `awa pgmq purge|drop` without `--yes`), or a storage transition was refused by its gate; nothing
+   * changed.
    */
   unsafe: 6,
   /** The requested thing does not exist (for example a job id, or a pgmq queue). */
@@ -48,6 +49,7 @@ export const exitCodeFor = (error: unknown): number => {
     case "InvalidDatabaseUrl":
     case "PgmqProviderUnavailable":
     case "PoolerConflict":
+    case "EngineContradictsStorageState":
       return ExitCode.usage
     case "MissingDatabaseUrl":
     case "DatabaseUnreachable":
@@ -67,6 +69,7 @@ export const exitCodeFor = (error: unknown): number => {
     case "FilterRequired":
     case "DlqTargetRequired":
     case "PgmqConfirmationRequired":
+    case "StorageGateRefused":
       return ExitCode.unsafe
     case "JobNotFound":
     case "JobIsDeadLettered":

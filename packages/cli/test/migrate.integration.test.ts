@@ -42,10 +42,11 @@ describe("awa migrate", () => {
     const lines = first.stdout.split("\n")
     const header = lines.findIndex((l) => l.startsWith("database  set/instance"))
     const column = lines[header]?.indexOf("migration") ?? -1
-    const rows = lines.slice(header + 1, header + 4)
+    const rows = lines.slice(header + 1, header + 5)
     expect(rows.map((r) => r.slice(column).split(" ")[0])).toEqual([
       "0001_awa_core.sql",
       "0002_leader_lease.sql",
+      "0003_storage_state.sql",
       "0001_queue_storage_substrate.sql",
     ])
     for (let i = 0; i < 2; i++) {

@@ -13,7 +13,9 @@ import { closestMatch } from "@awa/model/Suggestion"
 import { Data } from "effect"
 import { canonicalEngine } from "./CanonicalEngine.js"
 import type { Engine, EngineName } from "./Engine.js"
-import type { Executor } from "./PgExecutor.js"
+import { readStorageStateOnly } from "./internal/sql/storageState.js"
+import { makeMixedEngine } from "./MixedEngine.js"
+import { type Executor, executorTarget } from "./PgExecutor.js"
 import { makeQueueStorageEngine } from "./QueueStorageEngine.js"
 
 /** Every storage engine name, in the order messages list them. */
@@ -191,6 +193,76 @@ export interface EngineResolver {
   readonly current: () => Engine
   /** Set when the answer never changes: that engine. */
   readonly fixed?: Engine
+  /** Forgets cached answers, so the next operation reads the state again (called on NOTIFY awa_storage_state). */
+  readonly invalidate?: () => void
+}
+
+/** How long a state-following resolver trusts its last read of the storage state (milliseconds). */
+export const defaultStateCacheMs = 1000
+
+/** The storage state as the resolver reads it. */
+type StateRow = { readonly storage_state: string; readonly queue_storage_schema: string | null }
+
+/**
+ * A resolver that follows the database's storage state (`awa.runtime_state`): `canonical` and `prepared`
+ * answer the canonical engine, `mixed` the mixed engine (new jobs to queue storage, canonical backlog
+ * drained in place), `active` queue storage in the schema the state names. Each database (pool or client)
+ * is read at most once per `cacheMs`; `invalidate` (on NOTIFY awa_storage_state) forces a fresh read.
+ */
+export const stateResolver = (options: { readonly cacheMs?: number } = {}): EngineResolver => {
+  const cacheMs = options.cacheMs ?? defaultStateCacheMs
+  const cache = new WeakMap<object, { readonly engine: Engine; readonly at: number }>()
+  let generation = 0
+  const generations = new WeakMap<object, number>()
+  const queueStorageEngines = new Map<string, Engine>()
+  const mixedEngines = new Map<string, Engine>()
+  const qs = (schema: string): Engine => {
+    let engine = queueStorageEngines.get(schema)
+    if (engine === undefined) {
+      engine = makeQueueStorageEngine({ schema })
+      queueStorageEngines.set(schema, engine)
+    }
+    return engine
+  }
+  const mixed = (schema: string): Engine => {
+    let engine = mixedEngines.get(schema)
+    if (engine === undefined) {
+      engine = makeMixedEngine(canonicalEngine, qs(schema))
+      mixedEngines.set(schema, engine)
+    }
+    return engine
+  }
+  let latest: Engine = canonicalEngine
+  const engineOf = (row: StateRow | undefined): Engine => {
+    const schema = row?.queue_storage_schema ?? defaultQueueStorageSchema
+    switch (row?.storage_state) {
+      case "mixed":
+        return mixed(schema)
+      case "active":
+        return qs(schema)
+      default:
+        return canonicalEngine
+    }
+  }
+  return {
+    engineFor: async (db) => {
+      const key = executorTarget(db)
+      const hit = cache.get(key)
+      if (hit !== undefined && generations.get(key) === generation && performance.now() - hit.at < cacheMs) {
+        return hit.engine
+      }
+      const [row] = await db.query<StateRow>("read the storage state", readStorageStateOnly, [])
+      const engine = engineOf(row)
+      cache.set(key, { engine, at: performance.now() })
+      generations.set(key, generation)
+      latest = engine
+      return engine
+    },
+    current: () => latest,
+    invalidate: () => {
+      generation++
+    },
+  }
 }
 
 /** A resolver that always answers `engine`. */
@@ -211,14 +283,18 @@ const buildEngine = (checked: CheckedEngineSelection): Engine => {
 }
 
 /**
- * The resolver for a selection (see {@link checkEngineSelection} for precedence and errors). Today every
- * selection is explicit or defaulted, so the resolver is fixed; the active-engine state of the database
- * takes over here when nothing names an engine.
+ * The resolver for a selection (see {@link checkEngineSelection} for precedence and errors). An engine
+ * named by the option or `AWA_ENGINE` is fixed (for tests and benchmarks); when nothing names one, the
+ * resolver follows the database's storage state ({@link stateResolver}).
  */
 export const resolveEngine = (
   selection: EngineSelection = {},
   env: EngineEnvironment = process.env,
-): EngineResolver => fixedEngine(buildEngine(checkEngineSelection(selection, env)))
+): EngineResolver => {
+  const checked = checkEngineSelection(selection, env)
+  const named = selection.engine !== undefined || fromEnv(env, "AWA_ENGINE") !== undefined
+  return named ? fixedEngine(buildEngine(checked)) : stateResolver()
+}
 
 // Every Engine method, so that a routed engine forwards all of them; the type below fails to compile when
 // Engine gains a method this list lacks.

@@ -15,7 +15,7 @@ import { Duration, Effect, Option, Result, type Scope } from "effect"
 import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
 import { ConnectionLost, type DatabaseError, toDatabaseError } from "./DatabaseError.js"
 import type { AttemptRef, ClaimedJob, Engine, ErrorInput } from "./Engine.js"
-import { type EngineSelection, selectEngine } from "./EngineSelection.js"
+import { type EngineResolver, type EngineSelection, resolveEngine, routedEngine } from "./EngineSelection.js"
 import { NotificationListener } from "./internal/NotificationListener.js"
 import { type FinishedAttempt, OutcomeBatcher, type PendingOutcome } from "./internal/OutcomeBatcher.js"
 import { type AbortReason, JobAbortedError, type JobContext, type JobHandler } from "./JobHandler.js"
@@ -23,6 +23,7 @@ import { isJobOutcome, type JobOutcome } from "./JobOutcome.js"
 import { Maintenance, type MaintenanceSettings } from "./Maintenance.js"
 import { type Db, type Executor, type PgPool, poolerOf, toExecutor } from "./PgExecutor.js"
 import { checkSchema } from "./SchemaCheck.js"
+import { checkNamedEngine, registerRuntime, runtimeVersion, unregisterRuntime } from "./StorageState.js"
 import { EventHub, type WorkerEvent, type WorkerEventListener } from "./WorkerEvent.js"
 
 /** What `Worker.scoped` fails with: the typed refusals of `Worker.start`, or a `DatabaseError` for anything else. */
@@ -183,6 +184,9 @@ const millis = (input: Duration.Input | undefined, fallback: number, what: strin
 // How long released handlers get to return after their shutdown signal fired before they are reported as
 // ignoring it (an `abandoned` event).
 const abortGraceMs = 500
+
+// How often a worker renews its row in awa.runtime_instances (the gates count a runtime live for 30 s).
+const registrationIntervalMs = 10_000
 
 // The worker's pooler mode (option, else the pool's from `createPool`), refusing settings that need session
 // state behind a transaction pooler.
@@ -366,6 +370,7 @@ export class Worker {
   readonly #pool: PgPool
   readonly #db: Executor
   readonly #engine: Engine
+  readonly #resolver: EngineResolver
   readonly #events = new EventHub()
   readonly #handlers: ReadonlyMap<string, JobHandler>
   readonly #runners: ReadonlyMap<string, QueueRunner>
@@ -382,6 +387,7 @@ export class Worker {
   #listener: NotificationListener | undefined
   #maintenance: Maintenance | undefined
   #heartbeatTimer: NodeJS.Timeout | undefined
+  #registrationTimer: NodeJS.Timeout | undefined
   #heartbeating = false
   #stopping = false
   #stopped: Promise<void> | undefined
@@ -409,7 +415,8 @@ export class Worker {
           : undefined
         : { preparedStatements: options.preparedStatements },
     )
-    this.#engine = selectEngine(options)
+    this.#resolver = resolveEngine(options)
+    this.#engine = routedEngine(this.#resolver)
     this.#backoff =
       options.backoff === undefined
         ? exponentialBackoff()
@@ -587,15 +594,25 @@ export class Worker {
 
   async #start(options: WorkerOptions): Promise<void> {
     if (options.checkSchema ?? true) await checkSchema(this.#pool)
+    // A named engine is fixed; refuse it when the database's storage state rules it out.
+    if (this.#resolver.fixed !== undefined) await checkNamedEngine(this.#db, this.#resolver.fixed.name)
+    // The storage gates count live runtimes: announce this one before its first event (renewed below, well
+    // within their window).
+    await this.#register()
     this.#pool.on("error", this.#onPoolError)
     if (this.#listen) {
       const listener = new NotificationListener({
         pool: this.#pool,
-        channels: ["awa_jobs_available", "awa_job_cancelled"],
+        channels: ["awa_jobs_available", "awa_job_cancelled", "awa_storage_state"],
         applicationName: `awa-worker:${this.id}`,
         onNotification: (n) => {
           if (n.channel === "awa_jobs_available") this.#runners.get(n.payload)?.wake()
           else if (n.channel === "awa_job_cancelled") this.#abort(this.#active.get(n.payload), "cancelled")
+          else if (n.channel === "awa_storage_state") {
+            // The storage state moved: read it again before the next operation, and look for work at once.
+            this.#resolver.invalidate?.()
+            for (const runner of this.#runners.values()) runner.wake()
+          }
         },
         // After a reconnect, notifications sent meanwhile are lost: look for work at once.
         onConnected: () => {
@@ -626,6 +643,8 @@ export class Worker {
     }
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), Math.max(1, this.#heartbeatMs))
     this.#heartbeatTimer.unref?.()
+    this.#registrationTimer = setInterval(() => void this.#register(), registrationIntervalMs)
+    this.#registrationTimer.unref?.()
     for (const runner of this.#runners.values()) runner.loop = this.#runLoop(runner)
   }
 
@@ -909,6 +928,20 @@ export class Worker {
     return undefined
   }
 
+  async #register(): Promise<void> {
+    try {
+      await registerRuntime(this.#db, {
+        id: this.id,
+        host: hostname(),
+        pid: process.pid,
+        version: runtimeVersion,
+        engines: ["canonical", "queue_storage"],
+      })
+    } catch (error) {
+      if (!this.#stopping) this.#events.emit({ type: "error", context: "runtime registration", error })
+    }
+  }
+
   async #heartbeat(): Promise<void> {
     if (this.#heartbeating || this.#active.size === 0) return
     this.#heartbeating = true
@@ -1035,6 +1068,9 @@ export class Worker {
         ),
       })
     }
+    if (this.#registrationTimer !== undefined) clearInterval(this.#registrationTimer)
+    // A clean stop leaves the registry at once (a crashed runtime ages out of the live window instead).
+    await unregisterRuntime(this.#db, this.id).catch(() => undefined)
     await this.#listener?.close()
     await this.#maintenance?.stop()
     this.#pool.off("error", this.#onPoolError)

@@ -33,7 +33,11 @@ describe("choosing the engine", () => {
       engine: "canonical",
       queueStorageSchema: "awa",
     })
-    expect(selectEngine({}, {})).toBe(canonicalEngine)
+    // Unnamed, the engine follows the database's storage state; before any read it answers canonical.
+    const following = resolveEngine({}, {})
+    expect(following.fixed).toBeUndefined()
+    expect(following.current()).toBe(canonicalEngine)
+    expect(selectEngine({}, {}).name).toBe("canonical")
   })
 
   it("takes the engine and schema from the options, else from AWA_ENGINE and AWA_QUEUE_STORAGE_SCHEMA", () => {
