@@ -13,8 +13,9 @@
 //    cancels (admin cancel, a handler's cancel()). Then the CURRENT admin reads every job the old client
 //    wrote with the state it expects, and the CURRENT `awa migrate` still finds nothing to apply or repair.
 // 5. Active queue storage: when the current tree keeps the storage state in the database (`awa storage
-//    status --json` answers), a fresh database migrated by the current `awa migrate` is activated by
-//    starting a current worker (a fresh install activates queue storage), and the same scenario runs. It
+//    status --json` answers), a fresh database migrated by the current `awa migrate` is moved to active
+//    queue storage with `awa storage prepare`, `enter-mixed` and `finalize` while a current worker runs, and
+//    the same scenario runs. It
 //    passes when the old client either works there (every step, jobs visible to the current admin) or
 //    refuses at its first write with an error naming the storage state, having written nothing to the
 //    canonical tables. Without that state in the current tree the half is skipped, loudly.
@@ -262,19 +263,32 @@ try {
   } else {
     const qsUrl = probeUrl
     const pool = new pg.Pool({ connectionString: qsUrl, max: 4 })
+    // Queue storage made active the way an operator does it: prepare, then (with a current worker running,
+    // so a runtime able to serve queue storage is live) enter mixed and finalize. Fresh installs do not
+    // activate it by themselves yet.
     try {
-      // A fresh install: the first current runtime to start activates queue storage.
       const probeJob = model.defineJob({ kind: "old_client_activation_probe", args: Schema.Unknown })
       const noop = runtime.handle(probeJob, async () => undefined)
       const worker = await runtime.Worker.start({ pool, handlers: [noop] })
-      await worker.stop()
+      try {
+        for (const step of ["prepare", "enter-mixed", "finalize"]) {
+          const moved = awa(["storage", step], qsUrl)
+          if (moved.status !== 0) {
+            fail(
+              `queue storage: \`awa storage ${step}\` exited ${moved.status}:\n${moved.stdout}${moved.stderr}`,
+            )
+          }
+        }
+      } finally {
+        await worker.stop()
+      }
     } finally {
       await pool.end()
     }
     const state = storageStatus(qsUrl)
     if (state.status !== 0 || !/"active"/.test(state.stdout)) {
       fail(
-        `queue storage: a current worker start did not activate queue storage:\n${state.stdout}${state.stderr}`,
+        `queue storage: the transitions did not make queue storage active:\n${state.stdout}${state.stderr}`,
       )
     }
     const result = scenario(qsUrl)
