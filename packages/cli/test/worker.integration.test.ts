@@ -208,6 +208,25 @@ describe("awa worker (a real process)", () => {
     }
   })
 
+  it("stops gracefully on a signal sent the moment it says it started", async () => {
+    const db = await migratedDatabase()
+    const child = spawn(
+      process.execPath,
+      [bin, "worker", "--tasks", fixture("tasks.mjs"), "--stats-interval", "0"],
+      { env: { ...process.env, DATABASE_URL: db.url } },
+    )
+    const w = watch(child)
+    try {
+      // Its signal handlers are in place before the start line is printed, so this is a graceful stop.
+      await w.line(/awa worker .* started/, "its start line")
+      child.kill("SIGTERM")
+      expect(await w.exited).toBe(ExitCode.ok)
+      expect(w.stdout).toContain("SIGTERM: stopping.")
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL")
+    }
+  })
+
   it("exits at once on a second signal, saying what becomes of the running job", async () => {
     const db = await migratedDatabase()
     const child = spawn(

@@ -274,6 +274,26 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
         if (line.error) output.err(line.text)
         else print(line.text)
       })
+      // A second signal while shutting down exits at once.
+      const force = () => {
+        output.err(
+          "awa worker: second signal, exiting without waiting for running jobs; they stay running until maintenance (another worker) rescues them once their heartbeats go stale.",
+        )
+        process.exit(ExitCode.interrupted)
+      }
+      // Installed before "started" is printed: whoever waits for that line may signal at once, and a signal
+      // with no listener yet would end the process without a graceful stop.
+      const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+        const onSignal = (received: NodeJS.Signals) => {
+          process.off("SIGINT", onSignal)
+          process.off("SIGTERM", onSignal)
+          process.once("SIGINT", force)
+          process.once("SIGTERM", force)
+          resolve(received)
+        }
+        process.on("SIGINT", onSignal)
+        process.on("SIGTERM", onSignal)
+      })
       const kinds = handlers.map((h) => h.definition.kind).join(", ")
       if (json) {
         print(
@@ -310,24 +330,7 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
             }, statsMs)
           : undefined
 
-      // A second signal while shutting down exits at once.
-      const force = () => {
-        output.err(
-          "awa worker: second signal, exiting without waiting for running jobs; they stay running until maintenance (another worker) rescues them once their heartbeats go stale.",
-        )
-        process.exit(ExitCode.interrupted)
-      }
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
-        const onSignal = (received: NodeJS.Signals) => {
-          process.off("SIGINT", onSignal)
-          process.off("SIGTERM", onSignal)
-          process.once("SIGINT", force)
-          process.once("SIGTERM", force)
-          resolve(received)
-        }
-        process.on("SIGINT", onSignal)
-        process.on("SIGTERM", onSignal)
-      })
+      const signal = await stopSignal
       if (statsTimer !== undefined) clearInterval(statsTimer)
       const running = await worker.metrics().then(
         (m) => Object.values(m.inFlight).reduce((a, b) => a + b, 0),
