@@ -284,4 +284,11 @@ export default [
     search: "DELETE FROM awa.jobs j WHERE j.queue = $1 RETURNING 1",
     replace: "DELETE FROM awa.jobs j WHERE j.queue = $1 AND j.unique_key IS NULL RETURNING 1",
   },
+  {
+    id: "dlq-list-repeats-cursor",
+    mistake: "DLQ pagination repeats the cursor row",
+    file: dlq,
+    search: "($3::bigint IS NULL OR d.id > $3)",
+    replace: "($3::bigint IS NULL OR d.id >= $3)",
+  },
 ]

@@ -575,6 +575,30 @@ export const registerEngineContract = (options: EngineContractOptions = {}): voi
         await expectInserted(awa.pool, Email, { state: "available", args: { to: "x" } })
       })
 
+      it("pages through the DLQ by id, each entry once", async () => {
+        await awa.admin.setQueueDlq(awa.pool, "default", true)
+        await awa.producer.insertMany(
+          awa.pool,
+          [1, 2, 3].map((n) => job(Report, { id: n }, { maxAttempts: 1 })),
+        )
+        await awa.drain({ handlers: [exhaust] })
+        const all = (await awa.admin.listDlq(awa.pool)).items.map((d) => d.id)
+        expect(all).toHaveLength(3)
+        const seen: Array<string> = []
+        let cursor: string | undefined
+        for (let page = 0; page < 5; page++) {
+          const next = await awa.admin.listDlq(
+            awa.pool,
+            {},
+            { limit: 1, ...(cursor === undefined ? {} : { cursor }) },
+          )
+          seen.push(...next.items.map((d) => d.id))
+          if (next.nextCursor === null) break
+          cursor = next.nextCursor
+        }
+        expect(seen).toEqual(all)
+      })
+
       it("leaves exhausted jobs failed in their queue when it has no DLQ", async () => {
         const id = insertedId(await awa.producer.insert(awa.pool, Report, { id: 1 }, { maxAttempts: 1 }))
         const result = worked(await awa.workOne(exhaust), "failed")
