@@ -1,4 +1,4 @@
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { join } from "node:path"
 import { defineJob } from "@awa/model/JobDefinition"
 import { makeAdmin } from "@awa/runtime/Admin"
@@ -9,6 +9,7 @@ import { ExitCode } from "../src/ExitCode.js"
 import { migratedDatabase } from "./support/awaDatabase.js"
 import { awa } from "./support/cli.js"
 import { insertJobs, until } from "./support/jobs.js"
+import { watch } from "./support/process.js"
 
 // The same definitions as fixtures/tasks.mjs (whose handlers run in the worker process).
 const Echo = defineJob({ kind: "cli_test.echo", args: Schema.Struct({ n: Schema.Number }) })
@@ -101,48 +102,6 @@ describe("awa worker: bad tasks modules and flags give clear usage errors (exit 
     expect(r.stderr).toContain("DATABASE_URL")
   })
 })
-
-/** Collects a child's output and resolves when a line matching `pattern` has appeared. */
-const watch = (child: ChildProcessWithoutNullStreams) => {
-  let stdout = ""
-  let stderr = ""
-  const waiters: Array<{ pattern: RegExp; resolve: () => void }> = []
-  const check = () => {
-    for (const w of [...waiters]) {
-      if (w.pattern.test(stdout)) {
-        waiters.splice(waiters.indexOf(w), 1)
-        w.resolve()
-      }
-    }
-  }
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString()
-    check()
-  })
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString()
-  })
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  return {
-    get stdout() {
-      return stdout
-    },
-    get stderr() {
-      return stderr
-    },
-    exited,
-    line: (pattern: RegExp, what: string) =>
-      Promise.race([
-        new Promise<void>((resolve) => {
-          waiters.push({ pattern, resolve })
-          check()
-        }),
-        exited.then((code) => {
-          throw new Error(`the worker exited (${code}) before printing ${what}:\n${stdout}\n${stderr}`)
-        }),
-      ]),
-  }
-}
 
 describe("awa worker (a real process)", () => {
   it("works the module's jobs and, on SIGTERM, lets the running job finish, then exits 0", async () => {
