@@ -1,8 +1,11 @@
 -- SQL producer API: awa.insert_job and awa.insert_jobs enqueue from plain SQL (psql, any language, triggers) into the engine the storage state names, with the TypeScript producer's limits, unique keys byte-identical to @awa/runtime's UniqueKey, and the same wake-up NOTIFY.
 
 -- A JSON number as JavaScript prints it after JSON.parse (Number#toString): the nearest double, its shortest
--- round-trip digits (float8 output with extra_float_digits = 1), JavaScript's rule for fixed or exponent form.
--- Raises 22003 for a number no double can hold (JavaScript would read Infinity).
+-- round-trip digits, JavaScript's rule for fixed or exponent form. Postgres's float8 output (extra_float_digits
+-- = 1) is shortest among decimals strictly inside the double's rounding interval; JavaScript also takes one on
+-- its boundary (which reads back as the double by ties-to-even), so a shorter boundary decimal is looked for:
+-- it is the floor or the ceiling of Postgres's digits at fewer places. Raises 22003 for a number no double can
+-- hold (JavaScript would read Infinity).
 CREATE FUNCTION awa.json_number_text(p_number numeric) RETURNS text
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET extra_float_digits = 1
@@ -13,8 +16,12 @@ DECLARE
   v_all integer;
   v_point integer;
   v_k integer;
+  v_x float8 := p_number::float8;
+  v_head text;
+  v_cand text;
+  v_value numeric;
 BEGIN
-  m := regexp_match(p_number::float8::text, '^(-?)([0-9]+)(?:\.([0-9]+))?(?:e([-+][0-9]+))?$');
+  m := regexp_match(v_x::text, '^(-?)([0-9]+)(?:\.([0-9]+))?(?:e([-+][0-9]+))?$');
   IF m IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s has no JSON form', p_number);
   END IF;
@@ -29,6 +36,21 @@ BEGIN
     RETURN '0';
   END IF;
   v_k := length(v_digits);
+  <<shorter>>
+  FOR p IN 1 .. v_k - 1 LOOP
+    v_head := left(v_digits, p);
+    FOREACH v_cand IN ARRAY ARRAY[v_head, (v_head::numeric + 1)::text] LOOP
+      v_value := ('0.' || v_cand || 'e' || (v_point + length(v_cand) - p))::numeric;
+      -- A candidate out of the doubles' range is never the one (and float8 input would refuse it).
+      CONTINUE WHEN v_value >= 1.7976931348623158e308 OR v_value < 4.9406564584124654e-324;
+      IF (m[1] || v_value::text)::float8 = v_x THEN
+        v_point := v_point + length(v_cand) - p;
+        v_digits := rtrim(v_cand, '0');
+        v_k := length(v_digits);
+        EXIT shorter;
+      END IF;
+    END LOOP;
+  END LOOP;
   IF v_k <= v_point AND v_point <= 21 THEN
     RETURN m[1] || v_digits || repeat('0', v_point - v_k);
   ELSIF 0 < v_point AND v_point <= 21 THEN
