@@ -26,8 +26,8 @@ import {
   type SetSelection,
   selectSets,
   tablesCreatedBy,
-  viewsCreatedBy,
   validateSchemaName,
+  viewsCreatedBy,
 } from "./MigrationSet.js"
 import { Topology } from "./Topology.js"
 

@@ -4,8 +4,8 @@
 // own text is not canonical JSON, so the SQL side has its own serializer). A seeded generator makes a
 // failure reproducible; the seed is printed in the failure message.
 import type { ResolvedUniqueOptions } from "@awa/model/InsertOptions"
-import { defaultUniqueStates } from "@awa/model/JobState"
 import { canonicalJson } from "@awa/model/JobPayload"
+import { defaultUniqueStates } from "@awa/model/JobState"
 import { describe, expect, it } from "vitest"
 import { uniqueKey } from "../src/UniqueKey.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
