@@ -3,6 +3,7 @@
 // under every storage state, unique keys shared with the TypeScript producer in both directions, a trigger
 // on a user table, and a clear error for every bad option with nothing inserted.
 import { execFile } from "node:child_process"
+import { prepareQueueStorageSchema } from "@awa/migrator/MigrateApi"
 import { defineJob } from "@awa/model/JobDefinition"
 import { Schema } from "effect"
 import pg from "pg"
@@ -202,6 +203,25 @@ describe("awa.insert_job from psql", () => {
       engine: "queue_storage",
     })
     expect(seen).toEqual(["echo:3"])
+  })
+
+  it("routes to the queue-storage schema the state names, whose own jobs_all lists the job", async () => {
+    await prepareQueueStorageSchema({ databaseUrl: db.url, schema: "tenant_sql" })
+    const seen: Array<string> = []
+    await startWorker(seen)
+    const x = toExecutor(db.pool)
+    await prepareStorage(x, { schema: "tenant_sql" })
+    await enterMixedStorage(x)
+    await finalizeStorage(x)
+    const [row] = await psqlRows(`SELECT * FROM awa.insert_job('sql.echo', '{"n": 7}')`)
+    expect(row).toMatchObject({ outcome: "inserted", engine: "queue_storage" })
+    await waitFor("the job in tenant_sql completed", async () => {
+      const r = await db.pool.query("SELECT state, engine FROM tenant_sql.jobs_all WHERE id = $1", [row!.id])
+      return r.rows[0]?.state === "completed" && r.rows[0]?.engine === "queue_storage"
+    })
+    expect(seen).toEqual(["echo:7"])
+    // awa.jobs_all covers awa's own queue storage, which never saw this job.
+    expect((await db.pool.query("SELECT 1 FROM awa.jobs_all WHERE id = $1", [row!.id])).rowCount).toBe(0)
   })
 
   for (const target of ["canonical", "active"] as const) {
