@@ -487,8 +487,18 @@ DECLARE
   v_n integer := coalesce(cardinality(p_rows), 0);
   v_pending integer[];
   v_again integer[];
-  v_held jsonb;
   e record;
+  v_kinds text[];
+  v_queues text[];
+  v_args text[];
+  v_priorities smallint[];
+  v_max_attempts integer[];
+  v_run_ats timestamptz[];
+  v_timeouts integer[];
+  v_tags text[];
+  v_metadata text[];
+  v_keys text[];
+  v_states text[];
 BEGIN
   SELECT s.storage_state, coalesce(s.queue_storage_schema, 'awa') INTO v_state, v_schema
     FROM awa.storage_state_for_insert() s;
@@ -549,26 +559,24 @@ BEGIN
   FOR v_round IN 1 .. 5 LOOP
     EXIT WHEN cardinality(v_pending) = 0;
     v_again := '{}';
+    -- The pending rows as the enqueue function's parallel arrays, in pending order.
+    SELECT array_agg(r.kind ORDER BY x.n), array_agg(r.queue ORDER BY x.n), array_agg(r.args::text ORDER BY x.n),
+      array_agg(r.priority ORDER BY x.n), array_agg(r.max_attempts ORDER BY x.n), array_agg(r.run_at ORDER BY x.n),
+      array_agg(r.timeout_ms ORDER BY x.n),
+      array_agg(CASE WHEN cardinality(r.tags) = 0 THEN NULL ELSE to_jsonb(r.tags)::text END ORDER BY x.n),
+      array_agg(CASE WHEN r.metadata = '{}'::jsonb THEN NULL ELSE r.metadata::text END ORDER BY x.n),
+      array_agg(r.unique_key ORDER BY x.n),
+      array_agg(CASE WHEN r.unique_states IS NULL THEN NULL ELSE '{' || array_to_string(r.unique_states, ',') || '}' END
+                ORDER BY x.n)
+    INTO v_kinds, v_queues, v_args, v_priorities, v_max_attempts, v_run_ats, v_timeouts, v_tags, v_metadata, v_keys,
+      v_states
+    FROM unnest(v_pending) WITH ORDINALITY AS x(i, n)
+    CROSS JOIN LATERAL (SELECT (p_rows[x.i]).*) r;
     FOR e IN EXECUTE format(
       'SELECT e.ord, e.id, e.state, e.run_at, e.existing_id, e.existing_state
          FROM %I.enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) e ORDER BY e.ord', v_schema)
-      USING
-        ARRAY(SELECT (p_rows[i]).kind FROM unnest(v_pending) WITH ORDINALITY AS x(i, n) ORDER BY x.n),
-        ARRAY(SELECT (p_rows[i]).queue FROM unnest(v_pending) WITH ORDINALITY AS x(i, n) ORDER BY x.n),
-        ARRAY(SELECT (p_rows[i]).args::text FROM unnest(v_pending) WITH ORDINALITY AS x(i, n) ORDER BY x.n),
-        ARRAY(SELECT (p_rows[i]).priority FROM unnest(v_pending) WITH ORDINALITY AS x(i, n) ORDER BY x.n),
-        ARRAY(SELECT (p_rows[i]).max_attempts FROM unnest(v_pending) WITH ORDINALITY AS x(i, n) ORDER BY x.n),
-        ARRAY(SELECT (p_rows[i]).run_at FROM unnest(v_pending) WITH ORDINALITY AS x(i, n) ORDER BY x.n),
-        ARRAY(SELECT NULL::bigint FROM unnest(v_pending) WITH ORDINALITY AS x(i, n) ORDER BY x.n),
-        ARRAY(SELECT (p_rows[i]).timeout_ms FROM unnest(v_pending) WITH ORDINALITY AS x(i, n) ORDER BY x.n),
-        ARRAY(SELECT CASE WHEN cardinality((p_rows[i]).tags) = 0 THEN NULL ELSE to_jsonb((p_rows[i]).tags)::text END
-              FROM unnest(v_pending) WITH ORDINALITY AS x(i, n) ORDER BY x.n),
-        ARRAY(SELECT CASE WHEN (p_rows[i]).metadata = '{}'::jsonb THEN NULL ELSE (p_rows[i]).metadata::text END
-              FROM unnest(v_pending) WITH ORDINALITY AS x(i, n) ORDER BY x.n),
-        ARRAY(SELECT (p_rows[i]).unique_key FROM unnest(v_pending) WITH ORDINALITY AS x(i, n) ORDER BY x.n),
-        ARRAY(SELECT CASE WHEN (p_rows[i]).unique_states IS NULL THEN NULL
-                          ELSE '{' || array_to_string((p_rows[i]).unique_states, ',') || '}' END
-              FROM unnest(v_pending) WITH ORDINALITY AS x(i, n) ORDER BY x.n)
+      USING v_kinds, v_queues, v_args, v_priorities, v_max_attempts, v_run_ats,
+        array_fill(NULL::bigint, ARRAY[cardinality(v_pending)]), v_timeouts, v_tags, v_metadata, v_keys, v_states
     LOOP
       IF e.id IS NOT NULL THEN
         ord := v_pending[e.ord]; outcome := 'inserted'; id := e.id; state := e.state; run_at := e.run_at;
