@@ -382,6 +382,72 @@ describe("unique keys shared by the SQL and TypeScript producers", () => {
   })
 })
 
+describe("concurrency and state moves", () => {
+  for (const state of ["canonical", "active"] as const) {
+    it(`concurrent SQL and TypeScript inserts of one unique job insert it once (${state})`, async () => {
+      if (state === "active") {
+        await startWorker([])
+        await moveTo("active")
+      }
+      const producer = makeProducer()
+      const sqlOptions = { queue: "uq", unique: { by_queue: true } }
+      const [sqlResults, tsResults] = await Promise.all([
+        Promise.all(
+          Array.from({ length: 8 }, () =>
+            psqlRows(
+              `SELECT * FROM awa.insert_job('sql.unique', '{"name": "once", "nested": null}', ${q(sqlOptions)})`,
+            ),
+          ),
+        ),
+        Promise.all(
+          Array.from({ length: 8 }, () =>
+            producer.insert(
+              db.pool,
+              Unique,
+              { name: "once", nested: null },
+              { queue: "uq", unique: { byQueue: true } },
+            ),
+          ),
+        ),
+      ])
+      const ids = [
+        ...sqlResults.map(([r]) => (r?.outcome === "inserted" ? r.id : r?.existing_id)),
+        ...tsResults.map((r) => (r._tag === "Inserted" ? r.id : r.existingId)),
+      ]
+      const inserted =
+        sqlResults.filter(([r]) => r?.outcome === "inserted").length +
+        tsResults.filter((r) => r._tag === "Inserted").length
+      expect(inserted).toBe(1)
+      expect(new Set(ids).size).toBe(1)
+      expect(await jobCount()).toBe(1)
+    })
+  }
+
+  it("a state move waits for a transaction that inserted under the old state, so no job is stranded", async () => {
+    await startWorker([])
+    await moveTo("mixed")
+    const inserter = await openClient()
+    await inserter.query("BEGIN")
+    const r = await inserter.query("SELECT * FROM awa.insert_job('sql.echo', '{\"n\": 1}')")
+    expect(r.rows[0]).toMatchObject({ outcome: "inserted", engine: "queue_storage" })
+    // abort reads queue storage as empty while the insert is uncommitted, but must wait for it first.
+    const mover = await openClient()
+    await mover.query("SET lock_timeout = '300ms'")
+    const blocked = await mover.query("SELECT awa.storage_abort('test')").then(
+      () => undefined,
+      (e: { code?: string }) => e,
+    )
+    expect(blocked?.code).toBe("55P03") // lock_not_available: it waited on the inserter
+    await inserter.query("COMMIT")
+    const refused = await mover.query("SELECT awa.storage_abort('test')").then(
+      () => undefined,
+      (e: { code?: string; message?: string }) => e,
+    )
+    expect(refused?.code).toBe("AWS01")
+    expect(refused?.message).toContain("awa storage gate queue-storage-work")
+  })
+})
+
 describe("bad input gets a clear SQL error and inserts nothing", () => {
   const cases: ReadonlyArray<readonly [string, string, ReadonlyArray<string>]> = [
     ["kind NULL", "awa.insert_job(NULL, '{}')", ["invalid job kind: got NULL"]],
