@@ -189,15 +189,17 @@ describe("awa.insert_job from psql", () => {
     await startWorker(seen)
     await moveTo("active")
     const [row] = await psqlRows(
-      `SELECT * FROM awa.insert_job('sql.echo', '{"n": 3}', '{"priority": 1, "tags": ["from-sql"], "metadata": {"src": "psql"}}')`,
+      `SELECT * FROM awa.insert_job('sql.echo', '{"n": 3}', '{"priority": 1, "tags": ["from-sql"], "metadata": {"src": "psql"}, "max_attempts": 3, "timeout": "1.5 seconds"}')`,
     )
     expect(row).toMatchObject({ outcome: "inserted", engine: "queue_storage" })
     await waitFor("the queue-storage job completed", completed(row!.id!))
     const [stored] = await psqlRows(
-      `SELECT priority, tags, metadata, engine FROM awa.jobs_all WHERE id = ${row!.id}`,
+      `SELECT priority, max_attempts, attempt_timeout_ms, tags, metadata, engine FROM awa.jobs_all WHERE id = ${row!.id}`,
     )
     expect(stored).toEqual({
       priority: "1",
+      max_attempts: "3",
+      attempt_timeout_ms: "1500",
       tags: "{from-sql}",
       metadata: '{"src": "psql"}',
       engine: "queue_storage",
