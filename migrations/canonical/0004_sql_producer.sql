@@ -126,7 +126,10 @@ RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
     || CASE WHEN p_by_queue THEN jsonb_build_object('q', p_queue) ELSE '{}'::jsonb END
     || CASE WHEN p_by_args THEN jsonb_build_object('a', p_args) ELSE '{}'::jsonb END
     || CASE WHEN p_period_ms IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('b',
-         floor(floor(extract(epoch FROM p_run_at) * 1000) / p_period_ms) * p_period_ms) END
+         -- Epoch milliseconds (floored, as a JavaScript Date holds them) from whole seconds plus the
+         -- sub-second microseconds, exact whatever type extract returns.
+         floor((extract(epoch FROM date_trunc('second', p_run_at))::bigint * 1000
+                + (extract(microseconds FROM p_run_at)::bigint % 1000000) / 1000) / p_period_ms) * p_period_ms) END
   ), 'UTF8')), 'hex')
 $fn$;
 
