@@ -20,7 +20,12 @@ export interface EngineMechanics {
   /** Taken in an open transaction: makes the next outcome write (completion, retry, fail) of job `id` wait. */
   readonly blockAttemptWrite: (id: string) => Staged
   /** Sets the heartbeat of the open attempt (`id`, `runLease`) to `ageMs` ago. */
-  readonly ageHeartbeat: (db: pg.Pool | pg.PoolClient, id: string, runLease: number, ageMs: number) => Promise<void>
+  readonly ageHeartbeat: (
+    db: pg.Pool | pg.PoolClient,
+    id: string,
+    runLease: number,
+    ageMs: number,
+  ) => Promise<void>
   /**
    * Starts a heartbeat of the attempt on `client` inside its open transaction, as a worker's heartbeat write
    * does, and leaves it uncommitted: the caller commits or rolls back.
@@ -59,7 +64,10 @@ const queueStorage = (schema: string): EngineMechanics => ({
     )
   },
   heartbeatInFlight: async (client, id, runLease) => {
-    await client.query(`SELECT * FROM ${schema}.heartbeat_attempts($1::bigint[], $2::bigint[])`, [[id], [runLease]])
+    await client.query(`SELECT * FROM ${schema}.heartbeat_attempts($1::bigint[], $2::bigint[])`, [
+      [id],
+      [runLease],
+    ])
   },
 })
 
