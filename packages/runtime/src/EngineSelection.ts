@@ -227,7 +227,7 @@ export const stateResolver = (options: { readonly cacheMs?: number } = {}): Engi
   const mixed = (schema: string): Engine => {
     let engine = mixedEngines.get(schema)
     if (engine === undefined) {
-      engine = makeMixedEngine(canonicalEngine, qs(schema))
+      engine = makeMixedEngine(canonicalEngine, qs(schema), schema)
       mixedEngines.set(schema, engine)
     }
     return engine

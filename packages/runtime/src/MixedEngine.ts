@@ -3,12 +3,21 @@
  * new jobs go to queue storage; claims take canonical work first (so the canonical backlog drains), then
  * queue storage; every attempt write goes to the engine that holds the attempt's job (job ids are shared
  * between the engines, so an id names one job in one of them); admin reads cover both.
+ *
+ * A canonical job that waits again continues in queue storage under the same id (the continuation): a
+ * retried or snoozed canonical attempt (a worker's outcome or a maintenance rescue), an admin `retryJob` of a
+ * canonical job and a `retryDlq` of a canonical DLQ entry move the job out of `awa.jobs` / `awa.dlq` into
+ * queue storage's deferred or ready rows, unique key included, in one transaction; and maintenance moves
+ * waiting (scheduled, retryable) canonical jobs over with each promotion. So the canonical backlog only
+ * shrinks: what is left is available or running canonical work, which workers drain in place.
  */
+import { UniqueKeyHeld } from "@awa/model/JobErrors"
 import type { JobState } from "@awa/model/JobState"
 import type {
   AttemptRef,
   AttemptWriteResult,
   ClaimedJob,
+  DlqFilter,
   Engine,
   FailResult,
   InsertResult,
@@ -17,7 +26,12 @@ import type {
   PageOf,
   QueueSettings,
   QueueStats,
+  RetryInput,
+  SnoozeInput,
 } from "./Engine.js"
+import { errorRecordJson, isUniqueViolation, partition, type Row, splitRefs } from "./internal/engineRows.js"
+import { adoptionStatements } from "./internal/sql/queueStorage/adoption.js"
+import { schemaSql } from "./internal/sql/queueStorage/schemaStatement.js"
 import { canonicalIds, canonicalUniqueHolders } from "./internal/sql/storageState.js"
 import type { Executor } from "./PgExecutor.js"
 
@@ -96,8 +110,31 @@ const mergeQueues = (
   return [...byQueue.values()].sort((x, y) => (x.queue < y.queue ? -1 : x.queue > y.queue ? 1 : 0))
 }
 
-/** The engine of the mixed state over `canonical` and `queueStorage` (see the module comment). */
-export const makeMixedEngine = (canonical: Engine, queueStorage: Engine): Engine => {
+/**
+ * The engine of the mixed state over `canonical` and `queueStorage`, whose schema is `schema` (default `awa`;
+ * the continuation writes there): see the module comment.
+ */
+export const makeMixedEngine = (canonical: Engine, queueStorage: Engine, schema = "awa"): Engine => {
+  const adopt = adoptionStatements(schemaSql(schema))
+  // Continues canonical attempts in queue storage (retry: consume, snooze: give the attempt back).
+  const continueAttempts = async (
+    db: Executor,
+    items: ReadonlyArray<{ readonly ref: AttemptRef; readonly delayMs: number }>,
+    errors: ReadonlyArray<string | null>,
+    consume: boolean,
+  ): Promise<AttemptWriteResult> => {
+    if (items.length === 0) return emptyWrite
+    const refs = items.map((i) => i.ref)
+    const { ids, leases } = splitRefs(refs)
+    const rows = await db.query(
+      consume
+        ? "continue retried canonical jobs in queue storage"
+        : "continue snoozed canonical jobs in queue storage",
+      adopt.attempts,
+      [ids, leases, items.map((i) => Math.max(0, Math.round(i.delayMs))), [...errors], consume],
+    )
+    return partition(refs, rows)
+  }
   // Splits items by the engine holding their job: one lookup of the ids in awa.jobs.
   const split = async <I>(
     db: Executor,
@@ -169,14 +206,53 @@ export const makeMixedEngine = (canonical: Engine, queueStorage: Engine): Engine
       return [...first, ...rest]
     },
     complete: routed((e) => e.complete, self, mergeWrites),
-    retry: routed((e) => e.retry, byRef, mergeWrites),
-    snooze: routed((e) => e.snooze, byRef, mergeWrites),
+    retry: routed<RetryInput, AttemptWriteResult>(
+      (e) =>
+        e === canonical
+          ? (db, items) =>
+              continueAttempts(
+                db,
+                items,
+                items.map((i) => errorRecordJson(i.attempt, i.error)),
+                true,
+              )
+          : e.retry,
+      byRef,
+      mergeWrites,
+    ),
+    snooze: routed<SnoozeInput, AttemptWriteResult>(
+      (e) =>
+        e === canonical
+          ? (db, items) =>
+              continueAttempts(
+                db,
+                items,
+                items.map(() => null),
+                false,
+              )
+          : e.snooze,
+      byRef,
+      mergeWrites,
+    ),
     cancelAttempts: routed((e) => e.cancelAttempts, byRef, mergeWrites),
     fail: routed((e) => e.fail, byRef, mergeFails),
     heartbeat: routed((e) => e.heartbeat, self, mergeWrites),
     release: routed((e) => e.release, self, mergeWrites),
-    promote: async (db, limit) =>
-      (await canonical.promote(db, limit)) + (await queueStorage.promote(db, limit)),
+    // Waiting canonical jobs move to queue storage first (those already due are readied there at once), so
+    // nothing far in the future keeps the canonical backlog from draining; rows another transaction holds
+    // stay behind and are promoted in place.
+    promote: async (db, limit) => {
+      const [moved] = await db.query<{ moved: number }>(
+        "move waiting canonical jobs to queue storage",
+        adopt.waiting,
+        [limit],
+      )
+      return (
+        Number(moved?.moved ?? 0) +
+        (await canonical.promote(db, limit)) +
+        (await queueStorage.promote(db, limit))
+      )
+    },
     findRescuable: async (db, request) => [
       ...(await canonical.findRescuable(db, request)),
       ...(await queueStorage.findRescuable(db, request)),
@@ -193,7 +269,22 @@ export const makeMixedEngine = (canonical: Engine, queueStorage: Engine): Engine
         depth.set(queue, (depth.get(queue) ?? 0) + n)
       return depth
     },
-    retryJob: async (db, id) => (await holder(db, id)).retryJob(db, id),
+    // A canonical job retried by an operator continues in queue storage; one that cannot be retried (running,
+    // available) gets the canonical engine's refusal.
+    retryJob: async (db, id) => {
+      if ((await holder(db, id)) !== canonical) return queueStorage.retryJob(db, id)
+      let rows: Array<Row>
+      try {
+        rows = await db.query("retry canonical job in queue storage", adopt.retryJob, [id])
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new UniqueKeyHeld({ id, existingJobId: null })
+        throw error
+      }
+      if (rows[0]?.done !== true) return canonical.retryJob(db, id)
+      const job = await queueStorage.getJob(db, id)
+      if (job === null) throw new Error(`job ${id} moved to queue storage but cannot be read back`)
+      return job
+    },
     cancelJob: async (db, id, reason) => (await holder(db, id)).cancelJob(db, id, reason),
     cancelByUniqueKey: async (db, key, reason) =>
       (await canonical.cancelByUniqueKey(db, key, reason)) ??
@@ -209,12 +300,25 @@ export const makeMixedEngine = (canonical: Engine, queueStorage: Engine): Engine
     listQueues: async (db) => mergeQueues(await canonical.listQueues(db), await queueStorage.listQueues(db)),
     listDlq: (db, filter, page) => mergedPages(db, canonical.listDlq, queueStorage.listDlq, filter, page),
     getDlq: async (db, id) => (await canonical.getDlq(db, id)) ?? (await queueStorage.getDlq(db, id)),
-    retryDlq: async (db, target) =>
-      "id" in target && typeof target.id === "string"
-        ? (await canonical.getDlq(db, target.id)) !== null
-          ? canonical.retryDlq(db, target)
-          : queueStorage.retryDlq(db, target)
-        : [...(await canonical.retryDlq(db, target)), ...(await queueStorage.retryDlq(db, target))],
+    // Canonical DLQ entries retried while mixed continue in queue storage.
+    retryDlq: async (db, target) => {
+      const id = "id" in target && typeof target.id === "string" ? target.id : null
+      const filter: DlqFilter = "id" in target ? {} : target
+      if (id !== null && (await canonical.getDlq(db, id)) === null) return queueStorage.retryDlq(db, target)
+      let rows: Array<Row>
+      try {
+        rows = await db.query("retry canonical DLQ entries in queue storage", adopt.retryDlq, [
+          id,
+          filter.queue ?? null,
+          filter.kind ?? null,
+        ])
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new UniqueKeyHeld({ id: id ?? "(bulk)", existingJobId: null })
+        throw error
+      }
+      const moved = rows.map((row) => String(row.id))
+      return id !== null ? moved : [...moved, ...(await queueStorage.retryDlq(db, target))]
+    },
     purgeDlq: async (db, target) =>
       "id" in target && typeof target.id === "string"
         ? (await canonical.getDlq(db, target.id)) !== null
