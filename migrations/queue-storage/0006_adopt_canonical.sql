@@ -191,3 +191,22 @@ BEGIN
   RETURN QUERY SELECT a FROM {{schema}}.adopt_canonical_rows(v_rows, true, 'retry') a ORDER BY 1;
 END
 $$;
+
+-- Copies the canonical queue settings (pause, DLQ) of queues this schema has no settings for yet, so a queue
+-- paused or dead-lettering before the move keeps doing so once its jobs live here (settings changed while
+-- mixed are written to both engines). Returns how many queues were copied.
+CREATE FUNCTION {{schema}}.adopt_canonical_queue_settings() RETURNS integer
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_rows integer;
+BEGIN
+  INSERT INTO {{schema}}.queue_settings (name, paused, paused_at, dlq_enabled)
+  SELECT q.name, q.paused, q.paused_at, q.dlq_enabled FROM awa.queues q
+  WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.queue_settings s WHERE s.name = q.name)
+  ORDER BY q.name
+  ON CONFLICT (name) DO NOTHING;
+  GET DIAGNOSTICS v_rows = ROW_COUNT;
+  RETURN v_rows;
+END
+$$;

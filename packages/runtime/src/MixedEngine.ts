@@ -111,6 +111,39 @@ const mergeQueues = (
 }
 
 /**
+ * Queue storage's `insertMany` that also honours unique keys held by canonical jobs (`awa.jobs` rows in one of
+ * their unique states): such a row is a `UniqueConflict` naming the canonical holder, and the rest go to queue
+ * storage. The mixed engine inserts this way, and so does queue storage once active after a move, because
+ * canonical jobs kept as history (completed, by default a unique state) still hold their keys. Rows without a
+ * unique key cost nothing extra.
+ */
+export const insertHonouringCanonicalKeys =
+  (queueStorage: Engine): Engine["insertMany"] =>
+  async (db, rows) => {
+    const keys = [...new Set(rows.flatMap((r) => (r.uniqueKey === null ? [] : [r.uniqueKey])))]
+    if (keys.length === 0) return queueStorage.insertMany(db, rows)
+    const held = await db.query<{ unique_key: string; id: string; state: JobState }>(
+      "check unique keys held by canonical jobs",
+      canonicalUniqueHolders,
+      [keys],
+    )
+    if (held.length === 0) return queueStorage.insertMany(db, rows)
+    const holders = new Map(held.map((h) => [h.unique_key, h]))
+    const free = rows.filter((r) => r.uniqueKey === null || !holders.has(r.uniqueKey))
+    const inserted = free.length === 0 ? [] : [...(await queueStorage.insertMany(db, free))]
+    return rows.map((r): InsertResult => {
+      const holder = r.uniqueKey === null ? undefined : holders.get(r.uniqueKey)
+      if (holder === undefined) return inserted.shift() as InsertResult
+      return {
+        _tag: "UniqueConflict",
+        existingId: holder.id,
+        existingState: holder.state,
+        uniqueKey: holder.unique_key,
+      }
+    })
+  }
+
+/**
  * The engine of the mixed state over `canonical` and `queueStorage`, whose schema is `schema` (default `awa`;
  * the continuation writes there): see the module comment.
  */
@@ -171,33 +204,12 @@ export const makeMixedEngine = (canonical: Engine, queueStorage: Engine, schema 
     const rows = await db.query<{ id: string }>("route job (mixed storage)", canonicalIds, [[id]])
     return rows.length > 0 ? canonical : queueStorage
   }
+  const failRouted = routed((e) => e.fail, byRef, mergeFails)
   return {
     name: "queue_storage",
     // Unique keys still held by canonical jobs are honoured: such a row is a UniqueConflict naming the
     // canonical holder, and the rest go to queue storage.
-    insertMany: async (db, rows) => {
-      const keys = [...new Set(rows.flatMap((r) => (r.uniqueKey === null ? [] : [r.uniqueKey])))]
-      if (keys.length === 0) return queueStorage.insertMany(db, rows)
-      const held = await db.query<{ unique_key: string; id: string; state: JobState }>(
-        "check unique keys held by canonical jobs (mixed storage)",
-        canonicalUniqueHolders,
-        [keys],
-      )
-      if (held.length === 0) return queueStorage.insertMany(db, rows)
-      const holders = new Map(held.map((h) => [h.unique_key, h]))
-      const free = rows.filter((r) => r.uniqueKey === null || !holders.has(r.uniqueKey))
-      const inserted = free.length === 0 ? [] : [...(await queueStorage.insertMany(db, free))]
-      return rows.map((r): InsertResult => {
-        const holder = r.uniqueKey === null ? undefined : holders.get(r.uniqueKey)
-        if (holder === undefined) return inserted.shift() as InsertResult
-        return {
-          _tag: "UniqueConflict",
-          existingId: holder.id,
-          existingState: holder.state,
-          uniqueKey: holder.unique_key,
-        }
-      })
-    },
+    insertMany: insertHonouringCanonicalKeys(queueStorage),
     copyInsert: (db, rows) => queueStorage.copyInsert(db, rows),
     claim: async (db, request) => {
       const first: ReadonlyArray<ClaimedJob> = await canonical.claim(db, request)
@@ -235,13 +247,20 @@ export const makeMixedEngine = (canonical: Engine, queueStorage: Engine, schema 
       mergeWrites,
     ),
     cancelAttempts: routed((e) => e.cancelAttempts, byRef, mergeWrites),
-    fail: routed((e) => e.fail, byRef, mergeFails),
+    // A queue-storage failure reads queue storage's DLQ setting: canonical settings made before the move are
+    // copied first (maintenance copies them too, every promotion).
+    fail: async (db, items) => {
+      if (items.length > 0)
+        await db.query("copy canonical queue settings to queue storage", adopt.queueSettings, [])
+      return failRouted(db, items)
+    },
     heartbeat: routed((e) => e.heartbeat, self, mergeWrites),
     release: routed((e) => e.release, self, mergeWrites),
     // Waiting canonical jobs move to queue storage first (those already due are readied there at once), so
     // nothing far in the future keeps the canonical backlog from draining; rows another transaction holds
     // stay behind and are promoted in place.
     promote: async (db, limit) => {
+      await db.query("copy canonical queue settings to queue storage", adopt.queueSettings, [])
       const [moved] = await db.query<{ moved: number }>(
         "move waiting canonical jobs to queue storage",
         adopt.waiting,

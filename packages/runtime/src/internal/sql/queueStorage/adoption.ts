@@ -26,4 +26,10 @@ export const adoptionStatements = ({ s, statement }: SchemaSql) => ({
     "adopt_canonical_dlq",
     `SELECT d.id FROM ${s}.adopt_canonical_dlq($1::bigint, $2::text, $3::text) d ORDER BY d.id`,
   ),
+
+  /** Copies canonical queue settings (pause, DLQ) of queues this schema has none for; returns how many. */
+  queueSettings: statement(
+    "adopt_canonical_queue_settings",
+    `SELECT ${s}.adopt_canonical_queue_settings() AS copied`,
+  ),
 })
