@@ -10,6 +10,53 @@
 -- The functions are plpgsql so that they can be created where awa.jobs does not exist (a custom schema in a
 -- database without the canonical set): they are only called while the storage state is mixed.
 
+-- Unique keys across both engines are serialized on a transaction-scoped advisory lock per key (namespace 5):
+-- every path that gives a key a holder in one engine while the other may hold it takes the lock first and
+-- then looks at the other engine in a fresh snapshot. That is a canonical insert while the state is mixed
+-- or active (a producer that has not followed the move yet), a mixed or active queue-storage insert (the
+-- runtime locks, then checks awa.jobs, then enqueues, in one transaction), and every move below (locked
+-- before the canonical row is deleted).
+CREATE FUNCTION {{schema}}.lock_unique_keys(p_keys bytea[]) RETURNS void
+LANGUAGE sql AS $$
+  SELECT pg_advisory_xact_lock({{schema}}.lock_space(5), hashtext(encode(k.key, 'hex')))
+  FROM (SELECT DISTINCT u.key FROM unnest(p_keys) AS u(key) WHERE u.key IS NOT NULL ORDER BY 1) k
+$$;
+
+-- Refuses a canonical insert that would take a unique key queue storage holds, while the state is mixed or
+-- active with this schema (an insert from a producer that has not yet re-read the state, or an old release).
+CREATE FUNCTION {{schema}}.guard_canonical_unique_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_state text;
+  v_holder bigint;
+BEGIN
+  SELECT s.storage_state INTO v_state FROM awa.runtime_state s
+  WHERE s.storage_state IN ('mixed', 'active') AND '"' || s.queue_storage_schema || '"' = '{{schema}}';
+  IF NOT FOUND OR NOT (NEW.state = ANY (coalesce(NEW.unique_states, '{}'::awa.job_state[]))) THEN
+    RETURN NEW;
+  END IF;
+  PERFORM {{schema}}.lock_unique_keys(ARRAY[NEW.unique_key]);
+  SELECT u.job_id INTO v_holder FROM {{schema}}.unique_claims u WHERE u.unique_key = NEW.unique_key;
+  IF FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+      MESSAGE = format('unique key %s is held by queue-storage job %s (storage state %s)',
+        encode(NEW.unique_key, 'hex'), v_holder, v_state),
+      HINT = 'This producer inserted into the canonical engine after the storage state moved; it follows the state within a second, so insert again.';
+  END IF;
+  RETURN NEW;
+END
+$$;
+
+DO $do$
+BEGIN
+  IF to_regclass('awa.jobs') IS NOT NULL THEN
+    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT ON awa.jobs FOR EACH ROW WHEN (NEW.unique_key IS NOT NULL) '
+      'EXECUTE FUNCTION %s.guard_canonical_unique_insert()',
+      'unique_guard_' || btrim('{{schema}}', '"'), '{{schema}}');
+  END IF;
+END
+$do$;
+
 -- Moves the canonical rows just deleted (p_rows: awa.jobs rows as JSON, with the new state, run time,
 -- attempt, errors and attempted_at already decided by the caller) into deferred_jobs, takes their unique
 -- keys (p_strict: raise unique_violation when another job holds one, else leave the key with its holder),
@@ -83,6 +130,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_rows jsonb;
 BEGIN
+  PERFORM {{schema}}.lock_unique_keys(ARRAY(SELECT j.unique_key FROM awa.jobs j WHERE j.id = ANY (p_ids)));
   WITH d AS (
     SELECT * FROM unnest(p_ids, p_leases, p_delays, p_errors) AS d(id, run_lease, delay_ms, error)
   ), moved AS (
@@ -115,13 +163,20 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
   v_rows jsonb;
+  v_ids bigint[];
+  v_keys bytea[];
 BEGIN
-  WITH picked AS (
-    SELECT j.id FROM awa.jobs j WHERE j.state IN ('scheduled', 'retryable')
+  SELECT array_agg(p.id), array_agg(p.unique_key) INTO v_ids, v_keys FROM (
+    SELECT j.id, j.unique_key FROM awa.jobs j WHERE j.state IN ('scheduled', 'retryable')
     ORDER BY j.run_at, j.id LIMIT p_limit
     FOR UPDATE SKIP LOCKED
-  ), moved AS (
-    DELETE FROM awa.jobs j USING picked p WHERE j.id = p.id RETURNING j.*
+  ) p;
+  IF v_ids IS NULL THEN
+    RETURN 0;
+  END IF;
+  PERFORM {{schema}}.lock_unique_keys(v_keys);
+  WITH moved AS (
+    DELETE FROM awa.jobs j WHERE j.id = ANY (v_ids) RETURNING j.*
   )
   SELECT jsonb_agg(jsonb_build_object(
     'id', m.id, 'state', m.state::text, 'kind', m.kind, 'queue', m.queue, 'priority', m.priority, 'args', m.args,
@@ -145,6 +200,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_rows jsonb;
 BEGIN
+  PERFORM {{schema}}.lock_unique_keys(ARRAY(SELECT j.unique_key FROM awa.jobs j WHERE j.id = p_id));
   WITH moved AS (
     DELETE FROM awa.jobs j
     WHERE j.id = p_id AND j.state IN ('scheduled', 'retryable', 'completed', 'failed', 'cancelled')
@@ -175,6 +231,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_rows jsonb;
 BEGIN
+  PERFORM {{schema}}.lock_unique_keys(ARRAY(
+    SELECT d.unique_key FROM awa.dlq d
+    WHERE (p_id IS NOT NULL AND d.id = p_id)
+       OR (p_id IS NULL AND (p_queue IS NULL OR d.queue = p_queue) AND (p_kind IS NULL OR d.kind = p_kind))));
   WITH moved AS (
     DELETE FROM awa.dlq d
     WHERE (p_id IS NOT NULL AND d.id = p_id)

@@ -222,7 +222,7 @@ export const stateResolver = (options: { readonly cacheMs?: number } = {}): Engi
     let engine = activeEngines.get(schema)
     if (engine === undefined) {
       const inner = qs(schema)
-      engine = { ...inner, insertMany: insertHonouringCanonicalKeys(inner) }
+      engine = { ...inner, insertMany: insertHonouringCanonicalKeys(inner, schema) }
       activeEngines.set(schema, engine)
     }
     return engine

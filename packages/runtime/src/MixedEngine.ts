@@ -33,7 +33,7 @@ import { errorRecordJson, isUniqueViolation, partition, type Row, splitRefs } fr
 import { adoptionStatements } from "./internal/sql/queueStorage/adoption.js"
 import { schemaSql } from "./internal/sql/queueStorage/schemaStatement.js"
 import { canonicalIds, canonicalUniqueHolders } from "./internal/sql/storageState.js"
-import type { Executor } from "./PgExecutor.js"
+import { type Executor, executorTarget, type PgPool, toExecutor, withTransaction } from "./PgExecutor.js"
 
 const emptyWrite: AttemptWriteResult = { applied: [], stale: [] }
 
@@ -118,29 +118,41 @@ const mergeQueues = (
  * unique key cost nothing extra.
  */
 export const insertHonouringCanonicalKeys =
-  (queueStorage: Engine): Engine["insertMany"] =>
+  (queueStorage: Engine, schema = "awa"): Engine["insertMany"] =>
   async (db, rows) => {
-    const keys = [...new Set(rows.flatMap((r) => (r.uniqueKey === null ? [] : [r.uniqueKey])))]
+    const keys = [...new Set(rows.flatMap((r) => (r.uniqueKey === null ? [] : [r.uniqueKey])))].sort()
     if (keys.length === 0) return queueStorage.insertMany(db, rows)
-    const held = await db.query<{ unique_key: string; id: string; state: JobState }>(
-      "check unique keys held by canonical jobs",
-      canonicalUniqueHolders,
-      [keys],
-    )
-    if (held.length === 0) return queueStorage.insertMany(db, rows)
-    const holders = new Map(held.map((h) => [h.unique_key, h]))
-    const free = rows.filter((r) => r.uniqueKey === null || !holders.has(r.uniqueKey))
-    const inserted = free.length === 0 ? [] : [...(await queueStorage.insertMany(db, free))]
-    return rows.map((r): InsertResult => {
-      const holder = r.uniqueKey === null ? undefined : holders.get(r.uniqueKey)
-      if (holder === undefined) return inserted.shift() as InsertResult
-      return {
-        _tag: "UniqueConflict",
-        existingId: holder.id,
-        existingState: holder.state,
-        uniqueKey: holder.unique_key,
-      }
-    })
+    const adopt = adoptionStatements(schemaSql(schema))
+    // Lock the keys, then look at awa.jobs in a fresh snapshot, then enqueue, all in one transaction: a
+    // canonical insert of the same key (a producer that has not followed the move) waits for the lock and
+    // then meets the claim, so the two engines never both hand the key out.
+    const run = async (tx: Executor): Promise<ReadonlyArray<InsertResult>> => {
+      await tx.query("lock unique keys", adopt.lockUniqueKeys, [keys])
+      const held = await tx.query<{ unique_key: string; id: string; state: JobState }>(
+        "check unique keys held by canonical jobs",
+        canonicalUniqueHolders,
+        [keys],
+      )
+      if (held.length === 0) return queueStorage.insertMany(tx, rows)
+      const holders = new Map(held.map((h) => [h.unique_key, h]))
+      const free = rows.filter((r) => r.uniqueKey === null || !holders.has(r.uniqueKey))
+      const inserted = free.length === 0 ? [] : [...(await queueStorage.insertMany(tx, free))]
+      return rows.map((r): InsertResult => {
+        const holder = r.uniqueKey === null ? undefined : holders.get(r.uniqueKey)
+        if (holder === undefined) return inserted.shift() as InsertResult
+        return {
+          _tag: "UniqueConflict",
+          existingId: holder.id,
+          existingState: holder.state,
+          uniqueKey: holder.unique_key,
+        }
+      })
+    }
+    if (db.bound) return run(db)
+    // An unbound executor runs each statement on any pooled connection: take one for the transaction.
+    const target = executorTarget(db)
+    if (!("totalCount" in target && "idleCount" in target)) return run(db)
+    return withTransaction(target as PgPool, (client) => run(toExecutor(client)))
   }
 
 /**
@@ -209,7 +221,7 @@ export const makeMixedEngine = (canonical: Engine, queueStorage: Engine, schema 
     name: "queue_storage",
     // Unique keys still held by canonical jobs are honoured: such a row is a UniqueConflict naming the
     // canonical holder, and the rest go to queue storage.
-    insertMany: insertHonouringCanonicalKeys(queueStorage),
+    insertMany: insertHonouringCanonicalKeys(queueStorage, schema),
     copyInsert: (db, rows) => queueStorage.copyInsert(db, rows),
     claim: async (db, request) => {
       const first: ReadonlyArray<ClaimedJob> = await canonical.claim(db, request)

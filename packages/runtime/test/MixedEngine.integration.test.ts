@@ -8,7 +8,7 @@ import { checkNoJobLost, checkUniqueHolders, readJobPlaces } from "@awa/testing-
 import { Schema } from "effect"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { canonicalEngine } from "../src/CanonicalEngine.js"
-import type { AttemptRef, ClaimedJob, Engine } from "../src/Engine.js"
+import type { AttemptRef, ClaimedJob, Engine, InsertRow } from "../src/Engine.js"
 import { makeMixedEngine } from "../src/MixedEngine.js"
 import { type Executor, toExecutor } from "../src/PgExecutor.js"
 import { makeProducer } from "../src/Producer.js"
@@ -233,5 +233,43 @@ describe("mixed engine continuation", () => {
     expect(await mixed.getJob(x, due)).toMatchObject({ state: "available" })
     expect(await mixed.getJob(x, retrying)).toMatchObject({ state: "retryable", attempt: 1, runLease: 1 })
     expect(await finalizeStorage(x)).toBe("active")
+  })
+
+  it("a canonical insert from a producer that has not followed the move never takes a key queue storage holds", async () => {
+    const x = toExecutor(db.pool)
+    await goMixed(x)
+    const row = (key: string): InsertRow => ({
+      kind: "mixed.task",
+      queue: "default",
+      argsJson: "{}",
+      priority: 2,
+      maxAttempts: 3,
+      runAt: null,
+      delayMs: null,
+      timeoutMs: null,
+      tags: [],
+      metadataJson: "{}",
+      uniqueKey: key,
+      uniqueStates: ["scheduled", "available", "running", "retryable", "completed"],
+    })
+    const key = (n: number) => n.toString(16).padStart(64, "0")
+    // Held in queue storage: a stale canonical insert of the key is refused with a clear unique violation.
+    expect((await mixed.insertMany(x, [row(key(1))]))[0]?._tag).toBe("Inserted")
+    await expect(canonicalEngine.insertMany(x, [row(key(1))])).rejects.toMatchObject({
+      message: expect.stringContaining("is held by queue-storage job"),
+    })
+    // Racing on fresh keys: whichever engine wins, the key has one holder.
+    const outcomes = await Promise.all(
+      Array.from({ length: 16 }, async (_, n) => {
+        const [a, b] = await Promise.allSettled([
+          canonicalEngine.insertMany(x, [row(key(100 + n))]),
+          mixed.insertMany(x, [row(key(100 + n))]),
+        ])
+        const won = [a, b].filter((r) => r.status === "fulfilled" && r.value[0]?._tag === "Inserted")
+        return won.length
+      }),
+    )
+    expect(outcomes).toEqual(outcomes.map(() => 1))
+    expect(await checkUniqueHolders(db.pool)).toEqual([])
   })
 })

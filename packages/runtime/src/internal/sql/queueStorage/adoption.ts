@@ -32,4 +32,13 @@ export const adoptionStatements = ({ s, statement }: SchemaSql) => ({
     "adopt_canonical_queue_settings",
     `SELECT ${s}.adopt_canonical_queue_settings() AS copied`,
   ),
+
+  /**
+   * Takes the transaction-scoped locks of unique keys $1 (hex) that serialize giving a key a holder in either
+   * engine; the caller then checks the other engine in a fresh statement.
+   */
+  lockUniqueKeys: statement(
+    "lock_unique_keys",
+    `SELECT ${s}.lock_unique_keys(ARRAY(SELECT decode(k, 'hex') FROM unnest($1::text[]) AS k)) AS locked`,
+  ),
 })
