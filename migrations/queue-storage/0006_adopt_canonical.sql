@@ -23,36 +23,39 @@ LANGUAGE sql AS $$
 $$;
 
 -- Refuses a canonical insert that would take a unique key queue storage holds, while the state is mixed or
--- active with this schema (an insert from a producer that has not yet re-read the state, or an old release).
-CREATE FUNCTION {{schema}}.guard_canonical_unique_insert() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_state text;
-  v_holder bigint;
-BEGIN
-  SELECT s.storage_state INTO v_state FROM awa.runtime_state s
-  WHERE s.storage_state IN ('mixed', 'active') AND '"' || s.queue_storage_schema || '"' = '{{schema}}';
-  IF NOT FOUND OR NOT (NEW.state = ANY (coalesce(NEW.unique_states, '{}'::awa.job_state[]))) THEN
-    RETURN NEW;
-  END IF;
-  PERFORM {{schema}}.lock_unique_keys(ARRAY[NEW.unique_key]);
-  SELECT u.job_id INTO v_holder FROM {{schema}}.unique_claims u WHERE u.unique_key = NEW.unique_key;
-  IF FOUND THEN
-    RAISE EXCEPTION USING ERRCODE = 'unique_violation',
-      MESSAGE = format('unique key %s is held by queue-storage job %s (storage state %s)',
-        encode(NEW.unique_key, 'hex'), v_holder, v_state),
-      HINT = 'This producer inserted into the canonical engine after the storage state moved; it follows the state within a second, so insert again.';
-  END IF;
-  RETURN NEW;
-END
-$$;
-
+-- active (an insert from a producer that has not yet re-read the state, or an old release). One trigger
+-- serves every queue-storage schema: it reads the state's schema and looks there by dynamic SQL, so it is
+-- created once, with the instance in schema awa (which awa migrate always applies), and a custom schema can
+-- still be reset without touching awa.jobs.
 DO $do$
 BEGIN
-  IF to_regclass('awa.jobs') IS NOT NULL THEN
-    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT ON awa.jobs FOR EACH ROW WHEN (NEW.unique_key IS NOT NULL) '
-      'EXECUTE FUNCTION %s.guard_canonical_unique_insert()',
-      'unique_guard_' || btrim('{{schema}}', '"'), '{{schema}}');
+  IF '{{schema}}' = '"awa"' AND to_regclass('awa.jobs') IS NOT NULL THEN
+    CREATE FUNCTION awa.guard_canonical_unique_insert() RETURNS trigger
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+      v_state text;
+      v_schema text;
+      v_holder bigint;
+    BEGIN
+      SELECT s.storage_state, s.queue_storage_schema INTO v_state, v_schema FROM awa.runtime_state s
+      WHERE s.storage_state IN ('mixed', 'active');
+      IF NOT FOUND OR NOT (NEW.state = ANY (coalesce(NEW.unique_states, '{}'::awa.job_state[]))) THEN
+        RETURN NEW;
+      END IF;
+      EXECUTE format('SELECT %1$I.lock_unique_keys($1)', v_schema) USING ARRAY[NEW.unique_key];
+      EXECUTE format('SELECT u.job_id FROM %1$I.unique_claims u WHERE u.unique_key = $1', v_schema)
+        INTO v_holder USING NEW.unique_key;
+      IF v_holder IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+          MESSAGE = format('unique key %s is held by queue-storage job %s (storage state %s)',
+            encode(NEW.unique_key, 'hex'), v_holder, v_state),
+          HINT = 'This producer inserted into the canonical engine after the storage state moved; it follows the state within a second, so insert again.';
+      END IF;
+      RETURN NEW;
+    END
+    $fn$;
+    CREATE TRIGGER jobs_unique_guard BEFORE INSERT ON awa.jobs
+      FOR EACH ROW WHEN (NEW.unique_key IS NOT NULL) EXECUTE FUNCTION awa.guard_canonical_unique_insert();
   END IF;
 END
 $do$;
