@@ -473,8 +473,9 @@ $fn$;
 
 -- Inserts validated jobs into the engine the storage state names, one result per row in order. canonical and
 -- prepared: awa.jobs (its statement trigger sends NOTIFY awa_jobs_available). mixed and active: the state's
--- queue-storage schema through its enqueue function (which notifies); in mixed a unique key held by a
--- canonical job is a conflict naming that job. A key whose holder let go meanwhile is tried again.
+-- queue-storage schema through its enqueue function (which notifies), after taking the unique keys' locks;
+-- a unique key held by a canonical job is a conflict naming that job. A key whose holder let go meanwhile is
+-- tried again.
 CREATE FUNCTION awa.insert_job_rows(p_rows awa.insert_job_row[])
 RETURNS TABLE (ord integer, outcome text, id bigint, state text, run_at timestamptz, engine text,
   existing_id bigint, existing_state text, unique_key text)
@@ -544,8 +545,12 @@ BEGIN
 
   -- Queue storage (mixed or active).
   v_pending := ARRAY(SELECT generate_series(1, v_n));
-  IF v_state = 'mixed' THEN
-    -- Unique keys still held by canonical jobs are honoured: those rows are conflicts naming the holder.
+  IF EXISTS (SELECT 1 FROM unnest(p_rows) r WHERE r.unique_key IS NOT NULL) THEN
+    -- As the runtime does: lock the keys (the lock every path that gives a key a holder in either engine
+    -- takes), then look at awa.jobs in a fresh statement, then enqueue, all in this transaction. Keys still
+    -- held by canonical jobs (live ones while mixed, kept history once active) are conflicts naming them.
+    EXECUTE format('SELECT %I.lock_unique_keys($1)', v_schema)
+      USING ARRAY(SELECT decode(r.unique_key, 'hex') FROM unnest(p_rows) r WHERE r.unique_key IS NOT NULL);
     FOR e IN
       SELECT o.i, h.id, h.state::text AS hstate, (p_rows[o.i]).unique_key AS k
       FROM generate_series(1, v_n) AS o(i)

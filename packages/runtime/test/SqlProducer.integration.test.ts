@@ -363,25 +363,37 @@ describe("unique keys shared by the SQL and TypeScript producers", () => {
     })
   }
 
-  it("in mixed, a key held by a canonical job is a conflict naming it", async () => {
-    const producer = makeProducer()
-    const held = await producer.insert(db.pool, Unique, args, tsOptions)
-    if (held._tag !== "Inserted") throw new Error("expected an insert")
-    await startWorker([])
-    await moveTo("mixed")
-    const [row] = await psqlRows(`SELECT * FROM awa.insert_job('sql.unique', ${sqlArgs}, ${q(sqlOptions)})`)
-    expect(row).toMatchObject({ outcome: "unique_conflict", existing_id: held.id, engine: "canonical" })
-    const batch = await psqlRows(
-      `SELECT * FROM awa.insert_jobs(${q([
-        { kind: "sql.echo", args: { n: 1 } },
-        { kind: "sql.unique", args, options: sqlOptions },
-      ])})`,
-    )
-    expect(batch.map((r) => [r.ord, r.outcome, r.engine])).toEqual([
-      ["1", "inserted", "queue_storage"],
-      ["2", "unique_conflict", "canonical"],
-    ])
-  })
+  for (const target of ["mixed", "active"] as const) {
+    it(`a key still held by a canonical job (completed, kept as history) is a conflict naming it (${target})`, async () => {
+      // Due now, so the worker completes it in the canonical engine; completed is one of the default unique
+      // states, so the key stays held (a waiting canonical job would instead move into queue storage).
+      const producer = makeProducer()
+      const now = { queue: "uq", unique: { byQueue: true } }
+      const held = await producer.insert(db.pool, Unique, args, now)
+      if (held._tag !== "Inserted") throw new Error("expected an insert")
+      await startWorker([])
+      await waitFor("the canonical unique job completed", completed(held.id))
+      await moveTo(target)
+      const sqlNow = { queue: "uq", unique: { by_queue: true } }
+      const [row] = await psqlRows(`SELECT * FROM awa.insert_job('sql.unique', ${sqlArgs}, ${q(sqlNow)})`)
+      expect(row).toMatchObject({
+        outcome: "unique_conflict",
+        existing_id: held.id,
+        existing_state: "completed",
+        engine: "canonical",
+      })
+      const batch = await psqlRows(
+        `SELECT * FROM awa.insert_jobs(${q([
+          { kind: "sql.echo", args: { n: 1 } },
+          { kind: "sql.unique", args, options: sqlNow },
+        ])})`,
+      )
+      expect(batch.map((r) => [r.ord, r.outcome, r.engine, r.existing_id])).toEqual([
+        ["1", "inserted", "queue_storage", null],
+        ["2", "unique_conflict", "canonical", held.id],
+      ])
+    })
+  }
 })
 
 describe("concurrency and state moves", () => {
