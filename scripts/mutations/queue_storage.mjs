@@ -91,7 +91,8 @@ export default [
     id: "prune-ignores-pending",
     mistake: "queue-ring prune truncates a slot that still holds unclaimed jobs",
     file: maintenance,
-    search: "WHERE r.ready_slot = p_slot AND t.id IS NULL AND r.lane_seq > {{schema}}.lane_cursor(r.lane_id))",
+    search:
+      "WHERE r.ready_slot = p_slot AND t.id IS NULL AND r.lane_seq > {{schema}}.lane_cursor(r.lane_id))",
     replace: "WHERE false)",
     judges: [rings],
   },
@@ -119,7 +120,8 @@ export default [
   },
   {
     id: "prune-drops-failed-in-retention",
-    mistake: "prune does not carry failed and cancelled jobs inside retention forward (they leave with the slot)",
+    mistake:
+      "prune does not carry failed and cancelled jobs inside retention forward (they leave with the slot)",
     file: maintenance,
     search: "WHERE j.ready_slot = v_slot AND j.state IN ('failed', 'cancelled')",
     replace: "WHERE false AND j.ready_slot = v_slot AND j.state IN ('failed', 'cancelled')",
@@ -212,7 +214,8 @@ export default [
     id: "cancel-deferred-stays-claimable",
     mistake: "a cancelled scheduled job gets no tombstone, so its ready row can be claimed",
     file: functions,
-    search: "INSERT INTO {{schema}}.ready_tombstones (ready_slot, id, lane_seq) VALUES (v_slot, p_id, v_seq);",
+    search:
+      "INSERT INTO {{schema}}.ready_tombstones (ready_slot, id, lane_seq) VALUES (v_slot, p_id, v_seq);",
     replace: "NULL;",
   },
   {
