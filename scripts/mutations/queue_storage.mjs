@@ -14,6 +14,7 @@ const functions = "migrations/queue-storage/0003_queue_storage_functions.sql"
 const maintenance = "migrations/queue-storage/0004_queue_storage_rings_maintenance.sql"
 const rings = "runtime:test/QueueStorageRings.integration.test.ts"
 const counters = "runtime:test/QueueStorageCounters.integration.test.ts"
+const exits = "runtime:test/QueueStorageExits.integration.test.ts"
 
 export default [
   {
@@ -149,7 +150,7 @@ export default [
     file: maintenance,
     search: "array_agg(d.state), array_agg(-1::bigint))",
     replace: "array_agg(d.state), array_agg(0::bigint))",
-    judges: [rings, counters],
+    judges: [exits, counters],
   },
   {
     id: "retry-from-terminal-keeps-count",
@@ -185,6 +186,7 @@ export default [
     WHERE NOT EXISTS`,
     replace: `SELECT r.id, r.run_lease + 1 AS lease FROM {{schema}}.attempt_rows(p_ids, p_leases) r
     WHERE true OR NOT EXISTS`,
+    judges: [exits],
   },
   {
     id: "finalize-ignores-closure",
@@ -194,7 +196,7 @@ export default [
   ), dead AS (`,
     replace: `SELECT t.* FROM target t WHERE (SELECT count(*) FROM closed) >= 0
   ), dead AS (`,
-    judges: [counters],
+    judges: [counters, exits],
   },
   {
     id: "finalize-keeps-unique-claim",
@@ -202,6 +204,7 @@ export default [
     file: functions,
     search: "WHERE u.unique_key = w.unique_key AND u.job_id = w.id\n      AND (w.to_dlq",
     replace: "WHERE false AND u.unique_key = w.unique_key AND u.job_id = w.id\n      AND (w.to_dlq",
+    judges: [exits],
   },
   {
     id: "cancel-keeps-unique-claim",
@@ -209,6 +212,7 @@ export default [
     file: functions,
     search: "DELETE FROM {{schema}}.unique_claims u WHERE u.unique_key = j.unique_key AND u.job_id = p_id;",
     replace: "NULL;",
+    judges: [exits],
   },
   {
     id: "cancel-deferred-stays-claimable",
@@ -217,6 +221,7 @@ export default [
     search:
       "INSERT INTO {{schema}}.ready_tombstones (ready_slot, id, lane_seq) VALUES (v_slot, p_id, v_seq);",
     replace: "NULL;",
+    judges: [exits],
   },
   {
     id: "cancel-deferred-not-removed",
@@ -224,6 +229,7 @@ export default [
     file: functions,
     search: "DELETE FROM {{schema}}.deferred_jobs f WHERE f.id = p_id;",
     replace: "NULL;",
+    judges: [exits],
   },
   {
     id: "retry-dlq-keeps-entry",
@@ -231,5 +237,6 @@ export default [
     file: functions,
     search: "DELETE FROM {{schema}}.dlq_entries e WHERE e.id = ANY (v_ids) RETURNING e.*",
     replace: "SELECT e.* FROM {{schema}}.dlq_entries e WHERE e.id = ANY (v_ids)",
+    judges: [exits],
   },
 ]
