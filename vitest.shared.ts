@@ -43,3 +43,29 @@ export const awaVitestConfig = (
       reporters: ["default", ["json", { outputFile: join(packageDir, ".vitest-results.json") }]],
     },
   })
+
+/**
+ * The aliases of the `pnpm mutation` configs (scripts/mutation.mjs): @awa/runtime (and, with
+ * `relativeRuntimeSrc`, a runtime test's own `../src/*.js` imports) resolved to the scratch copy of the runtime's
+ * sources in AWA_MUTATION_RUNTIME_SRC, and the migrator's bundled migrations (the `./internal/
+ * bundledMigrations.generated.js` import of its built modules) to the module in AWA_MUTATION_MIGRATIONS_BUNDLE.
+ */
+export const mutationAliases = (
+  options: { readonly relativeRuntimeSrc?: boolean } = {},
+): Array<{ find: RegExp; replacement: string }> => {
+  const runtimeSrc = process.env.AWA_MUTATION_RUNTIME_SRC
+  const bundle = process.env.AWA_MUTATION_MIGRATIONS_BUNDLE
+  if (runtimeSrc === undefined || runtimeSrc === "" || bundle === undefined || bundle === "") {
+    throw new Error(
+      "vitest.mutation.config.ts is for `pnpm mutation` (scripts/mutation.mjs), which sets AWA_MUTATION_RUNTIME_SRC and AWA_MUTATION_MIGRATIONS_BUNDLE.",
+    )
+  }
+  return [
+    { find: /^@awa\/runtime$/, replacement: `${runtimeSrc}/index.ts` },
+    { find: /^@awa\/runtime\/(.*)$/, replacement: `${runtimeSrc}/$1.ts` },
+    ...(options.relativeRuntimeSrc
+      ? [{ find: /^(?:\.\.\/)+src\/(.*)\.js$/, replacement: `${runtimeSrc}/$1.ts` }]
+      : []),
+    { find: /^(?:\.\.?\/)+internal\/bundledMigrations\.generated\.js$/, replacement: bundle },
+  ]
+}

@@ -7,23 +7,39 @@
 // which mistakes the contract caught and which it missed, with a score. A good contract catches them all.
 //
 // The mistakes of an engine are listed in scripts/mutations/<engine>.mjs (an array of { id, mistake, file,
-// search, replace }). Each `search` must occur exactly once in its file, else the mistake is reported as
-// "no longer applies" (the code moved on: update or drop the entry). Only files under packages/runtime/src
-// can be mutated: the script copies that directory to packages/runtime/.mutation/<run>/src, applies the
-// mistake there, and runs vitest with @awa/runtime resolved to the copy (packages/testing/
-// vitest.mutation.config.ts), so nothing needs rebuilding and the real sources are never modified. The
-// scratch copy is removed on exit, on Ctrl-C too.
+// search, replace, judges? }). Each `search` must occur exactly once in its file, else the mistake is
+// reported as "no longer applies" (the code moved on: update or drop the entry). Two kinds of files can be
+// mutated, neither in place:
+//   - TypeScript under packages/runtime/src: the script copies that directory to
+//     packages/runtime/.mutation/<run>/src, applies the mistake there, and runs vitest with @awa/runtime (and
+//     the runtime tests' own ../src imports) resolved to the copy;
+//   - SQL under migrations/ (the queue-storage engine's functions live there): the script copies the folder,
+//     applies the mistake, and renders the migrator's bundle module from the copy (as `pnpm codegen` does,
+//     scripts/migrations-bundle.mjs); vitest resolves the migrator's bundle import to it, so every test
+//     database is migrated with the mutated SQL (its fingerprint changes, so no template made from the real
+//     SQL is reused).
+// Nothing needs rebuilding and the real sources are never modified; the scratch copy is removed on exit, on
+// Ctrl-C too. The configs are packages/testing/vitest.mutation.config.ts and
+// packages/runtime/vitest.mutation.config.ts.
 //
-// Not part of .ci/run: it runs the suite once per mistake (plus once unmutated, which must pass), in one
+// Judges: by default a mistake is judged by the contract suite. An entry may name more test files in
+// `judges` ("contract", "model", or "runtime:test/<file>" for the runtime's own tests, such as the ring and
+// counter tests that see what the contract cannot: a truncated slot, a counter off by one). They run in
+// order and the first that fails catches the mistake.
+//
+// Not part of .ci/run: it runs the judges once per mistake (plus once unmutated, which must pass), in one
 // database mode (default single). Needs the other packages built (`pnpm build`).
 import { spawn } from "node:child_process"
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join, relative, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
+import { bundleModule, readMigrations } from "./migrations-bundle.mjs"
 
 const root = resolve(new URL("..", import.meta.url).pathname)
 const testingDir = join(root, "packages", "testing")
-const runtimeSrc = join(root, "packages", "runtime", "src")
+const runtimeDir = join(root, "packages", "runtime")
+const runtimeSrc = join(runtimeDir, "src")
+const migrationsDir = join(root, "migrations")
 const engines = ["canonical", "queue_storage"]
 
 const usage = () => {
@@ -58,9 +74,23 @@ const allTests = process.argv.includes("--all-tests")
 // --model-only judges the model-based test alone (what random interleavings catch without the suite).
 const withModel = process.argv.includes("--with-model")
 const modelOnly = process.argv.includes("--model-only")
-const testFiles = modelOnly
-  ? ["test/EngineModel.integration.test.ts"]
-  : ["test/contract.integration.test.ts", ...(withModel ? ["test/EngineModel.integration.test.ts"] : [])]
+// The judges every mistake gets; an entry's own `judges` are added after them.
+const defaultJudges = modelOnly ? ["model"] : ["contract", ...(withModel ? ["model"] : [])]
+const judgeFiles = {
+  contract: { dir: testingDir, file: "test/contract.integration.test.ts" },
+  model: { dir: testingDir, file: "test/EngineModel.integration.test.ts" },
+}
+/** Where a judge's test file lives: "contract", "model", or "runtime:test/<file>". */
+const judgeOf = (name) => {
+  if (judgeFiles[name] !== undefined) return judgeFiles[name]
+  const runtime = /^runtime:(test\/[A-Za-z0-9_.-]+\.test\.ts)$/.exec(name)
+  if (runtime && existsSync(join(runtimeDir, runtime[1]))) return { dir: runtimeDir, file: runtime[1] }
+  return undefined
+}
+const judgesFor = (mutation) => [
+  ...defaultJudges,
+  ...(modelOnly ? [] : (mutation?.judges ?? []).filter((j) => !defaultJudges.includes(j))),
+]
 
 const listFile = join(root, "scripts", "mutations", `${engine}.mjs`)
 if (!existsSync(listFile)) {
@@ -80,6 +110,15 @@ for (const m of all) {
     console.error(`mutation: ${relative(root, listFile)}: duplicate id ${m.id}.`)
     process.exit(2)
   }
+  if (
+    m.judges !== undefined &&
+    (!Array.isArray(m.judges) || m.judges.some((j) => judgeOf(j) === undefined))
+  ) {
+    console.error(
+      `mutation: ${relative(root, listFile)}: entry ${m.id}: judges must be "contract", "model" or "runtime:test/<existing file>" (got ${JSON.stringify(m.judges)}).`,
+    )
+    process.exit(2)
+  }
   seen.add(m.id)
 }
 if (only !== undefined) {
@@ -92,7 +131,10 @@ if (only !== undefined) {
 const mutations = only === undefined ? all : all.filter((m) => only.includes(m.id))
 
 if (process.argv.includes("--list")) {
-  for (const m of mutations) console.log(`${m.id.padEnd(36)} ${m.mistake}`)
+  for (const m of mutations)
+    console.log(
+      `${m.id.padEnd(36)} ${m.mistake}\n${" ".repeat(37)}file ${m.file}; judged by ${judgesFor(m).join(" + ")}`,
+    )
   process.exit(0)
 }
 if (mutations.length === 0) {
@@ -109,6 +151,8 @@ for (const pkg of ["model", "migrator"]) {
 const scratchRoot = join(root, "packages", "runtime", ".mutation")
 const scratch = join(scratchRoot, `run-${process.pid}`)
 const scratchSrc = join(scratch, "src")
+const scratchMigrations = join(scratch, "migrations")
+const scratchBundle = join(scratch, "bundledMigrations.generated.js")
 let child
 const cleanup = () => rmSync(scratch, { recursive: true, force: true })
 process.on("exit", cleanup)
@@ -134,27 +178,21 @@ for (const entry of existsSync(scratchRoot) ? readdirSync(scratchRoot) : []) {
     rmSync(join(scratchRoot, entry), { recursive: true, force: true })
 }
 
-/** Runs vitest on the contract file; resolves to its exit status and output. */
-const vitestRun = (mutationUnderTest) =>
+/** Runs vitest on one judge's test file; resolves to its exit status and output. */
+const vitestRun = (judge, bail) =>
   new Promise((resolvePromise) => {
     let output = ""
     child = spawn(
       process.execPath,
-      [
-        vitest,
-        "run",
-        "--config",
-        "vitest.mutation.config.ts",
-        ...(allTests || mutationUnderTest === undefined ? [] : ["--bail=1"]),
-        ...testFiles,
-      ],
+      [vitest, "run", "--config", "vitest.mutation.config.ts", ...(bail ? ["--bail=1"] : []), judge.file],
       {
-        cwd: testingDir,
+        cwd: judge.dir,
         env: {
           ...process.env,
           AWA_TEST_ENGINE: engine,
           AWA_TEST_DB_MODE: mode,
           AWA_MUTATION_RUNTIME_SRC: scratchSrc,
+          AWA_MUTATION_MIGRATIONS_BUNDLE: scratchBundle,
           AWA_MUTATION_RESULTS: resultsFile,
         },
         stdio: ["ignore", "pipe", "pipe"],
@@ -174,33 +212,41 @@ const vitestRun = (mutationUnderTest) =>
 const vitest = join(testingDir, "node_modules", "vitest", "vitest.mjs")
 const resultsFile = join(scratch, "results.json")
 
-/** Copies the pristine sources, applies `mutation` (if any), runs the suite; returns what happened. */
-const run = async (mutation) => {
-  rmSync(scratchSrc, { recursive: true, force: true })
-  mkdirSync(scratch, { recursive: true })
-  cpSync(runtimeSrc, scratchSrc, { recursive: true })
-  if (mutation !== undefined) {
-    const target = resolve(root, mutation.file)
-    if (!target.startsWith(`${runtimeSrc}/`)) {
-      return { status: "unsupported", detail: `only files under packages/runtime/src can be mutated` }
+/** Applies `mutation` to the scratch copy of its file; returns a verdict when it cannot be applied. */
+const applyMutation = (mutation) => {
+  const target = resolve(root, mutation.file)
+  const base = target.startsWith(`${runtimeSrc}/`)
+    ? [runtimeSrc, scratchSrc]
+    : target.startsWith(`${migrationsDir}/`) && target.endsWith(".sql")
+      ? [migrationsDir, scratchMigrations]
+      : undefined
+  if (base === undefined) {
+    return {
+      status: "unsupported",
+      detail: "only files under packages/runtime/src and SQL files under migrations/ can be mutated",
     }
-    const copy = join(scratchSrc, relative(runtimeSrc, target))
-    if (!existsSync(copy)) return { status: "no longer applies", detail: `${mutation.file} does not exist` }
-    const text = readFileSync(copy, "utf8")
-    const count = text.split(mutation.search).length - 1
-    if (count !== 1) {
-      return {
-        status: "no longer applies",
-        detail: `the search text occurs ${count} times in ${mutation.file} (must be exactly once)`,
-      }
-    }
-    writeFileSync(
-      copy,
-      text.replace(mutation.search, () => mutation.replace),
-    )
   }
+  const copy = join(base[1], relative(base[0], target))
+  if (!existsSync(copy)) return { status: "no longer applies", detail: `${mutation.file} does not exist` }
+  const text = readFileSync(copy, "utf8")
+  const count = text.split(mutation.search).length - 1
+  if (count !== 1) {
+    return {
+      status: "no longer applies",
+      detail: `the search text occurs ${count} times in ${mutation.file} (must be exactly once)`,
+    }
+  }
+  writeFileSync(
+    copy,
+    text.replace(mutation.search, () => mutation.replace),
+  )
+  return undefined
+}
+
+/** Runs one judge; returns passed, failed (with the failing tests) or did not load. */
+const judge = async (name, mutation) => {
   rmSync(resultsFile, { force: true })
-  const result = await vitestRun(mutation)
+  const result = await vitestRun(judgeOf(name), !allTests && mutation !== undefined)
   let report
   try {
     report = JSON.parse(readFileSync(resultsFile, "utf8"))
@@ -212,26 +258,54 @@ const run = async (mutation) => {
   for (const file of report?.testResults ?? []) {
     for (const test of file.assertionResults ?? []) {
       if (test.status === "passed" || test.status === "failed") ran++
-      if (test.status === "failed") failed.push(test.title)
+      if (test.status === "failed") failed.push(`${name}: ${test.title}`)
     }
   }
   if (result.status === 0) return { status: "passed", ran }
   // With --bail the skipped tests are not failures: a load error shows as no test run at all.
   if (ran === 0) {
     const tail = result.output.trim().split("\n").slice(-15).join("\n")
-    return { status: "did not load", detail: tail }
+    return { status: "did not load", detail: `${name}: ${tail}` }
   }
   return { status: "failed", ran, failed }
 }
 
+/**
+ * Copies the pristine sources and migrations, applies `mutation` (if any), renders the migrations bundle, and
+ * runs the judges in order until one fails; returns what happened. Unmutated, `judges` are all of them.
+ */
+const run = async (mutation, judges = judgesFor(mutation)) => {
+  rmSync(scratchSrc, { recursive: true, force: true })
+  rmSync(scratchMigrations, { recursive: true, force: true })
+  mkdirSync(scratch, { recursive: true })
+  cpSync(runtimeSrc, scratchSrc, { recursive: true })
+  cpSync(migrationsDir, scratchMigrations, { recursive: true })
+  if (mutation !== undefined) {
+    const refused = applyMutation(mutation)
+    if (refused !== undefined) return refused
+  }
+  writeFileSync(scratchBundle, bundleModule(readMigrations(scratchMigrations), "js"))
+  let ran = 0
+  for (const name of judges) {
+    const outcome = await judge(name, mutation)
+    ran += outcome.ran ?? 0
+    if (outcome.status !== "passed") return { ...outcome, ran }
+  }
+  return { status: "passed", ran }
+}
+
+const allJudges = [...new Set(mutations.flatMap((m) => judgesFor(m)))]
 console.log(
-  `mutation: ${engine} engine, ${mode} databases, ${mutations.length} mistakes, judged by ${testFiles.join(" + ")}`,
+  `mutation: ${engine} engine, ${mode} databases, ${mutations.length} mistakes, judged by ${defaultJudges.join(" + ")}` +
+    (allJudges.length > defaultJudges.length
+      ? ` (some also by ${allJudges.filter((j) => !defaultJudges.includes(j)).join(", ")})`
+      : ""),
 )
 const started = Date.now()
-const baseline = await run(undefined)
+const baseline = await run(undefined, allJudges)
 if (baseline.status !== "passed") {
   console.error(
-    `mutation: the contract suite does not pass on the unmodified ${engine} engine (${baseline.status}); ` +
+    `mutation: the judges (${allJudges.join(", ")}) do not pass on the unmodified ${engine} engine (${baseline.status}); ` +
       "fix that first.",
   )
   if (baseline.failed) console.error(`  failing: ${baseline.failed.join("; ")}`)
@@ -258,7 +332,7 @@ for (const mutation of mutations) {
     outcome.status === "failed"
       ? `by ${outcome.failed.length} test${outcome.failed.length === 1 ? "" : "s"}: ${outcome.failed.slice(0, 2).join("; ")}${outcome.failed.length > 2 ? "; ..." : ""}`
       : outcome.status === "passed"
-        ? `the contract passes with this mistake: ${outcome.mutation ?? mutation.mistake}`
+        ? `${judgesFor(mutation).join(" + ")} pass with this mistake: ${mutation.mistake}`
         : (outcome.detail ?? "")
   console.log(`${verdict.padEnd(17)} ${mutation.id}\n${" ".repeat(18)}${detail}`)
 }

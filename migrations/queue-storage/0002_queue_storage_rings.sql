@@ -1,9 +1,12 @@
--- Queue-storage rings for schema {{schema}}: job ids, queue ring (16 slots) and claim ring (8 slots) partitions, deferred jobs, DLQ, attempt state, unique claims, lanes, ring ledgers, terminal counters.
+-- Queue-storage rings for schema {{schema}}: job ids, queue ring ({{queue_ring_slots}} slots) and claim ring ({{claim_ring_slots}} slots) partitions, deferred jobs, DLQ, attempt state, unique claims, lanes, ring ledgers, terminal counters.
+-- awa:partitions queue_ring_slots ready_entries ready_tombstones done_entries completion_batches closures
+-- awa:partitions claim_ring_slots claim_batches
 --
 -- Reclaim rule: per-job rows are only INSERTed into ring partitions and leave by TRUNCATE of a settled
 -- slot; every other table is bounded by something other than traffic (its COMMENT names the bound).
--- Ring sizes: 16 queue-ring slots and 8 claim-ring slots (recorded in queue_storage_meta). The
--- partition list below is written out so every table this set creates is named by a CREATE TABLE.
+-- Ring sizes are template parameters of the set, fixed when a schema is installed: queue_ring_slots (default 16)
+-- and claim_ring_slots (default 8), rendered as integer literals and recorded in queue_storage_meta and in the
+-- migrator's ledger.
 
 -- Job ids: shared with the canonical engine (awa.jobs_id_seq) when it is installed, so ids never collide
 -- across engines in one database; otherwise this schema's own sequence.
@@ -27,7 +30,7 @@ $do$;
 CREATE SEQUENCE {{schema}}.event_seq;
 
 INSERT INTO {{schema}}.queue_storage_meta (key, value) VALUES
-  ('queue_ring_slots', '16'::jsonb), ('claim_ring_slots', '8'::jsonb);
+  ('queue_ring_slots', to_jsonb({{queue_ring_slots}})), ('claim_ring_slots', to_jsonb({{claim_ring_slots}}));
 
 COMMENT ON TABLE {{schema}}.queue_storage_meta IS 'awa queue-storage metadata (version, ring sizes). Reclaim kind: warm (bounded by settings keys).';
 
@@ -55,7 +58,7 @@ COMMENT ON TABLE {{schema}}.lanes IS 'awa queue-storage lanes (queue, priority) 
 -- Rings advance by appending a generation (compare-and-set on the primary key); slot = generation mod size.
 CREATE TABLE {{schema}}.queue_ring_rotations (
   generation bigint PRIMARY KEY,
-  slot smallint NOT NULL CHECK (slot BETWEEN 0 AND 15),
+  slot smallint NOT NULL CHECK (slot BETWEEN 0 AND {{queue_ring_slots}} - 1),
   rotated_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE {{schema}}.queue_ring_rotations IS 'awa queue-storage queue-ring rotations ledger (append-only). Reclaim kind: warm (bounded by ring size: generations older than one lap are deleted at rotation).';
@@ -63,7 +66,7 @@ INSERT INTO {{schema}}.queue_ring_rotations (generation, slot) VALUES (0, 0);
 
 CREATE TABLE {{schema}}.claim_ring_rotations (
   generation bigint PRIMARY KEY,
-  slot smallint NOT NULL CHECK (slot BETWEEN 0 AND 7),
+  slot smallint NOT NULL CHECK (slot BETWEEN 0 AND {{claim_ring_slots}} - 1),
   rotated_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE {{schema}}.claim_ring_rotations IS 'awa queue-storage claim-ring rotations ledger (append-only). Reclaim kind: warm (bounded by ring size: generations older than one lap are deleted at rotation).';
@@ -163,187 +166,27 @@ CREATE TABLE {{schema}}.claim_batches (
 COMMENT ON TABLE {{schema}}.claim_batches IS 'awa queue-storage claim receipts (claim ring). Reclaim kind: ring (truncated once every receipt in the slot has a closure).';
 CREATE INDEX claim_batches_lane ON {{schema}}.claim_batches (lane_id, max_seq);
 
-CREATE TABLE {{schema}}.ready_entries_0 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (0);
-COMMENT ON TABLE {{schema}}.ready_entries_0 IS 'awa queue-storage ready_entries slot 0. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_1 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (1);
-COMMENT ON TABLE {{schema}}.ready_entries_1 IS 'awa queue-storage ready_entries slot 1. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_2 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (2);
-COMMENT ON TABLE {{schema}}.ready_entries_2 IS 'awa queue-storage ready_entries slot 2. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_3 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (3);
-COMMENT ON TABLE {{schema}}.ready_entries_3 IS 'awa queue-storage ready_entries slot 3. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_4 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (4);
-COMMENT ON TABLE {{schema}}.ready_entries_4 IS 'awa queue-storage ready_entries slot 4. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_5 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (5);
-COMMENT ON TABLE {{schema}}.ready_entries_5 IS 'awa queue-storage ready_entries slot 5. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_6 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (6);
-COMMENT ON TABLE {{schema}}.ready_entries_6 IS 'awa queue-storage ready_entries slot 6. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_7 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (7);
-COMMENT ON TABLE {{schema}}.ready_entries_7 IS 'awa queue-storage ready_entries slot 7. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_8 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (8);
-COMMENT ON TABLE {{schema}}.ready_entries_8 IS 'awa queue-storage ready_entries slot 8. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_9 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (9);
-COMMENT ON TABLE {{schema}}.ready_entries_9 IS 'awa queue-storage ready_entries slot 9. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_10 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (10);
-COMMENT ON TABLE {{schema}}.ready_entries_10 IS 'awa queue-storage ready_entries slot 10. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_11 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (11);
-COMMENT ON TABLE {{schema}}.ready_entries_11 IS 'awa queue-storage ready_entries slot 11. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_12 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (12);
-COMMENT ON TABLE {{schema}}.ready_entries_12 IS 'awa queue-storage ready_entries slot 12. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_13 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (13);
-COMMENT ON TABLE {{schema}}.ready_entries_13 IS 'awa queue-storage ready_entries slot 13. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_14 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (14);
-COMMENT ON TABLE {{schema}}.ready_entries_14 IS 'awa queue-storage ready_entries slot 14. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_entries_15 PARTITION OF {{schema}}.ready_entries FOR VALUES IN (15);
-COMMENT ON TABLE {{schema}}.ready_entries_15 IS 'awa queue-storage ready_entries slot 15. Reclaim kind: ring (truncated per settled slot).';
-
-CREATE TABLE {{schema}}.ready_tombstones_0 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (0);
-COMMENT ON TABLE {{schema}}.ready_tombstones_0 IS 'awa queue-storage ready_tombstones slot 0. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_1 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (1);
-COMMENT ON TABLE {{schema}}.ready_tombstones_1 IS 'awa queue-storage ready_tombstones slot 1. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_2 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (2);
-COMMENT ON TABLE {{schema}}.ready_tombstones_2 IS 'awa queue-storage ready_tombstones slot 2. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_3 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (3);
-COMMENT ON TABLE {{schema}}.ready_tombstones_3 IS 'awa queue-storage ready_tombstones slot 3. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_4 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (4);
-COMMENT ON TABLE {{schema}}.ready_tombstones_4 IS 'awa queue-storage ready_tombstones slot 4. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_5 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (5);
-COMMENT ON TABLE {{schema}}.ready_tombstones_5 IS 'awa queue-storage ready_tombstones slot 5. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_6 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (6);
-COMMENT ON TABLE {{schema}}.ready_tombstones_6 IS 'awa queue-storage ready_tombstones slot 6. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_7 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (7);
-COMMENT ON TABLE {{schema}}.ready_tombstones_7 IS 'awa queue-storage ready_tombstones slot 7. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_8 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (8);
-COMMENT ON TABLE {{schema}}.ready_tombstones_8 IS 'awa queue-storage ready_tombstones slot 8. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_9 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (9);
-COMMENT ON TABLE {{schema}}.ready_tombstones_9 IS 'awa queue-storage ready_tombstones slot 9. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_10 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (10);
-COMMENT ON TABLE {{schema}}.ready_tombstones_10 IS 'awa queue-storage ready_tombstones slot 10. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_11 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (11);
-COMMENT ON TABLE {{schema}}.ready_tombstones_11 IS 'awa queue-storage ready_tombstones slot 11. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_12 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (12);
-COMMENT ON TABLE {{schema}}.ready_tombstones_12 IS 'awa queue-storage ready_tombstones slot 12. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_13 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (13);
-COMMENT ON TABLE {{schema}}.ready_tombstones_13 IS 'awa queue-storage ready_tombstones slot 13. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_14 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (14);
-COMMENT ON TABLE {{schema}}.ready_tombstones_14 IS 'awa queue-storage ready_tombstones slot 14. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.ready_tombstones_15 PARTITION OF {{schema}}.ready_tombstones FOR VALUES IN (15);
-COMMENT ON TABLE {{schema}}.ready_tombstones_15 IS 'awa queue-storage ready_tombstones slot 15. Reclaim kind: ring (truncated per settled slot).';
-
-CREATE TABLE {{schema}}.done_entries_0 PARTITION OF {{schema}}.done_entries FOR VALUES IN (0);
-COMMENT ON TABLE {{schema}}.done_entries_0 IS 'awa queue-storage done_entries slot 0. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_1 PARTITION OF {{schema}}.done_entries FOR VALUES IN (1);
-COMMENT ON TABLE {{schema}}.done_entries_1 IS 'awa queue-storage done_entries slot 1. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_2 PARTITION OF {{schema}}.done_entries FOR VALUES IN (2);
-COMMENT ON TABLE {{schema}}.done_entries_2 IS 'awa queue-storage done_entries slot 2. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_3 PARTITION OF {{schema}}.done_entries FOR VALUES IN (3);
-COMMENT ON TABLE {{schema}}.done_entries_3 IS 'awa queue-storage done_entries slot 3. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_4 PARTITION OF {{schema}}.done_entries FOR VALUES IN (4);
-COMMENT ON TABLE {{schema}}.done_entries_4 IS 'awa queue-storage done_entries slot 4. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_5 PARTITION OF {{schema}}.done_entries FOR VALUES IN (5);
-COMMENT ON TABLE {{schema}}.done_entries_5 IS 'awa queue-storage done_entries slot 5. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_6 PARTITION OF {{schema}}.done_entries FOR VALUES IN (6);
-COMMENT ON TABLE {{schema}}.done_entries_6 IS 'awa queue-storage done_entries slot 6. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_7 PARTITION OF {{schema}}.done_entries FOR VALUES IN (7);
-COMMENT ON TABLE {{schema}}.done_entries_7 IS 'awa queue-storage done_entries slot 7. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_8 PARTITION OF {{schema}}.done_entries FOR VALUES IN (8);
-COMMENT ON TABLE {{schema}}.done_entries_8 IS 'awa queue-storage done_entries slot 8. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_9 PARTITION OF {{schema}}.done_entries FOR VALUES IN (9);
-COMMENT ON TABLE {{schema}}.done_entries_9 IS 'awa queue-storage done_entries slot 9. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_10 PARTITION OF {{schema}}.done_entries FOR VALUES IN (10);
-COMMENT ON TABLE {{schema}}.done_entries_10 IS 'awa queue-storage done_entries slot 10. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_11 PARTITION OF {{schema}}.done_entries FOR VALUES IN (11);
-COMMENT ON TABLE {{schema}}.done_entries_11 IS 'awa queue-storage done_entries slot 11. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_12 PARTITION OF {{schema}}.done_entries FOR VALUES IN (12);
-COMMENT ON TABLE {{schema}}.done_entries_12 IS 'awa queue-storage done_entries slot 12. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_13 PARTITION OF {{schema}}.done_entries FOR VALUES IN (13);
-COMMENT ON TABLE {{schema}}.done_entries_13 IS 'awa queue-storage done_entries slot 13. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_14 PARTITION OF {{schema}}.done_entries FOR VALUES IN (14);
-COMMENT ON TABLE {{schema}}.done_entries_14 IS 'awa queue-storage done_entries slot 14. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.done_entries_15 PARTITION OF {{schema}}.done_entries FOR VALUES IN (15);
-COMMENT ON TABLE {{schema}}.done_entries_15 IS 'awa queue-storage done_entries slot 15. Reclaim kind: ring (truncated per settled slot).';
-
-CREATE TABLE {{schema}}.completion_batches_0 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (0);
-COMMENT ON TABLE {{schema}}.completion_batches_0 IS 'awa queue-storage completion_batches slot 0. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_1 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (1);
-COMMENT ON TABLE {{schema}}.completion_batches_1 IS 'awa queue-storage completion_batches slot 1. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_2 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (2);
-COMMENT ON TABLE {{schema}}.completion_batches_2 IS 'awa queue-storage completion_batches slot 2. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_3 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (3);
-COMMENT ON TABLE {{schema}}.completion_batches_3 IS 'awa queue-storage completion_batches slot 3. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_4 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (4);
-COMMENT ON TABLE {{schema}}.completion_batches_4 IS 'awa queue-storage completion_batches slot 4. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_5 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (5);
-COMMENT ON TABLE {{schema}}.completion_batches_5 IS 'awa queue-storage completion_batches slot 5. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_6 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (6);
-COMMENT ON TABLE {{schema}}.completion_batches_6 IS 'awa queue-storage completion_batches slot 6. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_7 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (7);
-COMMENT ON TABLE {{schema}}.completion_batches_7 IS 'awa queue-storage completion_batches slot 7. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_8 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (8);
-COMMENT ON TABLE {{schema}}.completion_batches_8 IS 'awa queue-storage completion_batches slot 8. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_9 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (9);
-COMMENT ON TABLE {{schema}}.completion_batches_9 IS 'awa queue-storage completion_batches slot 9. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_10 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (10);
-COMMENT ON TABLE {{schema}}.completion_batches_10 IS 'awa queue-storage completion_batches slot 10. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_11 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (11);
-COMMENT ON TABLE {{schema}}.completion_batches_11 IS 'awa queue-storage completion_batches slot 11. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_12 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (12);
-COMMENT ON TABLE {{schema}}.completion_batches_12 IS 'awa queue-storage completion_batches slot 12. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_13 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (13);
-COMMENT ON TABLE {{schema}}.completion_batches_13 IS 'awa queue-storage completion_batches slot 13. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_14 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (14);
-COMMENT ON TABLE {{schema}}.completion_batches_14 IS 'awa queue-storage completion_batches slot 14. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.completion_batches_15 PARTITION OF {{schema}}.completion_batches FOR VALUES IN (15);
-COMMENT ON TABLE {{schema}}.completion_batches_15 IS 'awa queue-storage completion_batches slot 15. Reclaim kind: ring (truncated per settled slot).';
-
-CREATE TABLE {{schema}}.closures_0 PARTITION OF {{schema}}.closures FOR VALUES IN (0);
-COMMENT ON TABLE {{schema}}.closures_0 IS 'awa queue-storage closures slot 0. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_1 PARTITION OF {{schema}}.closures FOR VALUES IN (1);
-COMMENT ON TABLE {{schema}}.closures_1 IS 'awa queue-storage closures slot 1. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_2 PARTITION OF {{schema}}.closures FOR VALUES IN (2);
-COMMENT ON TABLE {{schema}}.closures_2 IS 'awa queue-storage closures slot 2. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_3 PARTITION OF {{schema}}.closures FOR VALUES IN (3);
-COMMENT ON TABLE {{schema}}.closures_3 IS 'awa queue-storage closures slot 3. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_4 PARTITION OF {{schema}}.closures FOR VALUES IN (4);
-COMMENT ON TABLE {{schema}}.closures_4 IS 'awa queue-storage closures slot 4. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_5 PARTITION OF {{schema}}.closures FOR VALUES IN (5);
-COMMENT ON TABLE {{schema}}.closures_5 IS 'awa queue-storage closures slot 5. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_6 PARTITION OF {{schema}}.closures FOR VALUES IN (6);
-COMMENT ON TABLE {{schema}}.closures_6 IS 'awa queue-storage closures slot 6. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_7 PARTITION OF {{schema}}.closures FOR VALUES IN (7);
-COMMENT ON TABLE {{schema}}.closures_7 IS 'awa queue-storage closures slot 7. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_8 PARTITION OF {{schema}}.closures FOR VALUES IN (8);
-COMMENT ON TABLE {{schema}}.closures_8 IS 'awa queue-storage closures slot 8. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_9 PARTITION OF {{schema}}.closures FOR VALUES IN (9);
-COMMENT ON TABLE {{schema}}.closures_9 IS 'awa queue-storage closures slot 9. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_10 PARTITION OF {{schema}}.closures FOR VALUES IN (10);
-COMMENT ON TABLE {{schema}}.closures_10 IS 'awa queue-storage closures slot 10. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_11 PARTITION OF {{schema}}.closures FOR VALUES IN (11);
-COMMENT ON TABLE {{schema}}.closures_11 IS 'awa queue-storage closures slot 11. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_12 PARTITION OF {{schema}}.closures FOR VALUES IN (12);
-COMMENT ON TABLE {{schema}}.closures_12 IS 'awa queue-storage closures slot 12. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_13 PARTITION OF {{schema}}.closures FOR VALUES IN (13);
-COMMENT ON TABLE {{schema}}.closures_13 IS 'awa queue-storage closures slot 13. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_14 PARTITION OF {{schema}}.closures FOR VALUES IN (14);
-COMMENT ON TABLE {{schema}}.closures_14 IS 'awa queue-storage closures slot 14. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.closures_15 PARTITION OF {{schema}}.closures FOR VALUES IN (15);
-COMMENT ON TABLE {{schema}}.closures_15 IS 'awa queue-storage closures slot 15. Reclaim kind: ring (truncated per settled slot).';
-
-CREATE TABLE {{schema}}.claim_batches_0 PARTITION OF {{schema}}.claim_batches FOR VALUES IN (0);
-COMMENT ON TABLE {{schema}}.claim_batches_0 IS 'awa queue-storage claim_batches slot 0. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.claim_batches_1 PARTITION OF {{schema}}.claim_batches FOR VALUES IN (1);
-COMMENT ON TABLE {{schema}}.claim_batches_1 IS 'awa queue-storage claim_batches slot 1. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.claim_batches_2 PARTITION OF {{schema}}.claim_batches FOR VALUES IN (2);
-COMMENT ON TABLE {{schema}}.claim_batches_2 IS 'awa queue-storage claim_batches slot 2. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.claim_batches_3 PARTITION OF {{schema}}.claim_batches FOR VALUES IN (3);
-COMMENT ON TABLE {{schema}}.claim_batches_3 IS 'awa queue-storage claim_batches slot 3. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.claim_batches_4 PARTITION OF {{schema}}.claim_batches FOR VALUES IN (4);
-COMMENT ON TABLE {{schema}}.claim_batches_4 IS 'awa queue-storage claim_batches slot 4. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.claim_batches_5 PARTITION OF {{schema}}.claim_batches FOR VALUES IN (5);
-COMMENT ON TABLE {{schema}}.claim_batches_5 IS 'awa queue-storage claim_batches slot 5. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.claim_batches_6 PARTITION OF {{schema}}.claim_batches FOR VALUES IN (6);
-COMMENT ON TABLE {{schema}}.claim_batches_6 IS 'awa queue-storage claim_batches slot 6. Reclaim kind: ring (truncated per settled slot).';
-CREATE TABLE {{schema}}.claim_batches_7 PARTITION OF {{schema}}.claim_batches FOR VALUES IN (7);
-COMMENT ON TABLE {{schema}}.claim_batches_7 IS 'awa queue-storage claim_batches slot 7. Reclaim kind: ring (truncated per settled slot).';
+-- One child per slot: slots 0 .. queue_ring_slots - 1 of the queue-ring tables, 0 .. claim_ring_slots - 1 of the
+-- claim ring (the awa:partitions directives above name them for the migrator).
+DO $do$
+DECLARE
+  v_table text;
+  v_slots integer;
+BEGIN
+  FOR v_table, v_slots IN
+    SELECT t, {{queue_ring_slots}} FROM unnest(ARRAY['ready_entries', 'ready_tombstones', 'done_entries',
+      'completion_batches', 'closures']) AS t
+    UNION ALL SELECT 'claim_batches', {{claim_ring_slots}}
+  LOOP
+    FOR v_slot IN 0 .. v_slots - 1 LOOP
+      EXECUTE format('CREATE TABLE %1$s.%2$I PARTITION OF %1$s.%3$I FOR VALUES IN (%4$s)',
+        '{{schema}}', v_table || '_' || v_slot, v_table, v_slot);
+      EXECUTE format('COMMENT ON TABLE %1$s.%2$I IS %3$L', '{{schema}}', v_table || '_' || v_slot,
+        format('awa queue-storage %s slot %s. Reclaim kind: ring (truncated per settled slot).', v_table, v_slot));
+    END LOOP;
+  END LOOP;
+END
+$do$;
 
 -- Scheduled and retryable jobs (a future run_at), with their whole body; promotion deletes the row and
 -- appends a fresh ready row.

@@ -1,27 +1,18 @@
 // The vitest config `pnpm mutation` (scripts/mutation.mjs) runs the contract suite with: the shared config,
-// with @awa/runtime resolved to a scratch copy of its sources (AWA_MUTATION_RUNTIME_SRC) in which one
-// deliberate mistake was applied, so no rebuild is needed per mistake and the real sources are never touched.
+// with @awa/runtime resolved to a scratch copy of its sources (AWA_MUTATION_RUNTIME_SRC) and the migrator's
+// bundled SQL to a module rendered from a scratch copy of migrations/ (AWA_MUTATION_MIGRATIONS_BUNDLE), in
+// which one deliberate mistake was applied, so no rebuild is needed per mistake and the real sources are
+// never touched.
 import type { ViteUserConfig } from "vitest/config"
-import { awaVitestConfig } from "../../vitest.shared.js"
+import { awaVitestConfig, mutationAliases } from "../../vitest.shared.js"
 
-const runtimeSrc = process.env.AWA_MUTATION_RUNTIME_SRC
-if (runtimeSrc === undefined || runtimeSrc === "") {
-  throw new Error(
-    "vitest.mutation.config.ts is for `pnpm mutation` (scripts/mutation.mjs), which sets AWA_MUTATION_RUNTIME_SRC.",
-  )
-}
 const resultsFile = process.env.AWA_MUTATION_RESULTS
 
 const base = awaVitestConfig(import.meta.dirname)
 
 const config: ViteUserConfig = {
   ...base,
-  resolve: {
-    alias: [
-      { find: /^@awa\/runtime$/, replacement: `${runtimeSrc}/index.ts` },
-      { find: /^@awa\/runtime\/(.*)$/, replacement: `${runtimeSrc}/$1.ts` },
-    ],
-  },
+  resolve: { alias: mutationAliases() },
   test: {
     ...base.test,
     reporters: resultsFile === undefined ? ["dot"] : ["dot", ["json", { outputFile: resultsFile }]],

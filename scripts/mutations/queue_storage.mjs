@@ -1,12 +1,20 @@
 // Deliberate mistakes in the queue-storage engine for `pnpm mutation --engine queue_storage`, in the same
-// shape as canonical.mjs: { id, mistake, file, search, replace }, each `search` occurring exactly once in a
-// file under packages/runtime/src. Most of this engine's logic lives in SQL functions of the queue-storage
-// migration set, which the mutation script cannot patch yet (it copies packages/runtime/src only); these
-// are the issue-8 mistakes that reach its TypeScript and its statements.
+// shape as canonical.mjs: { id, mistake, file, search, replace, judges? }, each `search` occurring exactly
+// once in its file. The first ones reach the engine's TypeScript and statements (packages/runtime/src); the
+// rest are in the SQL functions of the queue-storage migration set (migrations/queue-storage), where most of
+// this engine's logic lives. Mistakes in rotation, prune and the counters are judged by the ring and counter
+// tests as well as the contract (`judges`), since the contract cannot see a truncated slot or a count off by
+// one. The claim, enqueue and complete functions are left alone (they are the hot path, rewritten for speed);
+// where a mistake is near them its search text is a small fragment.
 const engine = "packages/runtime/src/QueueStorageEngine.ts"
 const jobs = "packages/runtime/src/internal/sql/queueStorage/jobs.ts"
 const dlq = "packages/runtime/src/internal/sql/queueStorage/dlq.ts"
 const queues = "packages/runtime/src/internal/sql/queueStorage/queues.ts"
+const functions = "migrations/queue-storage/0003_queue_storage_functions.sql"
+const maintenance = "migrations/queue-storage/0004_queue_storage_rings_maintenance.sql"
+const rings = "runtime:test/QueueStorageRings.integration.test.ts"
+const counters = "runtime:test/QueueStorageCounters.integration.test.ts"
+const exits = "runtime:test/QueueStorageExits.integration.test.ts"
 
 export default [
   {
@@ -79,5 +87,156 @@ export default [
     file: queues,
     search: "ORDER BY q.name",
     replace: "ORDER BY q.name DESC",
+  },
+  {
+    id: "prune-ignores-pending",
+    mistake: "queue-ring prune truncates a slot that still holds unclaimed jobs",
+    file: maintenance,
+    search:
+      "WHERE r.ready_slot = p_slot AND t.id IS NULL AND r.lane_seq > {{schema}}.lane_cursor(r.lane_id))",
+    replace: "WHERE false)",
+    judges: [rings],
+  },
+  {
+    id: "prune-ignores-open-attempts",
+    mistake: "queue-ring prune truncates a slot under open attempts (neither closures nor receipts checked)",
+    file: maintenance,
+    search: `WHERE r.ready_slot = p_slot AND (t.claimed OR (t.id IS NULL AND r.lane_seq <= {{schema}}.lane_cursor(r.lane_id)))
+        AND NOT EXISTS (SELECT 1 FROM {{schema}}.closures c
+                        WHERE c.ready_slot = r.ready_slot AND c.id = r.id AND c.run_lease = r.run_lease + 1))
+      THEN 'an open attempt'
+    WHEN EXISTS (SELECT 1 FROM {{schema}}.claim_batches cb WHERE p_slot = ANY (cb.ready_slots))`,
+    replace: `WHERE false)
+      THEN 'an open attempt'
+    WHEN false`,
+    judges: [rings],
+  },
+  {
+    id: "claim-prune-ignores-open-receipts",
+    mistake: "claim-ring prune truncates receipts of attempts that have no closure",
+    file: maintenance,
+    search: "RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'an open attempt';",
+    replace: "NULL;",
+    judges: [rings],
+  },
+  {
+    id: "prune-drops-failed-in-retention",
+    mistake:
+      "prune does not carry failed and cancelled jobs inside retention forward (they leave with the slot)",
+    file: maintenance,
+    search: "WHERE j.ready_slot = v_slot AND j.state IN ('failed', 'cancelled')",
+    replace: "WHERE false AND j.ready_slot = v_slot AND j.state IN ('failed', 'cancelled')",
+    judges: [rings],
+  },
+  {
+    id: "prune-skips-rollup-fold",
+    mistake: "prune drops a slot's counters without folding them into the rollups",
+    file: maintenance,
+    search: "WHERE ready_slot = v_slot GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    replace: "WHERE false GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    judges: [rings, counters],
+  },
+  {
+    id: "rotation-into-occupied-slot",
+    mistake: "rotation advances the queue ring into a slot that has not been pruned",
+    file: maintenance,
+    search: "AND {{schema}}.queue_slot_empty(((v_cur + 1) % v_n)::smallint)",
+    replace: "AND true",
+    judges: [rings],
+  },
+  {
+    id: "retention-purge-keeps-count",
+    mistake: "retention's purge of old failed/cancelled jobs leaves their live counters",
+    file: maintenance,
+    search: "array_agg(d.state), array_agg(-1::bigint))",
+    replace: "array_agg(d.state), array_agg(0::bigint))",
+    judges: [exits, counters],
+  },
+  {
+    id: "retry-from-terminal-keeps-count",
+    mistake: "retrying a terminal job does not decrement its live counter",
+    file: functions,
+    search: "ARRAY[j.state], ARRAY[-1::bigint]);",
+    replace: "ARRAY[j.state], ARRAY[0::bigint]);",
+    judges: [counters],
+  },
+  {
+    id: "dlq-move-counted-as-failed",
+    mistake: "a failure moved to the DLQ is still counted as a failed job",
+    file: functions,
+    search: "FROM winners w WHERE NOT w.to_dlq HAVING count(*) > 0",
+    replace: "FROM winners w HAVING count(*) > 0",
+    judges: [counters],
+  },
+  {
+    id: "purge-queue-keeps-count",
+    mistake: "purgeQueue leaves the live counters of the terminal jobs it purges",
+    file: functions,
+    search: `ARRAY[j.state],
+        ARRAY[-1::bigint]);`,
+    replace: `ARRAY[j.state],
+        ARRAY[0::bigint]);`,
+    judges: [counters],
+  },
+  {
+    id: "heartbeat-ignores-closure",
+    mistake: "a heartbeat of an attempt that has already ended is accepted",
+    file: functions,
+    search: `SELECT r.id, r.run_lease + 1 AS lease FROM {{schema}}.attempt_rows(p_ids, p_leases) r
+    WHERE NOT EXISTS`,
+    replace: `SELECT r.id, r.run_lease + 1 AS lease FROM {{schema}}.attempt_rows(p_ids, p_leases) r
+    WHERE true OR NOT EXISTS`,
+    judges: [exits],
+  },
+  {
+    id: "finalize-ignores-closure",
+    mistake: "fail/cancel of an attempt that has already ended still writes its terminal fact",
+    file: functions,
+    search: `SELECT t.* FROM target t JOIN closed c ON c.id = t.id AND c.run_lease = t.new_lease
+  ), dead AS (`,
+    replace: `SELECT t.* FROM target t WHERE (SELECT count(*) FROM closed) >= 0
+  ), dead AS (`,
+    judges: [counters, exits],
+  },
+  {
+    id: "finalize-keeps-unique-claim",
+    mistake: "failing or cancelling a running unique job does not release its unique key",
+    file: functions,
+    search: "WHERE u.unique_key = w.unique_key AND u.job_id = w.id\n      AND (w.to_dlq",
+    replace: "WHERE false AND u.unique_key = w.unique_key AND u.job_id = w.id\n      AND (w.to_dlq",
+    judges: [exits],
+  },
+  {
+    id: "cancel-keeps-unique-claim",
+    mistake: "cancelling a pending or scheduled unique job does not release its unique key",
+    file: functions,
+    search: "DELETE FROM {{schema}}.unique_claims u WHERE u.unique_key = j.unique_key AND u.job_id = p_id;",
+    replace: "NULL;",
+    judges: [exits],
+  },
+  {
+    id: "cancel-deferred-stays-claimable",
+    mistake: "a cancelled scheduled job gets no tombstone, so its ready row can be claimed",
+    file: functions,
+    search:
+      "INSERT INTO {{schema}}.ready_tombstones (ready_slot, id, lane_seq) VALUES (v_slot, p_id, v_seq);",
+    replace: "NULL;",
+    judges: [exits],
+  },
+  {
+    id: "cancel-deferred-not-removed",
+    mistake: "a cancelled scheduled job stays in deferred_jobs, so promotion brings it back",
+    file: functions,
+    search: "DELETE FROM {{schema}}.deferred_jobs f WHERE f.id = p_id;",
+    replace: "NULL;",
+    judges: [exits],
+  },
+  {
+    id: "retry-dlq-keeps-entry",
+    mistake: "retrying a DLQ entry leaves the entry in the DLQ",
+    file: functions,
+    search: "DELETE FROM {{schema}}.dlq_entries e WHERE e.id = ANY (v_ids) RETURNING e.*",
+    replace: "SELECT e.* FROM {{schema}}.dlq_entries e WHERE e.id = ANY (v_ids)",
+    judges: [exits],
   },
 ]

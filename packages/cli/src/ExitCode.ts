@@ -17,7 +17,10 @@ export const ExitCode = {
    * `awa migrate`), or the role lacks the grants awa needs.
    */
   database: 3,
-  /** Refused before changing anything: the database is ahead of the code, or an applied migration drifted. */
+  /**
+   * Refused before changing anything: the database is ahead of the code, an applied migration drifted, or a
+   * schema is already installed with other ring sizes than the ones asked for.
+   */
   refused: 4,
   /** A migration failed and was rolled back. */
   migrationFailed: 5,
@@ -62,6 +65,7 @@ export const exitCodeFor = (error: unknown): number => {
       return ExitCode.database
     case "DatabaseAheadOfCode":
     case "MigrationDrift":
+    case "InstalledParametersDiffer":
       return ExitCode.refused
     case "MigrationFailed":
       return ExitCode.migrationFailed
@@ -95,7 +99,7 @@ export const exitCodeHelp = `Exit codes:
   2  usage error: unknown command, flag or set, bad value, conflicting flags, or no command (help printed)
   3  no database URL, the database is unreachable, refuses the connection or lost it, has no (or an outdated)
      awa schema (run awa migrate), or the role lacks the grants awa needs (docs/permissions.md)
-  4  refused, nothing changed: database ahead of the code, or migration drift
+  4  refused, nothing changed: database ahead of the code, migration drift, or other ring sizes than installed
   5  a migration failed and was rolled back
   6  unsafe request refused (e.g. --reset of a canonical schema, dlq purge without a filter, pgmq purge without --yes), nothing changed
   7  not found (e.g. a job id, a pgmq queue)

@@ -394,3 +394,125 @@ describe("awa migrate: conflicting flags, unwritable --extract-to and bad URLs a
     expect(r.stderr).toContain('Invalid schema name "1abc": it starts with a digit')
   })
 })
+
+describe("awa migrate and prepare-queue-storage-schema: ring sizes", () => {
+  const ringTables = (url: string, schema: string) =>
+    withClient(url, async (c) => {
+      const { rows } = await c.query<{ parent: string; n: number }>(
+        `SELECT p.relname AS parent, count(*)::int AS n FROM pg_inherits i
+         JOIN pg_class ch ON ch.oid = i.inhrelid AND ch.relkind IN ('r', 'p')
+         JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace s ON s.oid = p.relnamespace
+         WHERE s.nspname = $1 GROUP BY 1 ORDER BY 1`,
+        [schema],
+      )
+      return Object.fromEntries(rows.map((r) => [r.parent, r.n]))
+    })
+  const ledger = (url: string) =>
+    withClient(url, async (c) =>
+      (
+        await c.query<{ v: string }>(
+          "SELECT migration_set || '/' || instance || '/' || version || ' ' || checksum || ' ' || params::text AS v FROM awa_migrator.ledger ORDER BY 1",
+        )
+      ).rows.map((r) => r.v),
+    )
+
+  it("--extract-to with sizes reproduces exactly what migrate applies with them; other sizes later exit 4 naming the installed ones", async () => {
+    const viaMigrate = await freshDatabases("single")
+    const viaFiles = await freshDatabases("single")
+    const sizes = ["--queue-ring-slots", "2", "--claim-ring-slots", "3"]
+    const applied = await cli(["migrate", ...sizes, "--database-url", viaMigrate.primaryUrl])
+    expect(applied.code, applied.stderr).toBe(ExitCode.ok)
+    const dir = mkdtempSync(join(tmpdir(), "awa-cli-rings-"))
+    tmp.push(dir)
+    const extracted = await cli(["migrate", ...sizes, "--layout", "single", "--extract-to", join(dir, "sql")])
+    expect(extracted.code, extracted.stderr).toBe(ExitCode.ok)
+    for (const file of readdirSync(join(dir, "sql", "primary")).sort()) {
+      const r = spawnSync(
+        process.env.PSQL ?? "psql",
+        [
+          "-X",
+          "-q",
+          "-v",
+          "ON_ERROR_STOP=1",
+          "-1",
+          "-d",
+          viaFiles.primaryUrl,
+          "-f",
+          join(dir, "sql", "primary", file),
+        ],
+        { encoding: "utf8" },
+      )
+      expect(r.status, r.stderr).toBe(0)
+    }
+    const expected = {
+      claim_batches: 3,
+      closures: 2,
+      completion_batches: 2,
+      done_entries: 2,
+      ready_entries: 2,
+      ready_tombstones: 2,
+    }
+    expect(await ringTables(viaMigrate.primaryUrl, "awa")).toEqual(expected)
+    expect(await ringTables(viaFiles.primaryUrl, "awa")).toEqual(expected)
+    // Same rendered SQL (the ledger's checksums) and the same recorded parameters.
+    expect(await ledger(viaFiles.primaryUrl)).toEqual(await ledger(viaMigrate.primaryUrl))
+    expect((await cli(["migrate", "--database-url", viaFiles.primaryUrl])).stdout).toContain(
+      "Already up to date",
+    )
+
+    const refused = await cli(["migrate", "--queue-ring-slots", "4", "--database-url", viaFiles.primaryUrl])
+    expect(refused.code).toBe(ExitCode.refused)
+    expect(refused.stderr).toMatch(
+      /queue-storage\/awa on the primary database was installed with queue_ring_slots=2, but this run asks for queue_ring_slots=4/,
+    )
+    expect(await ringTables(viaFiles.primaryUrl, "awa")).toEqual(expected)
+  })
+
+  it("prepare-queue-storage-schema takes the sizes; bad values exit 2 and other sizes exit 4, changing nothing", async () => {
+    const db = await freshDatabases("single")
+    expect((await cli(["migrate", "--database-url", db.primaryUrl])).code).toBe(ExitCode.ok)
+    const prepare = (...args: Array<string>) =>
+      cli([
+        "storage",
+        "prepare-queue-storage-schema",
+        "--schema",
+        "tenant_r",
+        "--database-url",
+        db.primaryUrl,
+        ...args,
+      ])
+    const ok = await prepare("--queue-ring-slots", "3", "--claim-ring-slots", "2")
+    expect(ok.code, ok.stderr).toBe(ExitCode.ok)
+    expect(await ringTables(db.primaryUrl, "tenant_r")).toMatchObject({ ready_entries: 3, claim_batches: 2 })
+    for (const [args, message] of [
+      [["--queue-ring-slots", "abc"], /Invalid queue_ring_slots "abc".*not a whole number/],
+      [["--claim-ring-slots", "1"], /Invalid claim_ring_slots "1".*outside 2\.\.64/],
+      [["--queue-ring-slots", "65"], /outside 2\.\.64/],
+      [["--queue-ring-slots", "-3"], /not a whole number/],
+    ] as const) {
+      for (const run of [
+        () => prepare(...args),
+        () => cli(["migrate", ...args, "--database-url", db.primaryUrl]),
+      ]) {
+        const r = await run()
+        expect(r.code, args.join(" ")).toBe(ExitCode.usage)
+        expect(r.stderr).toMatch(message)
+      }
+    }
+    const sql = await cli(["migrate", "--sql", "--queue-ring-slots", "0"])
+    expect(sql.code).toBe(ExitCode.usage)
+    const canonicalOnly = await cli(["migrate", "--set", "canonical", "--queue-ring-slots", "4", "--sql"])
+    expect(canonicalOnly.code).toBe(ExitCode.usage)
+    expect(canonicalOnly.stderr).toMatch(/only apply to the queue-storage set/)
+    const other = await prepare("--claim-ring-slots", "5")
+    expect(other.code).toBe(ExitCode.refused)
+    expect(other.stderr).toMatch(
+      /installed with claim_ring_slots=2, but this run asks for claim_ring_slots=5/,
+    )
+    expect(other.stderr).toMatch(/--schema tenant_r --reset/)
+    expect(await ringTables(db.primaryUrl, "tenant_r")).toMatchObject({ ready_entries: 3, claim_batches: 2 })
+    const reset = await prepare("--reset", "--claim-ring-slots", "5")
+    expect(reset.code, reset.stderr).toBe(ExitCode.ok)
+    expect(await ringTables(db.primaryUrl, "tenant_r")).toMatchObject({ ready_entries: 16, claim_batches: 5 })
+  })
+})

@@ -1,6 +1,6 @@
-import type { InvalidMigratorOptions } from "@awa/model"
+import { type InvalidMigratorOptions, InvalidTemplateParameter } from "@awa/model"
 import { Cause, Effect, Exit, Layer } from "effect"
-import { validateSchemaName } from "./MigrationSet.js"
+import { ringSizeParams, validateSchemaName } from "./MigrationSet.js"
 import {
   type ApplyReport,
   type MigrateOptions,
@@ -38,7 +38,8 @@ const withMigrator = <A, E>(
   options: ConnectionOptions & MigrateOptions,
   use: (migrator: Migrator["Service"]) => Effect.Effect<A, E>,
 ): Promise<A> => {
-  const invalid: InvalidMigratorOptions | undefined = validateMigrateOptions(options)
+  const invalid: InvalidMigratorOptions | InvalidTemplateParameter | undefined =
+    validateMigrateOptions(options)
   if (invalid) return Promise.reject(invalid)
   return runToPromise(
     Effect.gen(function* () {
@@ -50,8 +51,10 @@ const withMigrator = <A, E>(
 
 /**
  * Applies every pending migration (canonical and queue-storage, plus pgmq with `withPgmq`), each in
- * its own transaction with its ledger row. Rejects with a typed error (`DatabaseAheadOfCode`,
- * `MigrationDrift`, `MigrationFailed`, `DatabaseUnreachable`, ...) and changes nothing it refused.
+ * its own transaction with its ledger row. `queueRingSlots` / `claimRingSlots` size the rings of schema `awa`
+ * when this call installs it (defaults 16 and 8). Rejects with a typed error (`DatabaseAheadOfCode`,
+ * `MigrationDrift`, `MigrationFailed`, `DatabaseUnreachable`, `InvalidTemplateParameter`,
+ * `InstalledParametersDiffer`, ...) and changes nothing it refused.
  */
 export const migrate = (options: ConnectionOptions & MigrateOptions = {}): Promise<ApplyReport> =>
   withMigrator(options, (m) => m.apply(options))
@@ -66,13 +69,18 @@ export const planMigrations = (
   options: ConnectionOptions & MigrateOptions = {},
 ): Promise<ReadonlyArray<PlannedMigration>> => withMigrator(options, (m) => m.plan(options))
 
-/** Installs or upgrades the queue-storage substrate in a custom schema (`reset` is refused for canonical schemas). */
+/**
+ * Installs or upgrades the queue-storage substrate in a custom schema (`reset` is refused for canonical
+ * schemas), with ring sizes `queueRingSlots` / `claimRingSlots` when it installs it (defaults 16 and 8).
+ */
 export const prepareQueueStorageSchema = (
   options: ConnectionOptions & PrepareQueueStorageOptions,
 ): Promise<ApplyReport> => {
-  // Bad names are refused before any connection is opened.
+  // Bad names and sizes are refused before any connection is opened.
   const schema = validateSchemaName(options.schema)
   if (typeof schema !== "string") return Promise.reject(schema)
+  const sizes = ringSizeParams(options)
+  if (sizes instanceof InvalidTemplateParameter) return Promise.reject(sizes)
   return withMigrator({ databaseUrl: options.databaseUrl, pgmqDatabaseUrl: options.pgmqDatabaseUrl }, (m) =>
     m.prepareQueueStorageSchema(options),
   )

@@ -2,7 +2,9 @@ import {
   DatabaseAheadOfCode,
   type DatabaseRole,
   type DatabaseUnreachable,
+  InstalledParametersDiffer,
   InvalidMigratorOptions,
+  InvalidTemplateParameter,
   MigrationDrift,
   MigrationFailed,
   type MigratorError,
@@ -18,11 +20,15 @@ import * as ledger from "./internal/ledgerStatements.js"
 import {
   canonicalTableNames,
   getMigrationSet,
+  hasRingSizes,
   type MigrationSet,
   type MigrationSetName,
   type PgmqProvider,
   type RenderedMigration,
+  type RingSizeOptions,
   renderSet,
+  ringSizeParams,
+  ringSlotsRange,
   type SetSelection,
   selectSets,
   tablesCreatedBy,
@@ -79,8 +85,8 @@ export interface ApplyReport {
   readonly status: ReadonlyArray<SetStatus>
 }
 
-/** Options for preparing a custom queue-storage schema. */
-export interface PrepareQueueStorageOptions {
+/** Options for preparing a custom queue-storage schema (with its ring sizes, see `RingSizeOptions`). */
+export interface PrepareQueueStorageOptions extends RingSizeOptions {
   /** The schema to install the queue-storage substrate into. */
   readonly schema: string
   /** Drop and re-create the schema first. Refused for `awa` and any schema holding canonical tables. */
@@ -360,6 +366,51 @@ export class Migrator extends Context.Service<
         return defaultSelection && installed && !names.includes("pgmq") ? [...names, "pgmq" as const] : names
       })
 
+    /**
+     * The template parameters of a queue-storage instance: those its ledger rows record when it is installed
+     * (install-time parameters such as ring sizes are fixed; explicit values that differ are refused), else
+     * the explicit ones over the defaults.
+     */
+    const queueStorageParams = (
+      database: Database,
+      index: LedgerIndex,
+      schema: string,
+      explicit: Readonly<Record<string, string>>,
+    ): Effect.Effect<Record<string, string>, InstalledParametersDiffer> => {
+      const set = getMigrationSet("queue-storage")
+      const rows = [...(index.get(unitKey("queue-storage", schema))?.values() ?? [])]
+      if (rows.length === 0) return Effect.succeed({ ...explicit, schema })
+      const newest = rows.reduce((a, b) => (b.version > a.version ? b : a))
+      const recorded: Record<string, string> = {}
+      for (const key of Object.keys(set.params)) {
+        if (key === "schema") continue
+        const value = newest.params[key]
+        // Rows written before a parameter existed rendered its default.
+        recorded[key] = value === undefined || value === null ? (set.defaults[key] as string) : String(value)
+      }
+      const differing = Object.keys(explicit).filter((k) => explicit[k] !== recorded[k])
+      if (differing.length > 0) {
+        return Effect.fail(
+          new InstalledParametersDiffer({
+            role: database.role,
+            set: "queue-storage",
+            instance: schema,
+            installed: Object.fromEntries(differing.map((k) => [k, recorded[k] as string])),
+            requested: Object.fromEntries(differing.map((k) => [k, explicit[k] as string])),
+          }),
+        )
+      }
+      return Effect.succeed({ ...recorded, schema })
+    }
+
+    /** The validated ring sizes an operation asks for, as template parameters. */
+    const explicitRingSizes = (options: RingSizeOptions) => {
+      const params = ringSizeParams(options)
+      return params instanceof InvalidTemplateParameter
+        ? Effect.fail(params)
+        : Effect.succeed(params as Readonly<Record<string, string>>)
+    }
+
     /** Resolves the units (set instances on their databases) for the chosen sets. */
     const unitsFor = (options: MigrateOptions, indexes: Map<Database, LedgerIndex>) =>
       Effect.gen(function* () {
@@ -373,10 +424,14 @@ export class Migrator extends Context.Service<
             // The default instance plus every custom schema already ledgered, so upgrades reach them.
             const instances = new Set(["awa"])
             for (const key of index.keys()) if (key.startsWith("queue-storage/")) instances.add(key.slice(14))
+            // Explicit ring sizes are for schema awa; custom schemas keep the sizes they were prepared with.
+            const explicit = yield* explicitRingSizes(options)
             for (const schema of [...instances].sort((a, b) =>
               a === "awa" ? -1 : b === "awa" ? 1 : a.localeCompare(b),
             )) {
-              paramSets.push({ schema })
+              paramSets.push(
+                yield* queueStorageParams(database, index, schema, schema === "awa" ? explicit : {}),
+              )
             }
           } else if (name === "pgmq") {
             paramSets.push({ provider: yield* resolvePgmqProvider(database, index, options.pgmqProvider) })
@@ -479,9 +534,14 @@ export class Migrator extends Context.Service<
             "awa did not prepare it (the ledger records no queue-storage migrations for it), so it may hold your own data; drop it yourself if you mean to",
           )
         }
+        // Every ring partition the set can create, whatever sizes the schema was prepared with.
+        const largest = String(ringSlotsRange.max)
         const foreign = yield* db.query<{ name: string }>(ledger.relationsNotNamedIn, [
           schema,
-          [...tablesCreatedBy("queue-storage"), ...viewsCreatedBy("queue-storage")],
+          [
+            ...tablesCreatedBy("queue-storage", { queue_ring_slots: largest, claim_ring_slots: largest }),
+            ...viewsCreatedBy("queue-storage"),
+          ],
         ])
         if (foreign.length > 0) {
           return yield* refuse(
@@ -514,14 +574,20 @@ export class Migrator extends Context.Service<
         const schema = validateSchemaName(options.schema)
         if (typeof schema !== "string") return yield* Effect.fail(schema)
         const set = getMigrationSet("queue-storage")
-        const unitFor = (): ReadonlyArray<Unit> => [
-          { database: topology.primary, set, params: { schema }, rendered: renderSet(set, { schema }) },
-        ]
-        const single = () => Effect.succeed(unitFor())
+        const explicit = yield* explicitRingSizes(options)
+        const single = (
+          indexes: Map<Database, LedgerIndex>,
+          given: Readonly<Record<string, string>>,
+        ): Effect.Effect<ReadonlyArray<Unit>, InstalledParametersDiffer> =>
+          Effect.map(
+            queueStorageParams(topology.primary, indexes.get(topology.primary) ?? new Map(), schema, given),
+            (params) => [{ database: topology.primary, set, params, rendered: renderSet(set, params) }],
+          )
         if (options.reset === true) yield* resetQueueStorageSchema(schema)
-        const { indexes, units, statuses } = yield* inspect({}, single)
+        const { indexes, units, statuses } = yield* inspect({}, (ix) => single(ix, explicit))
         yield* refuseProblems(statuses, indexes, units)
-        return yield* applyUnits(units, {}, single)
+        // Afterwards the ledger records the sizes, so re-reading it needs no explicit values.
+        return yield* applyUnits(units, {}, (ix) => single(ix, {}))
       })
 
     return { status, plan, apply, prepareQueueStorageSchema }
@@ -531,8 +597,21 @@ export class Migrator extends Context.Service<
   static readonly layer: Layer.Layer<Migrator, never, Topology> = Layer.effect(Migrator, Migrator.make)
 }
 
-/** Validates option combinations that do not need a database. */
-export const validateMigrateOptions = (options: MigrateOptions): InvalidMigratorOptions | undefined => {
+/** Validates option combinations and values that do not need a database. */
+export const validateMigrateOptions = (
+  options: MigrateOptions,
+): InvalidMigratorOptions | InvalidTemplateParameter | undefined => {
+  if (hasRingSizes(options)) {
+    const sets = options.sets ?? []
+    if (sets.length > 0 && !sets.includes("queue-storage")) {
+      return new InvalidMigratorOptions({
+        reason:
+          "--queue-ring-slots and --claim-ring-slots only apply to the queue-storage set: drop them or add --set queue-storage.",
+      })
+    }
+    const params = ringSizeParams(options)
+    if (params instanceof InvalidTemplateParameter) return params
+  }
   if (
     options.pgmqProvider !== undefined &&
     options.withPgmq !== true &&

@@ -4,6 +4,7 @@ import {
   type DatabaseRole,
   type InvalidIdentifier,
   InvalidMigratorOptions,
+  InvalidTemplateParameter,
   type UnknownMigrationSet,
 } from "@awa/model"
 import { ledgerBootstrapSql } from "./internal/bundledMigrations.generated.js"
@@ -13,6 +14,7 @@ import {
   type PgmqProvider,
   type RenderedMigration,
   renderSet,
+  ringSizeParams,
   type SetSelection,
   selectSets,
   validateSchemaName,
@@ -30,7 +32,11 @@ export type ExportLayout = "single" | "split"
 /** Every {@link ExportLayout}, for validation and help text. */
 export const exportLayouts: ReadonlyArray<ExportLayout> = ["single", "split"]
 
-/** What to render: the set selection, plus extra queue-storage schemas. No database is needed. */
+/**
+ * What to render: the set selection, plus extra queue-storage schemas. No database is needed. Ring sizes
+ * (`queueRingSlots`, `claimRingSlots`) apply to every queue-storage schema rendered, and are written into the
+ * ledger rows exactly as `migrate` records them.
+ */
 export interface RenderSqlOptions extends SetSelection {
   /** Extra queue-storage schemas to render besides `awa`. */
   readonly queueStorageSchemas?: ReadonlyArray<string> | undefined
@@ -114,7 +120,12 @@ const exportHeaderFor = (
  */
 export const renderScripts = (
   options: RenderSqlOptions = {},
-): ReadonlyArray<TargetScript> | UnknownMigrationSet | InvalidIdentifier | InvalidMigratorOptions => {
+):
+  | ReadonlyArray<TargetScript>
+  | UnknownMigrationSet
+  | InvalidIdentifier
+  | InvalidMigratorOptions
+  | InvalidTemplateParameter => {
   const selected = selectSets(options)
   if (!Array.isArray(selected)) return selected as UnknownMigrationSet
   const names = selected as ReadonlyArray<MigrationSetName>
@@ -136,13 +147,15 @@ export const renderScripts = (
     if (typeof checked !== "string") return checked
     if (!schemas.includes(checked)) schemas.push(checked)
   }
+  const ringSizes = ringSizeParams(options)
+  if (ringSizes instanceof InvalidTemplateParameter) return ringSizes
   const pgmqProvider = names.includes("pgmq") ? (options.pgmqProvider ?? "sql") : undefined
   const byRole = new Map<DatabaseRole, Array<RenderedMigration>>()
   for (const name of names) {
     const set = getMigrationSet(name)
     const paramSets =
       name === "queue-storage"
-        ? schemas.map((schema) => ({ schema }))
+        ? schemas.map((schema) => ({ ...ringSizes, schema }))
         : name === "pgmq"
           ? [{ provider: pgmqProvider ?? "sql" }]
           : [{}]

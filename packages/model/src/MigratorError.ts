@@ -131,6 +131,52 @@ export class ResetRefused extends Data.TaggedError("ResetRefused")<{
   }
 }
 
+/**
+ * A numeric template parameter of a migration set (such as the queue-storage ring sizes) that is not an
+ * integer inside the range the set supports.
+ */
+export class InvalidTemplateParameter extends Data.TaggedError("InvalidTemplateParameter")<{
+  readonly set: string
+  readonly param: string
+  /** The option that sets it (`--queue-ring-slots` / `queueRingSlots`), for the message. */
+  readonly option: string
+  readonly value: string
+  readonly min: number
+  readonly max: number
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `Invalid ${this.param} ${JSON.stringify(this.value)} for the ${this.set} set: ${this.reason}. Give ${this.option} a whole number from ${this.min} to ${this.max}; nothing was changed.`
+  }
+}
+
+/**
+ * A set instance is already installed with other template parameters than the ones asked for (for example a
+ * queue-storage schema installed with 16 queue-ring slots, migrated again with 4). Install-time parameters are
+ * fixed: the instance keeps the values it was installed with.
+ */
+export class InstalledParametersDiffer extends Data.TaggedError("InstalledParametersDiffer")<{
+  readonly role: DatabaseRole
+  readonly set: string
+  readonly instance: string
+  /** The values the ledger records for the instance, for every parameter that differs. */
+  readonly installed: Readonly<Record<string, string>>
+  /** The values this run asked for. */
+  readonly requested: Readonly<Record<string, string>>
+}> {
+  override get message(): string {
+    const list = (values: Readonly<Record<string, string>>) =>
+      Object.entries(values)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(", ")
+    const reset =
+      this.instance === "awa"
+        ? "schema awa cannot be re-created by awa; to use other sizes, prepare a custom schema with them (awa storage prepare-queue-storage-schema --schema NAME)"
+        : `to change them, re-create the schema with the new values (awa storage prepare-queue-storage-schema --schema ${this.instance} --reset, which drops its jobs) or prepare another schema`
+    return `${this.set}/${this.instance} on the ${this.role} database was installed with ${list(this.installed)}, but this run asks for ${list(this.requested)}. These parameters are fixed when a schema is installed and nothing was changed: run again without them (or with the installed values) to upgrade the schema as it is; ${reset}.`
+  }
+}
+
 /** The requested pgmq provider cannot be used on the target database. */
 export class PgmqProviderUnavailable extends Data.TaggedError("PgmqProviderUnavailable")<{
   readonly provider: string
@@ -154,3 +200,5 @@ export type MigratorError =
   | MigrationFailed
   | ResetRefused
   | PgmqProviderUnavailable
+  | InvalidTemplateParameter
+  | InstalledParametersDiffer

@@ -47,7 +47,8 @@ export interface QueueStorageEngineOptions {
   readonly schema?: string
   /**
    * Milliseconds a queue-ring slot takes new rows before maintenance rotates to the next one (default
-   * 60000). Completed-job history is bounded by the ring: about 15 rotations of this interval.
+   * 60000). Completed-job history is bounded by the ring: about one rotation of this interval per queue-ring
+   * slot (16 unless the schema was installed with `--queue-ring-slots`).
    */
   readonly queueRotateMs?: number
   /** Milliseconds a claim-ring slot takes receipts before maintenance rotates it (default 10000). */

@@ -1,7 +1,9 @@
 // Queue-storage rings under maintenance: settled slots are truncated; a slot holding an unclaimed job, an open
 // attempt or a failed job inside retention is never truncated; the ring degrades to one growing slot instead of
 // losing anything; and Maintenance does this through the Engine seam (deleteRetained) under its leader.
+import { prepareQueueStorageSchema } from "@awa/migrator/MigrateApi"
 import { describe, expect, it, onTestFinished } from "vitest"
+import type { AttemptRef } from "../src/Engine.js"
 import { Maintenance } from "../src/Maintenance.js"
 import { toExecutor } from "../src/PgExecutor.js"
 import { makeQueueStorageEngine } from "../src/QueueStorageEngine.js"
@@ -180,5 +182,185 @@ describe("queue-storage rings", () => {
     for (let i = 0; i < 3; i++) await m.runNow()
     expect(await slotRows(db.pool, "ready_entries", 0)).toBe(0)
     expect(await rollups(db.pool)).toEqual({ "led/completed": 5 })
+  })
+})
+
+describe("queue-storage rings of a chosen size", () => {
+  const partitionsPerTable = async (schema: string) =>
+    Object.fromEntries(
+      (
+        await db.pool.query<{ parent: string; n: number }>(
+          `SELECT p.relname AS parent, count(*)::int AS n FROM pg_inherits i
+           JOIN pg_class ch ON ch.oid = i.inhrelid AND ch.relkind IN ('r', 'p')
+           JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace s ON s.oid = p.relnamespace
+           WHERE s.nspname = $1 GROUP BY 1 ORDER BY 1`,
+          [schema],
+        )
+      ).rows.map((r) => [r.parent, r.n]),
+    )
+  const generations = async (schema: string, ring: "queue" | "claim") =>
+    Number(
+      (await db.pool.query(`SELECT max(generation) AS g FROM "${schema}".${ring}_ring_rotations`)).rows[0].g,
+    )
+  const idsInSlot = async (schema: string, slot: number) =>
+    new Set(
+      (await db.pool.query(`SELECT DISTINCT id::text AS id FROM "${schema}".ready_entries_${slot}`)).rows.map(
+        (r) => r.id as string,
+      ),
+    )
+
+  it("two queue slots and two claim slots: exactly those partitions, several full wraps under load, no job lost, nothing live truncated, counters exact", async () => {
+    const schema = "tiny_rings"
+    const queueSlots = 2
+    const claimSlots = 2
+    await prepareQueueStorageSchema({
+      databaseUrl: db.url,
+      schema,
+      queueRingSlots: queueSlots,
+      claimRingSlots: claimSlots,
+    })
+    expect(await partitionsPerTable(schema)).toEqual({
+      claim_batches: claimSlots,
+      closures: queueSlots,
+      completion_batches: queueSlots,
+      done_entries: queueSlots,
+      ready_entries: queueSlots,
+      ready_tombstones: queueSlots,
+    })
+    const tiny = makeQueueStorageEngine({ schema, pruneLockTimeoutMs: 2_000 })
+    const x = toExecutor(db.pool)
+    const queue = "tiny"
+    // The model: every job's expected state; completed jobs may leave with their slot, nothing else may.
+    const expected = new Map<string, string>()
+    const terminalTotals = { completed: 0, failed: 0, cancelled: 0 }
+    let held: Array<AttemptRef> = []
+    const scheduled: Array<string> = []
+    const failedIds: Array<string> = []
+
+    // Jobs in states that may leave with their slot: completed ones always, failed and cancelled past retention.
+    const check = async (when: string, mayLeave: ReadonlyArray<string> = ["completed"]) => {
+      for (const [id, state] of expected) {
+        const job = await tiny.getJob(x, id)
+        if (mayLeave.includes(state))
+          expect(job === null || job.state === state, `${when}: job ${id}`).toBe(true)
+        else expect(job?.state, `${when}: job ${id} (${state}) is lost or wrong`).toBe(state)
+      }
+      // Live counters always equal the terminal jobs stored; with the rollups they account for every one.
+      expect(await liveCounters(db.pool, schema), when).toEqual(await storedTerminal(db.pool, schema))
+      const live = await liveCounters(db.pool, schema)
+      const rolled = await rollups(db.pool, schema)
+      for (const state of ["completed", "failed", "cancelled"] as const) {
+        const key = `${queue}/${state}`
+        expect((live[key] ?? 0) + (rolled[key] ?? 0), `${when}: ${state} total`).toBe(terminalTotals[state])
+      }
+    }
+
+    for (let round = 0; round < 16; round++) {
+      // Attempts left open by the previous round end now.
+      expect((await tiny.complete(x, held)).applied).toHaveLength(held.length)
+      for (const ref of held) expected.set(ref.id, "completed")
+      terminalTotals.completed += held.length
+      held = []
+
+      const fresh = await insertIds(
+        tiny,
+        x,
+        Array.from({ length: 6 }, (_, n) =>
+          qsRow(round * 10 + n, queue, { maxAttempts: n % 2 === 0 ? 1 : 5 }),
+        ),
+      )
+      for (const id of fresh) expected.set(id, "available")
+      // A pending job cancelled before it is claimed, and a scheduled job cancelled two rounds later.
+      const [doomed, later] = await insertIds(tiny, x, [
+        qsRow(round * 10 + 7, queue),
+        qsRow(round * 10 + 8, queue, { delayMs: 3_600_000 }),
+      ])
+      await tiny.cancelJob(x, doomed!, "not needed")
+      expected.set(doomed!, "cancelled")
+      expected.set(later!, "scheduled")
+      terminalTotals.cancelled++
+      scheduled.push(later!)
+      if (scheduled.length > 2) {
+        const id = scheduled.shift()!
+        await tiny.cancelJob(x, id, "not needed either")
+        expected.set(id, "cancelled")
+        terminalTotals.cancelled++
+      }
+
+      const refs = await claimRefs(tiny, x, queue)
+      const byRole = (role: number) => refs.filter((_, i) => i % 6 === role)
+      const completed = [...byRole(0), ...byRole(1)]
+      expect((await tiny.complete(x, completed)).applied).toHaveLength(completed.length)
+      for (const r of completed) expected.set(r.id, "completed")
+      terminalTotals.completed += completed.length
+      const failing = byRole(2)
+      await tiny.fail(
+        x,
+        failing.map((ref) => ({ ref, attempt: ref.attempt, error: { kind: "error", message: "boom" } })),
+      )
+      for (const r of failing) expected.set(r.id, "failed")
+      terminalTotals.failed += failing.length
+      failedIds.push(...failing.map((r) => r.id))
+      const retrying = byRole(3)
+      await tiny.retry(
+        x,
+        retrying.map((ref) => ({
+          ref,
+          attempt: ref.attempt,
+          delayMs: 3_600_000,
+          error: { kind: "error", message: "later" },
+        })),
+      )
+      for (const r of retrying) expected.set(r.id, "retryable")
+      const releasing = byRole(4)
+      await tiny.release(x, releasing)
+      for (const r of releasing) expected.set(r.id, "available")
+      held = byRole(5)
+      for (const r of held) expected.set(r.id, "running")
+      // Now and then a failed job is retried from its terminal state (its count leaves with it).
+      if (round % 3 === 2 && failedIds.length > 0) {
+        const id = failedIds.shift()!
+        expect(await tiny.retryJob(x, id)).toMatchObject({ state: "available" })
+        expected.set(id, "available")
+        terminalTotals.failed--
+      }
+      await check(`round ${round} before maintenance`)
+
+      const before = await Promise.all(Array.from({ length: queueSlots }, (_, s) => idsInSlot(schema, s)))
+      const report = await tiny.maintainRings(x, { failedMs: week, force: true })
+      // A truncated slot held nothing live: every job it held that is not completed lives on elsewhere.
+      for (const slot of report.queueSlotsPruned) {
+        for (const id of before[slot]!) {
+          const state = expected.get(id)
+          if (state === undefined || state === "completed") continue
+          expect((await tiny.getJob(x, id))?.state, `round ${round}: slot ${slot} took live job ${id}`).toBe(
+            state,
+          )
+        }
+      }
+      await check(`round ${round} after maintenance`)
+    }
+
+    // Several full wraps of both rings happened under this load.
+    expect(await generations(schema, "queue")).toBeGreaterThanOrEqual(3 * queueSlots)
+    expect(await generations(schema, "claim")).toBeGreaterThanOrEqual(3 * claimSlots)
+    expect(await currentQueueSlot(db.pool, schema)).toBeLessThan(queueSlots)
+
+    // Drain what is left, then let retention go: everything settles and the ring ends empty but for the
+    // current slot, with every terminal job accounted for in the rollups.
+    expect((await tiny.complete(x, held)).applied).toHaveLength(held.length)
+    for (const ref of held) expected.set(ref.id, "completed")
+    terminalTotals.completed += held.length
+    const rest = await claimRefs(tiny, x, queue)
+    expect((await tiny.complete(x, rest)).applied).toHaveLength(rest.length)
+    for (const r of rest) expected.set(r.id, "completed")
+    terminalTotals.completed += rest.length
+    for (let i = 0; i < 2 * queueSlots + 2; i++) await tiny.maintainRings(x, { failedMs: 0, force: true })
+    await check("after retention", ["completed", "failed", "cancelled"])
+    expect(await liveCounters(db.pool, schema)).toEqual({})
+    const slotsHolding = []
+    for (let s = 0; s < queueSlots; s++)
+      if ((await slotRows(db.pool, "ready_entries", s, schema)) > 0) slotsHolding.push(s)
+    expect(slotsHolding.length).toBeLessThanOrEqual(1)
   })
 })

@@ -3,6 +3,7 @@ import {
   type ExportLayout,
   exportLayouts,
   extractMigrationSql,
+  getMigrationSet,
   isSplit,
   type MigrateOptions,
   migrate,
@@ -10,12 +11,14 @@ import {
   type PlannedMigration,
   parsePgmqProvider,
   planMigrations,
+  type RingSizeOptions,
   renderMigrationSql,
   renderSqlText,
   type SetStatus,
   selectSets,
   transactionStyles,
   validateMigrateOptions,
+  validateTemplateParam,
 } from "@awa/migrator"
 import { PoolerConflict } from "@awa/model/Pooler"
 import { exclusive, type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
@@ -31,6 +34,39 @@ export const connectionFlags: Record<string, FlagSpec> = {
     type: "string",
     description: "pgmq database (default: $PGMQ_DATABASE_URL, else the primary)",
   },
+}
+
+/** `--queue-ring-slots` and `--claim-ring-slots`: the ring sizes of a queue-storage schema being installed. */
+export const ringSizeFlags: Record<string, FlagSpec> = {
+  "queue-ring-slots": {
+    type: "string",
+    description:
+      "queue-ring slots (partitions per queue-ring table) of a queue-storage schema this installs: 2..64, default 16; fixed once installed",
+  },
+  "claim-ring-slots": {
+    type: "string",
+    description:
+      "claim-ring slots (partitions of the claim receipts) of a queue-storage schema this installs: 2..64, default 8; fixed once installed",
+  },
+}
+
+/**
+ * Reads `--queue-ring-slots` / `--claim-ring-slots`, failing with the migrator's typed
+ * `InvalidTemplateParameter` (exit 2) for anything but a whole number in range.
+ */
+export const ringSizesFrom = (f: Readonly<Record<string, unknown>>): RingSizeOptions => {
+  const specs = getMigrationSet("queue-storage").params
+  const read = (flag: string, param: string): number | undefined => {
+    const value = f[flag]
+    if (value === undefined) return undefined
+    const checked = validateTemplateParam("queue-storage", param, specs[param], String(value))
+    if (typeof checked !== "string") throw checked
+    return Number(checked)
+  }
+  return {
+    queueRingSlots: read("queue-ring-slots", "queue_ring_slots"),
+    claimRingSlots: read("claim-ring-slots", "claim_ring_slots"),
+  }
 }
 
 const flags: Record<string, FlagSpec> = {
@@ -62,6 +98,7 @@ const flags: Record<string, FlagSpec> = {
     description:
       "with --sql/--extract-to: single (one database, one ledger bootstrap) | split (a primary and a pgmq target); default: split when a pgmq database URL other than the primary's is given",
   },
+  ...ringSizeFlags,
   help: { type: "boolean", short: "h", description: "show this help" },
 }
 
@@ -71,6 +108,10 @@ export const migrateHelp = `Usage: awa migrate [flags]
 Applies the canonical and queue-storage (schema awa) migration sets to the primary database, and the
 pgmq set to the pgmq database with --with-pgmq. Each migration commits with its ledger row; running it
 again changes nothing. Refuses a database ahead of the code or with drifted migrations.
+
+--queue-ring-slots / --claim-ring-slots size the rings of schema awa when this run installs it (with --sql and
+--extract-to, of the SQL written). They are fixed once installed: later runs keep the installed sizes, and
+asking for other ones is refused (exit 4) with the installed sizes named; custom schemas keep their own.
 
 Flags:
 ${flagHelp(flags)}`
@@ -193,6 +234,7 @@ export const runMigrate = async (argv: ReadonlyArray<string>, output: Output): P
     withPgmq: f["with-pgmq"] === true,
     sets,
     pgmqProvider,
+    ...ringSizesFrom(f),
   }
   // The same option checks for every mode, so --sql and --extract-to refuse what migrate refuses.
   const invalid = validateMigrateOptions(options)

@@ -18,7 +18,7 @@ import { checkDatabaseUrl, databaseUrlFrom, resolvePooler, withDatabase } from "
 import { durationFlag, noExtraArguments } from "../internal/FlagValues.js"
 import { formatTable, type Output } from "../Output.js"
 import { UsageError, unknownWord } from "../UsageError.js"
-import { connectionFlags } from "./migrate.js"
+import { connectionFlags, ringSizeFlags, ringSizesFrom } from "./migrate.js"
 
 const prepareFlags: Record<string, FlagSpec> = {
   "database-url": connectionFlags["database-url"] as FlagSpec,
@@ -30,6 +30,7 @@ const prepareFlags: Record<string, FlagSpec> = {
     type: "boolean",
     description: "drop and re-create the schema first (only a schema awa prepared and nothing else uses)",
   },
+  ...ringSizeFlags,
   json: { type: "boolean", description: "print the report as JSON" },
   help: { type: "boolean", short: "h", description: "show this help" },
 }
@@ -76,7 +77,7 @@ export const storageHelp = `Usage: awa storage status [--json] [--schema NAME] [
        awa storage enter-mixed [flags]
        awa storage finalize [--check] [--wait DURATION] [flags]
        awa storage abort [flags]
-       awa storage prepare-queue-storage-schema --schema NAME [--reset] [flags]
+       awa storage prepare-queue-storage-schema --schema NAME [--reset] [--queue-ring-slots N] [--claim-ring-slots N] [flags]
        awa storage rebuild-terminal-counters [--schema NAME] [--json] [flags]
 
 The storage state says where jobs live, for every producer, worker and admin of the database:
@@ -99,7 +100,9 @@ Installs (or upgrades) the queue-storage migration set in a custom schema, ledge
 later \`awa migrate\` runs upgrade it too. --reset drops the schema first, but only a schema awa prepared
 that holds nothing else: it is refused (exit 6, nothing changed) for schema awa, a schema holding canonical
 tables, one awa did not prepare, one holding relations awa did not create, and one whose drop would also
-take objects outside it (a view or a foreign key elsewhere that depends on it).
+take objects outside it (a view or a foreign key elsewhere that depends on it). --queue-ring-slots and
+--claim-ring-slots size the schema's rings when it is installed (defaults 16 and 8); a prepared schema keeps
+its sizes, and asking for others is refused (exit 4) unless --reset re-creates it.
 
 Flags:
 ${flagHelp(prepareFlags)}
@@ -341,6 +344,7 @@ export const runStorage = async (argv: ReadonlyArray<string>, output: Output): P
   const schema = parsed.flags.schema
   if (typeof schema !== "string")
     throw new UsageError({ reason: "--schema NAME is required (for example --schema tenant_a)." })
+  const ringSizes = ringSizesFrom(parsed.flags)
   // Its migrations run in transactions under transaction-scoped locks: any pooler mode works; check the value.
   resolvePooler(parsed.flags)
   const found = databaseUrlFrom({ name: "database-url", value: parsed.flags["database-url"] }, "DATABASE_URL")
@@ -349,6 +353,7 @@ export const runStorage = async (argv: ReadonlyArray<string>, output: Output): P
     databaseUrl: parsed.flags["database-url"] as string | undefined,
     schema,
     reset: parsed.flags.reset === true,
+    ...ringSizes,
   })
   if (parsed.flags.json) output.out(JSON.stringify(report, null, 2))
   else {
