@@ -488,38 +488,57 @@ LANGUAGE sql AS $$
 $$;
 
 -- Completes open attempts: one closure per attempt, one completion_batches row per queue-ring slot, and the
--- live counters, in one statement. Returns the ids whose attempt was still open.
+-- live counters, in one call. Returns the ids whose attempt was still open. Written as steps over arrays so
+-- every step is linear in the batch (a join of two CTEs is planned as a nested loop: quadratic at 1,000s).
 CREATE FUNCTION {{schema}}.complete_attempts(p_ids bigint[], p_leases bigint[])
 RETURNS TABLE (id bigint)
-LANGUAGE sql AS $$
-  WITH target AS (
-    SELECT r.ready_slot, r.id, r.run_lease + 1 AS new_lease, r.queue, r.priority, r.unique_key, r.unique_states
-    FROM {{schema}}.attempt_rows(p_ids, p_leases) r
-  ), closed AS (
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_slots smallint[];
+  v_ids bigint[];
+  v_leases bigint[];
+  v_queues text[];
+  v_prios smallint[];
+  v_keys bytea[];
+  v_release boolean;
+  v_won bigint[];
+BEGIN
+  SELECT array_agg(r.ready_slot ORDER BY r.id), array_agg(r.id ORDER BY r.id), array_agg(r.run_lease + 1 ORDER BY r.id),
+    array_agg(r.queue ORDER BY r.id), array_agg(r.priority ORDER BY r.id),
+    array_agg(CASE WHEN r.unique_key IS NOT NULL AND NOT ('completed' = ANY (coalesce(r.unique_states, '{}'::text[])))
+                   THEN r.unique_key END ORDER BY r.id),
+    bool_or(r.unique_key IS NOT NULL AND NOT ('completed' = ANY (coalesce(r.unique_states, '{}'::text[]))))
+  INTO v_slots, v_ids, v_leases, v_queues, v_prios, v_keys, v_release
+  FROM {{schema}}.attempt_rows(p_ids, p_leases) r;
+  IF v_ids IS NULL THEN RETURN; END IF;
+  WITH closed AS (
     INSERT INTO {{schema}}.closures AS c (ready_slot, id, run_lease, outcome, closed_at)
-    SELECT t.ready_slot, t.id, t.new_lease, 'completed', now() FROM target t ORDER BY t.id
+    SELECT t.s, t.i, t.l, 'completed', now() FROM unnest(v_slots, v_ids, v_leases) AS t(s, i, l)
     ON CONFLICT DO NOTHING
-    RETURNING c.ready_slot, c.id, c.run_lease
-  ), winners AS (
-    SELECT t.* FROM target t JOIN closed c ON c.id = t.id AND c.run_lease = t.new_lease
-  ), batch AS (
-    INSERT INTO {{schema}}.completion_batches (ready_slot, seq, ids, leases, completed_at)
-    SELECT w.ready_slot, nextval('{{schema}}.event_seq'), array_agg(w.id), array_agg(w.new_lease), now()
-    FROM winners w GROUP BY w.ready_slot
-    RETURNING 1
-  ), counted AS (
-    SELECT {{schema}}.count_terminal(array_agg(w.ready_slot), array_agg(w.queue), array_agg(w.priority),
-      array_agg('completed'::text), array_agg(1::bigint))
-    FROM winners w HAVING count(*) > 0
-  ), released AS (
-    DELETE FROM {{schema}}.unique_claims u USING winners w
-    WHERE w.unique_key IS NOT NULL AND u.unique_key = w.unique_key AND u.job_id = w.id
-      AND NOT ('completed' = ANY (coalesce(w.unique_states, '{}'::text[])))
-    RETURNING 1
+    RETURNING c.id
   )
-  SELECT w.id FROM winners w
-  WHERE (SELECT count(*) FROM counted) >= 0 AND (SELECT count(*) FROM batch) >= 0
-    AND (SELECT count(*) FROM released) >= 0
+  SELECT array_agg(closed.id) INTO v_won FROM closed;
+  IF v_won IS NULL THEN RETURN; END IF;
+  IF cardinality(v_won) < cardinality(v_ids) THEN
+    -- Some attempts were closed by someone else first (rare): keep only the winners.
+    SELECT array_agg(t.s ORDER BY t.i), array_agg(t.i ORDER BY t.i), array_agg(t.l ORDER BY t.i),
+      array_agg(t.q ORDER BY t.i), array_agg(t.p ORDER BY t.i), array_agg(t.k ORDER BY t.i)
+    INTO v_slots, v_ids, v_leases, v_queues, v_prios, v_keys
+    FROM unnest(v_slots, v_ids, v_leases, v_queues, v_prios, v_keys) AS t(s, i, l, q, p, k)
+    WHERE t.i = ANY (v_won);
+  END IF;
+  INSERT INTO {{schema}}.completion_batches (ready_slot, seq, ids, leases, completed_at)
+  SELECT t.s, nextval('{{schema}}.event_seq'), array_agg(t.i), array_agg(t.l), now()
+  FROM unnest(v_slots, v_ids, v_leases) AS t(s, i, l) GROUP BY t.s;
+  PERFORM {{schema}}.count_terminal(v_slots, v_queues, v_prios, array_fill('completed'::text, ARRAY[cardinality(v_ids)]),
+    array_fill(1::bigint, ARRAY[cardinality(v_ids)]));
+  IF v_release THEN
+    DELETE FROM {{schema}}.unique_claims u USING unnest(v_keys, v_ids) AS t(k, i)
+    WHERE t.k IS NOT NULL AND u.unique_key = t.k AND u.job_id = t.i;
+  END IF;
+  RETURN QUERY SELECT t.i FROM unnest(v_ids) AS t(i);
+END
 $$;
 
 -- The advisory key of one attempt (namespace 3): rescue holds it from its decision to its write, and a
