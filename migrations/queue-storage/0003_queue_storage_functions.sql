@@ -1,9 +1,16 @@
 -- Queue-storage helper functions for schema {{schema}}: ring slots, lane locks and cursors, enqueue, claim, the job read model, and the multi-step writes that must lock lanes before taking sequence values.
 --
--- Visibility: every append of a ready row takes its lane's transaction-scoped advisory lock (in lane id
--- order) before drawing lane_seq from event_seq, and holds it to commit. So within a lane a row with seq N+1
--- can only become visible after every row below N is committed or rolled back: a claimer that sees seq N+1
--- may move its cursor past everything below without skipping anything.
+-- Visibility: before drawing lane_seq values from event_seq for new ready rows of a lane, a transaction
+-- registers itself as in flight on the lane: it draws a reservation r from event_seq and takes the
+-- transaction-scoped advisory lock (lane_space(lane), low 32 bits of r), held to commit or rollback (once
+-- per lane and transaction). Producers never wait for each other. A claimer reads event_seq's last value H,
+-- then the reservations in flight on the lane (pg_locks, other backends), and reads the lane only up to
+-- B = least(H, smallest reservation in flight). Every row with lane_seq <= B is settled: it was drawn before H
+-- was read, by a transaction that had registered before drawing it, and that transaction was not in flight
+-- when the locks were read (else B would be below its reservation, and so below its rows); a snapshot taken
+-- afterwards therefore sees every row up to B that will ever exist, and a claim may move its cursor past
+-- everything below the rows it takes without skipping anything. (event_seq must keep CACHE 1, so that its
+-- last value is the newest value handed out.)
 
 -- The queue ring's current slot (newest generation).
 CREATE FUNCTION {{schema}}.current_queue_slot() RETURNS smallint
@@ -17,7 +24,8 @@ LANGUAGE sql STABLE AS $$
   SELECT slot FROM {{schema}}.claim_ring_rotations ORDER BY generation DESC LIMIT 1
 $$;
 
--- Advisory lock namespaces of this schema: 1 = lane enqueue lock, 2 = lane claim lock.
+-- Advisory lock namespaces of this schema: 1 = (unused), 2 = lane claim lock, 3 = attempt, 4 = job admin, 5 = ring
+-- maintenance; lane_space gives each lane its own namespace for in-flight reservations.
 CREATE FUNCTION {{schema}}.lock_space(p_kind integer) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
   SELECT hashtext('awa.queue_storage/' || '{{schema}}' || '/' || p_kind::text)
@@ -32,11 +40,24 @@ LANGUAGE sql STABLE AS $$
     0)
 $$;
 
--- Creates missing lanes for (queue, priority) pairs and takes their enqueue locks in lane id order, held to
--- commit. Call before drawing lane_seq values for new ready rows.
+-- The advisory namespace of lane p_lane's in-flight reservations (two lanes may share one: that only makes a
+-- claimer more careful).
+CREATE FUNCTION {{schema}}.lane_space(p_lane integer) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT hashtext('awa.queue_storage/' || '{{schema}}' || '/lane/' || p_lane::text)
+$$;
+
+-- Creates missing lanes for (queue, priority) pairs and registers this transaction as in flight on each (see
+-- the top of this file), in lane id order, until commit. Call before drawing lane_seq values for new ready
+-- rows. The lanes already registered in this transaction are remembered in a transaction-local setting.
 CREATE FUNCTION {{schema}}.lock_lanes(p_queues text[], p_priorities smallint[]) RETURNS void
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
+DECLARE
+  v_held text := coalesce(current_setting('awa_qs.lanes_in_flight', true), '');
+  v_lane integer;
+  v_mark text;
+  v_res bigint;
 BEGIN
   INSERT INTO {{schema}}.lanes (queue, priority)
   SELECT DISTINCT i.q, i.p FROM unnest(p_queues, p_priorities) AS i(q, p)
@@ -44,12 +65,58 @@ BEGIN
     AND NOT EXISTS (SELECT 1 FROM {{schema}}.lanes l WHERE l.queue = i.q AND l.priority = i.p)
   ORDER BY 1, 2
   ON CONFLICT (queue, priority) DO NOTHING;
-  PERFORM pg_advisory_xact_lock({{schema}}.lock_space(1), x.lane_id)
-  FROM (
+  FOR v_lane IN
     SELECT DISTINCT l.lane_id FROM {{schema}}.lanes l
     JOIN unnest(p_queues, p_priorities) AS i(q, p) ON l.queue = i.q AND l.priority = i.p
     ORDER BY l.lane_id
-  ) x;
+  LOOP
+    v_mark := '{{schema}}/' || v_lane::text || ',';
+    CONTINUE WHEN strpos(v_held, ',' || v_mark) > 0;
+    v_res := nextval('{{schema}}.event_seq');
+    PERFORM pg_advisory_xact_lock({{schema}}.lane_space(v_lane),
+      ((v_res % 4294967296) - CASE WHEN v_res % 4294967296 >= 2147483648 THEN 4294967296 ELSE 0 END)::integer);
+    v_held := v_held || ',' || v_mark;
+    PERFORM set_config('awa_qs.lanes_in_flight', v_held, true);
+  END LOOP;
+END
+$$;
+
+-- The highest lane_seq of lane p_lane up to which every row is settled (see the top of this file): read the
+-- lane up to here, in a snapshot taken after this call.
+CREATE FUNCTION {{schema}}.lane_settled_upto(p_lane integer) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  v_high bigint := coalesce(pg_sequence_last_value('{{schema}}.event_seq'), 0);
+  v_low bigint;
+BEGIN
+  -- A reservation is known by its low 32 bits; it lies within 2^32 below the last value read just before.
+  SELECT min(v_high - ((v_high - k.objid::bigint) % 4294967296 + 4294967296) % 4294967296) INTO v_low
+  FROM pg_catalog.pg_locks k
+  WHERE k.locktype = 'advisory' AND k.objsubid = 2
+    AND k.classid = ({{schema}}.lane_space(p_lane)::bigint & 4294967295)::oid
+    AND k.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
+    AND k.pid <> pg_backend_pid();
+  RETURN least(v_high, v_low);
+END
+$$;
+
+-- Takes lane p_lane's claim lock for the rest of the transaction, waiting up to p_wait_ms for the claimer (or
+-- the cancel, purge or prune) holding it; false when it is still held then.
+CREATE FUNCTION {{schema}}.lock_lane_claim(p_lane integer, p_wait_ms integer) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_old text;
+BEGIN
+  IF pg_try_advisory_xact_lock({{schema}}.lock_space(2), p_lane) THEN RETURN true; END IF;
+  v_old := current_setting('lock_timeout');
+  BEGIN
+    PERFORM set_config('lock_timeout', p_wait_ms || 'ms', true);
+    PERFORM pg_advisory_xact_lock({{schema}}.lock_space(2), p_lane);
+    PERFORM set_config('lock_timeout', v_old, true);
+  EXCEPTION WHEN lock_not_available THEN
+    RETURN false;
+  END;
+  RETURN true;
 END
 $$;
 
@@ -251,20 +318,32 @@ END
 $$;
 
 -- The COPY path: each row written to copy_inbox is enqueued (lane lock, lane_seq, current slot, or deferred)
--- and not stored.
+-- and not stored. The lane of the previous row, whose lock this transaction already holds, is remembered in a
+-- transaction-local setting, so a COPY into one lane locks it and wakes its workers once, not per row.
 CREATE FUNCTION {{schema}}.copy_inbox_route() RETURNS trigger
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
+DECLARE
+  v_key text;
+  v_seen text;
+  v_lane integer;
 BEGIN
   IF NEW.run_at <= clock_timestamp() THEN
-    PERFORM {{schema}}.lock_lanes(ARRAY[NEW.queue], ARRAY[NEW.priority]);
+    v_key := '{{schema}}|' || NEW.priority::text || '|' || NEW.queue;
+    v_seen := current_setting('awa_qs.copy_lane', true);
+    IF v_seen IS NOT NULL AND v_seen <> '' AND substr(v_seen, strpos(v_seen, ':') + 1) = v_key THEN
+      v_lane := split_part(v_seen, ':', 1)::integer;
+    ELSE
+      PERFORM {{schema}}.lock_lanes(ARRAY[NEW.queue], ARRAY[NEW.priority]);
+      SELECT l.lane_id INTO v_lane FROM {{schema}}.lanes l WHERE l.queue = NEW.queue AND l.priority = NEW.priority;
+      PERFORM set_config('awa_qs.copy_lane', v_lane::text || ':' || v_key, true);
+      PERFORM pg_notify('awa_jobs_available', NEW.queue);
+    END IF;
     INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
       max_attempts, run_lease, run_at, attempt_timeout_ms, tags, metadata, created_at)
-    SELECT {{schema}}.current_queue_slot(), {{schema}}.next_job_id(), l.lane_id, nextval('{{schema}}.event_seq'),
+    VALUES ({{schema}}.current_queue_slot(), {{schema}}.next_job_id(), v_lane, nextval('{{schema}}.event_seq'),
       NEW.kind, NEW.queue, NEW.priority, NEW.args::jsonb, 0, NEW.max_attempts, 0, NEW.run_at, NEW.attempt_timeout_ms,
-      NEW.tags, NEW.metadata::jsonb, now()
-    FROM {{schema}}.lanes l WHERE l.queue = NEW.queue AND l.priority = NEW.priority;
-    PERFORM pg_notify('awa_jobs_available', NEW.queue);
+      NEW.tags, NEW.metadata::jsonb, now());
   ELSE
     INSERT INTO {{schema}}.deferred_jobs (id, seq, state, kind, queue, priority, args, attempt, max_attempts,
       run_lease, run_at, attempt_timeout_ms, tags, metadata, created_at)
@@ -279,9 +358,10 @@ $$;
 CREATE TRIGGER copy_inbox_route BEFORE INSERT ON {{schema}}.copy_inbox
   FOR EACH ROW EXECUTE FUNCTION {{schema}}.copy_inbox_route();
 
--- Claims up to p_limit jobs of a queue (nothing when it is paused), lanes in priority order. Each lane is
--- taken with a try-lock (a lane another claimer holds is skipped) and read after the lock in a fresh
--- snapshot, so its cursor reflects every committed claim. One receipt per lane; no per-job row is written.
+-- Claims up to p_limit jobs of a queue (nothing when it is paused), lanes in priority order. Each lane's claim
+-- lock is taken waiting briefly for another claimer (a lane still held after that is skipped), then the lane is
+-- read in a fresh snapshot up to its settled bound (see the top of this file), so its cursor reflects every
+-- committed claim and no row below the rows taken can still appear. One receipt per lane; no per-job row is written.
 -- Within a lane, jobs are taken by run time, then lane order, among the next p_limit + 100 pending rows: the
 -- cursor moves over the leading rows taken, and a row taken ahead of one left behind (an earlier run time,
 -- or with p_kinds, the kinds asked for) gets a claimed tombstone and goes in a receipt that leaves the cursor
@@ -295,6 +375,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_lane integer;
   v_cursor bigint;
+  v_high bigint;
   v_left integer := p_limit;
   v_got integer;
   v_now timestamptz := now();
@@ -305,14 +386,15 @@ BEGIN
   END IF;
   FOR v_lane IN SELECT l.lane_id FROM {{schema}}.lanes l WHERE l.queue = p_queue ORDER BY l.priority LOOP
     EXIT WHEN v_left <= 0;
-    CONTINUE WHEN NOT pg_try_advisory_xact_lock({{schema}}.lock_space(2), v_lane);
+    CONTINUE WHEN NOT {{schema}}.lock_lane_claim(v_lane, 100);
+    v_high := {{schema}}.lane_settled_upto(v_lane);
     v_cursor := {{schema}}.lane_cursor(v_lane);
     v_cslot := {{schema}}.current_claim_slot();
     RETURN QUERY
     WITH win AS (
       SELECT r.*, row_number() OVER (ORDER BY r.lane_seq) AS wn FROM (
         SELECT r0.* FROM {{schema}}.ready_entries r0
-        WHERE r0.lane_id = v_lane AND r0.lane_seq > v_cursor
+        WHERE r0.lane_id = v_lane AND r0.lane_seq > v_cursor AND r0.lane_seq <= v_high
           AND NOT EXISTS (SELECT 1 FROM {{schema}}.ready_tombstones t
                           WHERE t.ready_slot = r0.ready_slot AND t.id = r0.id AND t.lane_seq = r0.lane_seq)
         ORDER BY r0.lane_seq
