@@ -317,46 +317,64 @@ BEGIN
 END
 $$;
 
--- The COPY path: each row written to copy_inbox is enqueued (lane lock, lane_seq, current slot, or deferred)
--- and not stored. The lane of the previous row, whose lock this transaction already holds, is remembered in a
--- transaction-local setting, so a COPY into one lane locks it and wakes its workers once, not per row.
-CREATE FUNCTION {{schema}}.copy_inbox_route() RETURNS trigger
+-- The COPY path: the rows a COPY writes to copy_inbox (unlogged, nothing reads them) are enqueued at the end
+-- of the statement, set-based, from its transition table: the lanes of due rows are registered as in flight,
+-- each due row gets a job id and a lane_seq (in COPY order) in the current queue-ring slot, the others go to
+-- deferred_jobs, and each queue's workers are woken once. Maintenance truncates the inbox (prune_copy_inbox).
+CREATE FUNCTION {{schema}}.copy_inbox_enqueue() RETURNS trigger
 LANGUAGE plpgsql AS $$
-#variable_conflict use_column
 DECLARE
-  v_key text;
-  v_seen text;
-  v_lane integer;
+  -- A job is due when its run time is not ahead of the clock once the COPY has read every row.
+  v_clock timestamptz := clock_timestamp();
+  v_slot smallint;
 BEGIN
-  IF NEW.run_at <= clock_timestamp() THEN
-    v_key := '{{schema}}|' || NEW.priority::text || '|' || NEW.queue;
-    v_seen := current_setting('awa_qs.copy_lane', true);
-    IF v_seen IS NOT NULL AND v_seen <> '' AND substr(v_seen, strpos(v_seen, ':') + 1) = v_key THEN
-      v_lane := split_part(v_seen, ':', 1)::integer;
-    ELSE
-      PERFORM {{schema}}.lock_lanes(ARRAY[NEW.queue], ARRAY[NEW.priority]);
-      SELECT l.lane_id INTO v_lane FROM {{schema}}.lanes l WHERE l.queue = NEW.queue AND l.priority = NEW.priority;
-      PERFORM set_config('awa_qs.copy_lane', v_lane::text || ':' || v_key, true);
-      PERFORM pg_notify('awa_jobs_available', NEW.queue);
-    END IF;
-    INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
-      max_attempts, run_lease, run_at, attempt_timeout_ms, tags, metadata, created_at)
-    VALUES ({{schema}}.current_queue_slot(), {{schema}}.next_job_id(), v_lane, nextval('{{schema}}.event_seq'),
-      NEW.kind, NEW.queue, NEW.priority, NEW.args::jsonb, 0, NEW.max_attempts, 0, NEW.run_at, NEW.attempt_timeout_ms,
-      NEW.tags, NEW.metadata::jsonb, now());
-  ELSE
-    INSERT INTO {{schema}}.deferred_jobs (id, seq, state, kind, queue, priority, args, attempt, max_attempts,
-      run_lease, run_at, attempt_timeout_ms, tags, metadata, created_at)
-    VALUES ({{schema}}.next_job_id(), nextval('{{schema}}.event_seq'), 'scheduled', NEW.kind, NEW.queue,
-      NEW.priority, NEW.args::jsonb, 0, NEW.max_attempts, 0, NEW.run_at, NEW.attempt_timeout_ms, NEW.tags,
-      NEW.metadata::jsonb, now());
-  END IF;
+  PERFORM {{schema}}.lock_lanes(array_agg(x.queue), array_agg(x.priority))
+  FROM (SELECT DISTINCT i.queue, i.priority FROM copied i WHERE i.run_at <= v_clock) x;
+  v_slot := {{schema}}.current_queue_slot();
+  INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
+    max_attempts, run_lease, run_at, attempt_timeout_ms, tags, metadata, created_at)
+  SELECT v_slot, {{schema}}.next_job_id(),
+    (SELECT l.lane_id FROM {{schema}}.lanes l WHERE l.queue = i.queue AND l.priority = i.priority),
+    nextval('{{schema}}.event_seq'), i.kind, i.queue, i.priority, i.args::jsonb, 0, i.max_attempts, 0, i.run_at,
+    i.attempt_timeout_ms, i.tags, i.metadata::jsonb, now()
+  FROM copied i WHERE i.run_at <= v_clock;
+  INSERT INTO {{schema}}.deferred_jobs (id, seq, state, kind, queue, priority, args, attempt, max_attempts,
+    run_lease, run_at, attempt_timeout_ms, tags, metadata, created_at)
+  SELECT {{schema}}.next_job_id(), nextval('{{schema}}.event_seq'), 'scheduled', i.kind, i.queue, i.priority,
+    i.args::jsonb, 0, i.max_attempts, 0, i.run_at, i.attempt_timeout_ms, i.tags, i.metadata::jsonb, now()
+  FROM copied i WHERE i.run_at > v_clock;
+  PERFORM pg_notify('awa_jobs_available', x.queue)
+  FROM (SELECT DISTINCT i.queue FROM copied i WHERE i.run_at <= v_clock ORDER BY 1) x;
   RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER copy_inbox_route BEFORE INSERT ON {{schema}}.copy_inbox
-  FOR EACH ROW EXECUTE FUNCTION {{schema}}.copy_inbox_route();
+-- Nothing reads the inbox's rows after their statement: they need no WAL and need not survive a crash.
+ALTER TABLE {{schema}}.copy_inbox SET UNLOGGED;
+COMMENT ON TABLE {{schema}}.copy_inbox IS 'awa queue-storage COPY entry point; each COPY enqueues its rows at the end of the statement and nothing reads them again. Reclaim kind: ring (unlogged, truncated by maintenance; bounded by COPY traffic between maintenance runs).';
+
+CREATE TRIGGER copy_inbox_enqueue AFTER INSERT ON {{schema}}.copy_inbox
+  REFERENCING NEW TABLE AS copied FOR EACH STATEMENT EXECUTE FUNCTION {{schema}}.copy_inbox_enqueue();
+
+-- Empties copy_inbox when it holds rows, unless a COPY holds it for longer than p_lock_timeout_ms (then it is
+-- left for the next run). Every row there was enqueued by its own statement already. Returns whether it did.
+CREATE FUNCTION {{schema}}.prune_copy_inbox(p_lock_timeout_ms integer) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_old text := current_setting('lock_timeout');
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM {{schema}}.copy_inbox) THEN RETURN false; END IF;
+  BEGIN
+    PERFORM set_config('lock_timeout', p_lock_timeout_ms || 'ms', true);
+    LOCK TABLE {{schema}}.copy_inbox IN ACCESS EXCLUSIVE MODE;
+    PERFORM set_config('lock_timeout', v_old, true);
+    TRUNCATE {{schema}}.copy_inbox;
+  EXCEPTION WHEN lock_not_available THEN
+    RETURN false;
+  END;
+  RETURN true;
+END
+$$;
 
 -- Claims up to p_limit jobs of a queue (nothing when it is paused), lanes in priority order. Each lane's claim
 -- lock is taken waiting briefly for another claimer (a lane still held after that is skipped), then the lane is
