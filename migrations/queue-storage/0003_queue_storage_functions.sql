@@ -51,7 +51,10 @@ $$;
 -- the top of this file), in lane id order, until commit. Call before drawing lane_seq values for new ready
 -- rows. The lanes already registered in this transaction are remembered in a transaction-local setting.
 CREATE FUNCTION {{schema}}.lock_lanes(p_queues text[], p_priorities smallint[]) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
+-- the statements themselves.
+SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
   v_held text := coalesce(current_setting('awa_qs.lanes_in_flight', true), '');
@@ -84,7 +87,10 @@ $$;
 -- The highest lane_seq of lane p_lane up to which every row is settled (see the top of this file): read the
 -- lane up to here, in a snapshot taken after this call.
 CREATE FUNCTION {{schema}}.lane_settled_upto(p_lane integer) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql
+-- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
+-- the statements themselves.
+SET plan_cache_mode = force_generic_plan VOLATILE AS $$
 DECLARE
   v_high bigint := coalesce(pg_sequence_last_value('{{schema}}.event_seq'), 0);
   v_low bigint;
@@ -132,13 +138,16 @@ $$;
 -- concurrent batches with overlapping keys cannot deadlock.
 CREATE FUNCTION {{schema}}.count_terminal(p_slots smallint[], p_queues text[], p_priorities smallint[], p_states text[], p_deltas bigint[])
 RETURNS void
-LANGUAGE sql AS $$
+-- PL/pgSQL, so its statement is planned once per session rather than at every call.
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
   INSERT INTO {{schema}}.queue_terminal_live_counts AS c (ready_slot, queue, priority, state, count)
   SELECT i.s, i.q, i.p, i.st, sum(i.d) FROM unnest(p_slots, p_queues, p_priorities, p_states, p_deltas) AS i(s, q, p, st, d)
   WHERE i.st IN ('completed', 'failed', 'cancelled')
   GROUP BY 1, 2, 3, 4
   ORDER BY 1, 2, 3, 4
-  ON CONFLICT (ready_slot, queue, priority, state) DO UPDATE SET count = c.count + excluded.count
+  ON CONFLICT (ready_slot, queue, priority, state) DO UPDATE SET count = c.count + excluded.count;
+END
 $$;
 
 -- The read model: every stored job (or only job p_id) in the canonical column set, derived from its newest
@@ -240,7 +249,10 @@ CREATE FUNCTION {{schema}}.enqueue(
   p_run_ats timestamptz[], p_delays bigint[], p_timeouts integer[], p_tags text[], p_metadata text[],
   p_unique_keys text[], p_unique_states text[]
 ) RETURNS TABLE (ord bigint, id bigint, state text, run_at timestamptz, existing_id bigint, existing_state text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
+-- the statements themselves.
+SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
   v_n integer := cardinality(p_kinds);
@@ -388,7 +400,10 @@ CREATE FUNCTION {{schema}}.claim(p_queue text, p_limit integer, p_default_timeou
 RETURNS TABLE (id bigint, kind text, queue text, args jsonb, priority smallint, attempt integer,
   max_attempts integer, run_lease bigint, run_at double precision, attempted_at double precision,
   deadline_at double precision, attempt_timeout_ms integer, tags text[], metadata jsonb, created_at double precision)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
+-- the statements themselves.
+SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
   v_lane integer;
@@ -592,7 +607,10 @@ $$;
 -- every step is linear in the batch (a join of two CTEs is planned as a nested loop: quadratic at 1,000s).
 CREATE FUNCTION {{schema}}.complete_attempts(p_ids bigint[], p_leases bigint[])
 RETURNS TABLE (id bigint)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
+-- the statements themselves.
+SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
   v_slots smallint[];
