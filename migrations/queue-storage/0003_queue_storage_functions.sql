@@ -477,9 +477,12 @@ CREATE FUNCTION {{schema}}.attempt_rows(p_ids bigint[], p_leases bigint[])
 RETURNS SETOF {{schema}}.ready_entries
 LANGUAGE sql STABLE AS $$
   WITH cand AS MATERIALIZED (
+    -- One index probe per attempt (OFFSET 0 keeps the planner from turning this into a scan of the ring,
+    -- which it prefers once the slot holds a long history).
     SELECT r.* FROM unnest(p_ids, p_leases) AS d(id, run_lease)
-    JOIN {{schema}}.ready_entries r ON r.id = d.id AND r.run_lease = d.run_lease - 1
-    WHERE r.id = ANY (p_ids)
+    CROSS JOIN LATERAL (
+      SELECT r0.* FROM {{schema}}.ready_entries r0 WHERE r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0
+    ) r
   ), cursors AS MATERIALIZED (
     -- One cursor read per lane, not per attempt.
     SELECT x.lane_id, {{schema}}.lane_cursor(x.lane_id) AS upto FROM (SELECT DISTINCT lane_id FROM cand) x
