@@ -126,7 +126,14 @@ describe("queue storage under concurrency", () => {
         await open.query(outcome)
         const jobs = await engine.claim(x, { queue, limit: 10, defaultTimeoutMs: 60_000 })
         expect(jobs.map((j) => j.id)).toEqual(outcome === "COMMIT" ? [early!, ...late] : late)
-        expect((await engine.complete(x, jobs.map((j) => ({ id: j.id, runLease: j.runLease })))).stale).toEqual([])
+        expect(
+          (
+            await engine.complete(
+              x,
+              jobs.map((j) => ({ id: j.id, runLease: j.runLease })),
+            )
+          ).stale,
+        ).toEqual([])
       } finally {
         open.release()
       }

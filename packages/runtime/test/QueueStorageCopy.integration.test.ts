@@ -34,7 +34,12 @@ describe("queue-storage COPY", () => {
     const page = await engine.listJobs(x, { queue: "copy-a", states: ["scheduled"] }, { limit: 10 })
     expect(page.items.map((j) => j.args)).toEqual([{ n: 200 }])
     expect(
-      (await engine.complete(x, [...a, ...b].map((j) => ({ id: j.id, runLease: j.runLease })))).stale,
+      (
+        await engine.complete(
+          x,
+          [...a, ...b].map((j) => ({ id: j.id, runLease: j.runLease })),
+        )
+      ).stale,
     ).toEqual([])
   })
 
