@@ -1,9 +1,16 @@
 -- Queue-storage helper functions for schema {{schema}}: ring slots, lane locks and cursors, enqueue, claim, the job read model, and the multi-step writes that must lock lanes before taking sequence values.
 --
--- Visibility: every append of a ready row takes its lane's transaction-scoped advisory lock (in lane id
--- order) before drawing lane_seq from event_seq, and holds it to commit. So within a lane a row with seq N+1
--- can only become visible after every row below N is committed or rolled back: a claimer that sees seq N+1
--- may move its cursor past everything below without skipping anything.
+-- Visibility: before drawing lane_seq values from event_seq for new ready rows of a lane, a transaction
+-- registers itself as in flight on the lane: it draws a reservation r from event_seq and takes the
+-- transaction-scoped advisory lock (lane_space(lane), low 32 bits of r), held to commit or rollback (once
+-- per lane and transaction). Producers never wait for each other. A claimer reads event_seq's last value H,
+-- then the reservations in flight on the lane (pg_locks, other backends), and reads the lane only up to
+-- B = least(H, smallest reservation in flight). Every row with lane_seq <= B is settled: it was drawn before H
+-- was read, by a transaction that had registered before drawing it, and that transaction was not in flight
+-- when the locks were read (else B would be below its reservation, and so below its rows); a snapshot taken
+-- afterwards therefore sees every row up to B that will ever exist, and a claim may move its cursor past
+-- everything below the rows it takes without skipping anything. (event_seq must keep CACHE 1, so that its
+-- last value is the newest value handed out.)
 
 -- The queue ring's current slot (newest generation).
 CREATE FUNCTION {{schema}}.current_queue_slot() RETURNS smallint
@@ -17,7 +24,8 @@ LANGUAGE sql STABLE AS $$
   SELECT slot FROM {{schema}}.claim_ring_rotations ORDER BY generation DESC LIMIT 1
 $$;
 
--- Advisory lock namespaces of this schema: 1 = lane enqueue lock, 2 = lane claim lock.
+-- Advisory lock namespaces of this schema: 1 = (unused), 2 = lane claim lock, 3 = attempt, 4 = job admin, 5 = ring
+-- maintenance; lane_space gives each lane its own namespace for in-flight reservations.
 CREATE FUNCTION {{schema}}.lock_space(p_kind integer) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
   SELECT hashtext('awa.queue_storage/' || '{{schema}}' || '/' || p_kind::text)
@@ -32,11 +40,27 @@ LANGUAGE sql STABLE AS $$
     0)
 $$;
 
--- Creates missing lanes for (queue, priority) pairs and takes their enqueue locks in lane id order, held to
--- commit. Call before drawing lane_seq values for new ready rows.
+-- The advisory namespace of lane p_lane's in-flight reservations (two lanes may share one: that only makes a
+-- claimer more careful).
+CREATE FUNCTION {{schema}}.lane_space(p_lane integer) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT hashtext('awa.queue_storage/' || '{{schema}}' || '/lane/' || p_lane::text)
+$$;
+
+-- Creates missing lanes for (queue, priority) pairs and registers this transaction as in flight on each (see
+-- the top of this file), in lane id order, until commit. Call before drawing lane_seq values for new ready
+-- rows. The lanes already registered in this transaction are remembered in a transaction-local setting.
 CREATE FUNCTION {{schema}}.lock_lanes(p_queues text[], p_priorities smallint[]) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
+-- the statements themselves.
+SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
+DECLARE
+  v_held text := coalesce(current_setting('awa_qs.lanes_in_flight', true), '');
+  v_lane integer;
+  v_mark text;
+  v_res bigint;
 BEGIN
   INSERT INTO {{schema}}.lanes (queue, priority)
   SELECT DISTINCT i.q, i.p FROM unnest(p_queues, p_priorities) AS i(q, p)
@@ -44,12 +68,61 @@ BEGIN
     AND NOT EXISTS (SELECT 1 FROM {{schema}}.lanes l WHERE l.queue = i.q AND l.priority = i.p)
   ORDER BY 1, 2
   ON CONFLICT (queue, priority) DO NOTHING;
-  PERFORM pg_advisory_xact_lock({{schema}}.lock_space(1), x.lane_id)
-  FROM (
+  FOR v_lane IN
     SELECT DISTINCT l.lane_id FROM {{schema}}.lanes l
     JOIN unnest(p_queues, p_priorities) AS i(q, p) ON l.queue = i.q AND l.priority = i.p
     ORDER BY l.lane_id
-  ) x;
+  LOOP
+    v_mark := '{{schema}}/' || v_lane::text || ',';
+    CONTINUE WHEN strpos(v_held, ',' || v_mark) > 0;
+    v_res := nextval('{{schema}}.event_seq');
+    PERFORM pg_advisory_xact_lock({{schema}}.lane_space(v_lane),
+      ((v_res % 4294967296) - CASE WHEN v_res % 4294967296 >= 2147483648 THEN 4294967296 ELSE 0 END)::integer);
+    v_held := v_held || ',' || v_mark;
+    PERFORM set_config('awa_qs.lanes_in_flight', v_held, true);
+  END LOOP;
+END
+$$;
+
+-- The highest lane_seq of lane p_lane up to which every row is settled (see the top of this file): read the
+-- lane up to here, in a snapshot taken after this call.
+CREATE FUNCTION {{schema}}.lane_settled_upto(p_lane integer) RETURNS bigint
+LANGUAGE plpgsql
+-- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
+-- the statements themselves.
+SET plan_cache_mode = force_generic_plan VOLATILE AS $$
+DECLARE
+  v_high bigint := coalesce(pg_sequence_last_value('{{schema}}.event_seq'), 0);
+  v_low bigint;
+BEGIN
+  -- A reservation is known by its low 32 bits; it lies within 2^32 below the last value read just before.
+  SELECT min(v_high - ((v_high - k.objid::bigint) % 4294967296 + 4294967296) % 4294967296) INTO v_low
+  FROM pg_catalog.pg_locks k
+  WHERE k.locktype = 'advisory' AND k.objsubid = 2
+    AND k.classid = ({{schema}}.lane_space(p_lane)::bigint & 4294967295)::oid
+    AND k.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
+    AND k.pid <> pg_backend_pid();
+  RETURN least(v_high, v_low);
+END
+$$;
+
+-- Takes lane p_lane's claim lock for the rest of the transaction, waiting up to p_wait_ms for the claimer (or
+-- the cancel, purge or prune) holding it; false when it is still held then.
+CREATE FUNCTION {{schema}}.lock_lane_claim(p_lane integer, p_wait_ms integer) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_old text;
+BEGIN
+  IF pg_try_advisory_xact_lock({{schema}}.lock_space(2), p_lane) THEN RETURN true; END IF;
+  v_old := current_setting('lock_timeout');
+  BEGIN
+    PERFORM set_config('lock_timeout', p_wait_ms || 'ms', true);
+    PERFORM pg_advisory_xact_lock({{schema}}.lock_space(2), p_lane);
+    PERFORM set_config('lock_timeout', v_old, true);
+  EXCEPTION WHEN lock_not_available THEN
+    RETURN false;
+  END;
+  RETURN true;
 END
 $$;
 
@@ -65,13 +138,16 @@ $$;
 -- concurrent batches with overlapping keys cannot deadlock.
 CREATE FUNCTION {{schema}}.count_terminal(p_slots smallint[], p_queues text[], p_priorities smallint[], p_states text[], p_deltas bigint[])
 RETURNS void
-LANGUAGE sql AS $$
+-- PL/pgSQL, so its statement is planned once per session rather than at every call.
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
   INSERT INTO {{schema}}.queue_terminal_live_counts AS c (ready_slot, queue, priority, state, count)
   SELECT i.s, i.q, i.p, i.st, sum(i.d) FROM unnest(p_slots, p_queues, p_priorities, p_states, p_deltas) AS i(s, q, p, st, d)
   WHERE i.st IN ('completed', 'failed', 'cancelled')
   GROUP BY 1, 2, 3, 4
   ORDER BY 1, 2, 3, 4
-  ON CONFLICT (ready_slot, queue, priority, state) DO UPDATE SET count = c.count + excluded.count
+  ON CONFLICT (ready_slot, queue, priority, state) DO UPDATE SET count = c.count + excluded.count;
+END
 $$;
 
 -- The read model: every stored job (or only job p_id) in the canonical column set, derived from its newest
@@ -173,7 +249,10 @@ CREATE FUNCTION {{schema}}.enqueue(
   p_run_ats timestamptz[], p_delays bigint[], p_timeouts integer[], p_tags text[], p_metadata text[],
   p_unique_keys text[], p_unique_states text[]
 ) RETURNS TABLE (ord bigint, id bigint, state text, run_at timestamptz, existing_id bigint, existing_state text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
+-- the statements themselves.
+SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
   v_n integer := cardinality(p_kinds);
@@ -250,38 +329,69 @@ BEGIN
 END
 $$;
 
--- The COPY path: each row written to copy_inbox is enqueued (lane lock, lane_seq, current slot, or deferred)
--- and not stored.
-CREATE FUNCTION {{schema}}.copy_inbox_route() RETURNS trigger
+-- The COPY path: the rows a COPY writes to copy_inbox (unlogged, nothing reads them) are enqueued at the end
+-- of the statement, set-based, from its transition table: the lanes of due rows are registered as in flight,
+-- each due row gets a job id and a lane_seq (in COPY order) in the current queue-ring slot, the others go to
+-- deferred_jobs, and each queue's workers are woken once. Maintenance truncates the inbox (prune_copy_inbox).
+CREATE FUNCTION {{schema}}.copy_inbox_enqueue() RETURNS trigger
 LANGUAGE plpgsql AS $$
-#variable_conflict use_column
+DECLARE
+  -- A job is due when its run time is not ahead of the clock once the COPY has read every row.
+  v_clock timestamptz := clock_timestamp();
+  v_slot smallint;
 BEGIN
-  IF NEW.run_at <= clock_timestamp() THEN
-    PERFORM {{schema}}.lock_lanes(ARRAY[NEW.queue], ARRAY[NEW.priority]);
-    INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
-      max_attempts, run_lease, run_at, attempt_timeout_ms, tags, metadata, created_at)
-    SELECT {{schema}}.current_queue_slot(), {{schema}}.next_job_id(), l.lane_id, nextval('{{schema}}.event_seq'),
-      NEW.kind, NEW.queue, NEW.priority, NEW.args::jsonb, 0, NEW.max_attempts, 0, NEW.run_at, NEW.attempt_timeout_ms,
-      NEW.tags, NEW.metadata::jsonb, now()
-    FROM {{schema}}.lanes l WHERE l.queue = NEW.queue AND l.priority = NEW.priority;
-    PERFORM pg_notify('awa_jobs_available', NEW.queue);
-  ELSE
-    INSERT INTO {{schema}}.deferred_jobs (id, seq, state, kind, queue, priority, args, attempt, max_attempts,
-      run_lease, run_at, attempt_timeout_ms, tags, metadata, created_at)
-    VALUES ({{schema}}.next_job_id(), nextval('{{schema}}.event_seq'), 'scheduled', NEW.kind, NEW.queue,
-      NEW.priority, NEW.args::jsonb, 0, NEW.max_attempts, 0, NEW.run_at, NEW.attempt_timeout_ms, NEW.tags,
-      NEW.metadata::jsonb, now());
-  END IF;
+  PERFORM {{schema}}.lock_lanes(array_agg(x.queue), array_agg(x.priority))
+  FROM (SELECT DISTINCT i.queue, i.priority FROM copied i WHERE i.run_at <= v_clock) x;
+  v_slot := {{schema}}.current_queue_slot();
+  INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
+    max_attempts, run_lease, run_at, attempt_timeout_ms, tags, metadata, created_at)
+  SELECT v_slot, {{schema}}.next_job_id(),
+    (SELECT l.lane_id FROM {{schema}}.lanes l WHERE l.queue = i.queue AND l.priority = i.priority),
+    nextval('{{schema}}.event_seq'), i.kind, i.queue, i.priority, i.args::jsonb, 0, i.max_attempts, 0, i.run_at,
+    i.attempt_timeout_ms, i.tags, i.metadata::jsonb, now()
+  FROM copied i WHERE i.run_at <= v_clock;
+  INSERT INTO {{schema}}.deferred_jobs (id, seq, state, kind, queue, priority, args, attempt, max_attempts,
+    run_lease, run_at, attempt_timeout_ms, tags, metadata, created_at)
+  SELECT {{schema}}.next_job_id(), nextval('{{schema}}.event_seq'), 'scheduled', i.kind, i.queue, i.priority,
+    i.args::jsonb, 0, i.max_attempts, 0, i.run_at, i.attempt_timeout_ms, i.tags, i.metadata::jsonb, now()
+  FROM copied i WHERE i.run_at > v_clock;
+  PERFORM pg_notify('awa_jobs_available', x.queue)
+  FROM (SELECT DISTINCT i.queue FROM copied i WHERE i.run_at <= v_clock ORDER BY 1) x;
   RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER copy_inbox_route BEFORE INSERT ON {{schema}}.copy_inbox
-  FOR EACH ROW EXECUTE FUNCTION {{schema}}.copy_inbox_route();
+-- Nothing reads the inbox's rows after their statement: they need no WAL and need not survive a crash.
+ALTER TABLE {{schema}}.copy_inbox SET UNLOGGED;
+COMMENT ON TABLE {{schema}}.copy_inbox IS 'awa queue-storage COPY entry point; each COPY enqueues its rows at the end of the statement and nothing reads them again. Reclaim kind: ring (unlogged, truncated by maintenance; bounded by COPY traffic between maintenance runs).';
 
--- Claims up to p_limit jobs of a queue (nothing when it is paused), lanes in priority order. Each lane is
--- taken with a try-lock (a lane another claimer holds is skipped) and read after the lock in a fresh
--- snapshot, so its cursor reflects every committed claim. One receipt per lane; no per-job row is written.
+CREATE TRIGGER copy_inbox_enqueue AFTER INSERT ON {{schema}}.copy_inbox
+  REFERENCING NEW TABLE AS copied FOR EACH STATEMENT EXECUTE FUNCTION {{schema}}.copy_inbox_enqueue();
+
+-- Empties copy_inbox when it holds rows, unless a COPY holds it for longer than p_lock_timeout_ms (then it is
+-- left for the next run). Every row there was enqueued by its own statement already. Returns whether it did.
+CREATE FUNCTION {{schema}}.prune_copy_inbox(p_lock_timeout_ms integer) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_old text := current_setting('lock_timeout');
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM {{schema}}.copy_inbox) THEN RETURN false; END IF;
+  BEGIN
+    PERFORM set_config('lock_timeout', p_lock_timeout_ms || 'ms', true);
+    LOCK TABLE {{schema}}.copy_inbox IN ACCESS EXCLUSIVE MODE;
+    PERFORM set_config('lock_timeout', v_old, true);
+    TRUNCATE {{schema}}.copy_inbox;
+  EXCEPTION WHEN lock_not_available THEN
+    RETURN false;
+  END;
+  RETURN true;
+END
+$$;
+
+-- Claims up to p_limit jobs of a queue (nothing when it is paused), lanes in priority order. Each lane's claim
+-- lock is taken waiting briefly for another claimer (a lane still held after that is skipped), then the lane is
+-- read in a fresh snapshot up to its settled bound (see the top of this file), so its cursor reflects every
+-- committed claim and no row below the rows taken can still appear. One receipt per lane; no per-job row is written.
 -- Within a lane, jobs are taken by run time, then lane order, among the next p_limit + 100 pending rows: the
 -- cursor moves over the leading rows taken, and a row taken ahead of one left behind (an earlier run time,
 -- or with p_kinds, the kinds asked for) gets a claimed tombstone and goes in a receipt that leaves the cursor
@@ -290,11 +400,15 @@ CREATE FUNCTION {{schema}}.claim(p_queue text, p_limit integer, p_default_timeou
 RETURNS TABLE (id bigint, kind text, queue text, args jsonb, priority smallint, attempt integer,
   max_attempts integer, run_lease bigint, run_at double precision, attempted_at double precision,
   deadline_at double precision, attempt_timeout_ms integer, tags text[], metadata jsonb, created_at double precision)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
+-- the statements themselves.
+SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
   v_lane integer;
   v_cursor bigint;
+  v_high bigint;
   v_left integer := p_limit;
   v_got integer;
   v_now timestamptz := now();
@@ -305,14 +419,15 @@ BEGIN
   END IF;
   FOR v_lane IN SELECT l.lane_id FROM {{schema}}.lanes l WHERE l.queue = p_queue ORDER BY l.priority LOOP
     EXIT WHEN v_left <= 0;
-    CONTINUE WHEN NOT pg_try_advisory_xact_lock({{schema}}.lock_space(2), v_lane);
+    CONTINUE WHEN NOT {{schema}}.lock_lane_claim(v_lane, 100);
+    v_high := {{schema}}.lane_settled_upto(v_lane);
     v_cursor := {{schema}}.lane_cursor(v_lane);
     v_cslot := {{schema}}.current_claim_slot();
     RETURN QUERY
     WITH win AS (
       SELECT r.*, row_number() OVER (ORDER BY r.lane_seq) AS wn FROM (
         SELECT r0.* FROM {{schema}}.ready_entries r0
-        WHERE r0.lane_id = v_lane AND r0.lane_seq > v_cursor
+        WHERE r0.lane_id = v_lane AND r0.lane_seq > v_cursor AND r0.lane_seq <= v_high
           AND NOT EXISTS (SELECT 1 FROM {{schema}}.ready_tombstones t
                           WHERE t.ready_slot = r0.ready_slot AND t.id = r0.id AND t.lane_seq = r0.lane_seq)
         ORDER BY r0.lane_seq
@@ -362,9 +477,12 @@ CREATE FUNCTION {{schema}}.attempt_rows(p_ids bigint[], p_leases bigint[])
 RETURNS SETOF {{schema}}.ready_entries
 LANGUAGE sql STABLE AS $$
   WITH cand AS MATERIALIZED (
+    -- One index probe per attempt (OFFSET 0 keeps the planner from turning this into a scan of the ring,
+    -- which it prefers once the slot holds a long history).
     SELECT r.* FROM unnest(p_ids, p_leases) AS d(id, run_lease)
-    JOIN {{schema}}.ready_entries r ON r.id = d.id AND r.run_lease = d.run_lease - 1
-    WHERE r.id = ANY (p_ids)
+    CROSS JOIN LATERAL (
+      SELECT r0.* FROM {{schema}}.ready_entries r0 WHERE r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0
+    ) r
   ), cursors AS MATERIALIZED (
     -- One cursor read per lane, not per attempt.
     SELECT x.lane_id, {{schema}}.lane_cursor(x.lane_id) AS upto FROM (SELECT DISTINCT lane_id FROM cand) x
@@ -488,38 +606,60 @@ LANGUAGE sql AS $$
 $$;
 
 -- Completes open attempts: one closure per attempt, one completion_batches row per queue-ring slot, and the
--- live counters, in one statement. Returns the ids whose attempt was still open.
+-- live counters, in one call. Returns the ids whose attempt was still open. Written as steps over arrays so
+-- every step is linear in the batch (a join of two CTEs is planned as a nested loop: quadratic at 1,000s).
 CREATE FUNCTION {{schema}}.complete_attempts(p_ids bigint[], p_leases bigint[])
 RETURNS TABLE (id bigint)
-LANGUAGE sql AS $$
-  WITH target AS (
-    SELECT r.ready_slot, r.id, r.run_lease + 1 AS new_lease, r.queue, r.priority, r.unique_key, r.unique_states
-    FROM {{schema}}.attempt_rows(p_ids, p_leases) r
-  ), closed AS (
+LANGUAGE plpgsql
+-- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
+-- the statements themselves.
+SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+DECLARE
+  v_slots smallint[];
+  v_ids bigint[];
+  v_leases bigint[];
+  v_queues text[];
+  v_prios smallint[];
+  v_keys bytea[];
+  v_release boolean;
+  v_won bigint[];
+BEGIN
+  SELECT array_agg(r.ready_slot ORDER BY r.id), array_agg(r.id ORDER BY r.id), array_agg(r.run_lease + 1 ORDER BY r.id),
+    array_agg(r.queue ORDER BY r.id), array_agg(r.priority ORDER BY r.id),
+    array_agg(CASE WHEN r.unique_key IS NOT NULL AND NOT ('completed' = ANY (coalesce(r.unique_states, '{}'::text[])))
+                   THEN r.unique_key END ORDER BY r.id),
+    bool_or(r.unique_key IS NOT NULL AND NOT ('completed' = ANY (coalesce(r.unique_states, '{}'::text[]))))
+  INTO v_slots, v_ids, v_leases, v_queues, v_prios, v_keys, v_release
+  FROM {{schema}}.attempt_rows(p_ids, p_leases) r;
+  IF v_ids IS NULL THEN RETURN; END IF;
+  WITH closed AS (
     INSERT INTO {{schema}}.closures AS c (ready_slot, id, run_lease, outcome, closed_at)
-    SELECT t.ready_slot, t.id, t.new_lease, 'completed', now() FROM target t ORDER BY t.id
+    SELECT t.s, t.i, t.l, 'completed', now() FROM unnest(v_slots, v_ids, v_leases) AS t(s, i, l)
     ON CONFLICT DO NOTHING
-    RETURNING c.ready_slot, c.id, c.run_lease
-  ), winners AS (
-    SELECT t.* FROM target t JOIN closed c ON c.id = t.id AND c.run_lease = t.new_lease
-  ), batch AS (
-    INSERT INTO {{schema}}.completion_batches (ready_slot, seq, ids, leases, completed_at)
-    SELECT w.ready_slot, nextval('{{schema}}.event_seq'), array_agg(w.id), array_agg(w.new_lease), now()
-    FROM winners w GROUP BY w.ready_slot
-    RETURNING 1
-  ), counted AS (
-    SELECT {{schema}}.count_terminal(array_agg(w.ready_slot), array_agg(w.queue), array_agg(w.priority),
-      array_agg('completed'::text), array_agg(1::bigint))
-    FROM winners w HAVING count(*) > 0
-  ), released AS (
-    DELETE FROM {{schema}}.unique_claims u USING winners w
-    WHERE w.unique_key IS NOT NULL AND u.unique_key = w.unique_key AND u.job_id = w.id
-      AND NOT ('completed' = ANY (coalesce(w.unique_states, '{}'::text[])))
-    RETURNING 1
+    RETURNING c.id
   )
-  SELECT w.id FROM winners w
-  WHERE (SELECT count(*) FROM counted) >= 0 AND (SELECT count(*) FROM batch) >= 0
-    AND (SELECT count(*) FROM released) >= 0
+  SELECT array_agg(closed.id) INTO v_won FROM closed;
+  IF v_won IS NULL THEN RETURN; END IF;
+  IF cardinality(v_won) < cardinality(v_ids) THEN
+    -- Some attempts were closed by someone else first (rare): keep only the winners.
+    SELECT array_agg(t.s ORDER BY t.i), array_agg(t.i ORDER BY t.i), array_agg(t.l ORDER BY t.i),
+      array_agg(t.q ORDER BY t.i), array_agg(t.p ORDER BY t.i), array_agg(t.k ORDER BY t.i)
+    INTO v_slots, v_ids, v_leases, v_queues, v_prios, v_keys
+    FROM unnest(v_slots, v_ids, v_leases, v_queues, v_prios, v_keys) AS t(s, i, l, q, p, k)
+    WHERE t.i = ANY (v_won);
+  END IF;
+  INSERT INTO {{schema}}.completion_batches (ready_slot, seq, ids, leases, completed_at)
+  SELECT t.s, nextval('{{schema}}.event_seq'), array_agg(t.i), array_agg(t.l), now()
+  FROM unnest(v_slots, v_ids, v_leases) AS t(s, i, l) GROUP BY t.s;
+  PERFORM {{schema}}.count_terminal(v_slots, v_queues, v_prios, array_fill('completed'::text, ARRAY[cardinality(v_ids)]),
+    array_fill(1::bigint, ARRAY[cardinality(v_ids)]));
+  IF v_release THEN
+    DELETE FROM {{schema}}.unique_claims u USING unnest(v_keys, v_ids) AS t(k, i)
+    WHERE t.k IS NOT NULL AND u.unique_key = t.k AND u.job_id = t.i;
+  END IF;
+  RETURN QUERY SELECT t.i FROM unnest(v_ids) AS t(i);
+END
 $$;
 
 -- The advisory key of one attempt (namespace 3): rescue holds it from its decision to its write, and a

@@ -208,6 +208,8 @@ export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}):
       Math.max(0, Math.round(request.failedMs)),
       lockTimeoutMs,
     ])
+    // The COPY inbox keeps the rows of past COPYs (already enqueued) until here.
+    await db.query("prune COPY inbox", rings.pruneCopyInbox, [lockTimeoutMs])
     const report = (row?.report ?? {}) as Record<string, unknown>
     return {
       queueRotated: report.queue_rotated === true,
@@ -277,8 +279,8 @@ export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}):
 
     copyInsert: async (db, rows) => {
       if (rows.length === 0) return 0
-      // The inbox's trigger routes every row and stores none, so COPY itself reports 0: every row sent was
-      // enqueued once the COPY succeeded (the bulk path takes no unique keys, so none is skipped).
+      // The inbox's statement trigger enqueues every row the COPY wrote, or the COPY fails: every row sent was
+      // enqueued once it succeeded (the bulk path takes no unique keys, so none is skipped).
       await db.copyFrom("copy jobs", jobs.copySql, copyChunks(rows))
       return rows.length
     },

@@ -1,5 +1,5 @@
-// Queue-storage engine under concurrency: producers on one lane (some rolling back) never make a claimer skip
-// or double-claim a job, and a completion racing a rescue of the same attempt ends exactly one way.
+// Queue-storage engine under concurrency: producers on one lane (some rolling back, some still open) never make
+// a claimer skip or double-claim a job, and a completion racing a rescue of the same attempt ends exactly one way.
 import { describe, expect, it } from "vitest"
 import type { AttemptRef, InsertRow } from "../src/Engine.js"
 import { type Executor, toExecutor, withTransaction } from "../src/PgExecutor.js"
@@ -105,6 +105,39 @@ describe("queue storage under concurrency", () => {
       running: 0,
       completed: committed.size,
     })
+  })
+
+  it("claims no job of a lane past a producer still in flight on it, and every job once it ends", async () => {
+    const x = toExecutor(db.pool)
+    for (const outcome of ["COMMIT", "ROLLBACK"] as const) {
+      const queue = `flight-${outcome.toLowerCase()}`
+      // The lane exists already (a producer creating a lane holds its new row until it commits).
+      await engine.insertMany(x, [row(0, queue)])
+      const [first] = await engine.claim(x, { queue, limit: 1, defaultTimeoutMs: 60_000 })
+      await engine.complete(x, [{ id: first!.id, runLease: first!.runLease }])
+      const open = await db.pool.connect()
+      try {
+        await open.query("BEGIN")
+        const [early] = insertedIds(await engine.insertMany(toExecutor(open), [row(1, queue)]))
+        // A later producer on the same lane commits without waiting for the open one.
+        const late = insertedIds(await engine.insertMany(x, [row(2, queue), row(3, queue)]))
+        // Claiming the later jobs now would move the lane's cursor past the open producer's job.
+        expect(await engine.claim(x, { queue, limit: 10, defaultTimeoutMs: 60_000 })).toEqual([])
+        await open.query(outcome)
+        const jobs = await engine.claim(x, { queue, limit: 10, defaultTimeoutMs: 60_000 })
+        expect(jobs.map((j) => j.id)).toEqual(outcome === "COMMIT" ? [early!, ...late] : late)
+        expect(
+          (
+            await engine.complete(
+              x,
+              jobs.map((j) => ({ id: j.id, runLease: j.runLease })),
+            )
+          ).stale,
+        ).toEqual([])
+      } finally {
+        open.release()
+      }
+    }
   })
 
   it("ends a completion racing a rescue of the same attempt exactly one way", async () => {

@@ -25,7 +25,10 @@ export const jobStatements = ({ s, statement }: SchemaSql) => ({
        $7::bigint[], $8::integer[], $9::text[], $10::text[], $11::text[], $12::text[]) e`,
   ),
 
-  /** The COPY target of the bulk insert path (text format, columns in this order); rows are routed by trigger. */
+  /**
+   * The COPY target of the bulk insert path (text format, columns in this order); a statement trigger enqueues
+   * the rows at the end of the COPY.
+   */
   copySql: `COPY ${s}.copy_inbox (kind, queue, args, priority, max_attempts, run_at, attempt_timeout_ms, tags,
     metadata) FROM STDIN`,
 

@@ -12,6 +12,13 @@ export const ringStatements = ({ s, statement }: SchemaSql) => ({
     `SELECT ${s}.maintain_rings($1::bigint, $2::bigint, $3::bigint, $4::integer) AS report`,
     { prepared: false },
   ),
+  /**
+   * Empties the COPY inbox (rows every COPY already enqueued) unless a COPY holds it longer than $1 ms;
+   * returns whether it did.
+   */
+  pruneCopyInbox: statement("prune_copy_inbox", `SELECT ${s}.prune_copy_inbox($1::integer) AS pruned`, {
+    prepared: false,
+  }),
   /** Purges up to $2 failed or cancelled jobs finalized more than $1 ms ago; returns how many. */
   purgeFinished: statement("purge_finished", `SELECT ${s}.purge_finished($1::bigint, $2::integer) AS purged`),
 })
