@@ -414,6 +414,15 @@ DECLARE
   v_now timestamptz := now();
   v_cslot smallint;
 BEGIN
+  -- Each lane is read after its claim lock in a fresh snapshot; a transaction-wide snapshot would not see
+  -- claims committed since it began, and could hand the same job out twice.
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'awa: a queue-storage claim cannot run in a % transaction',
+      upper(current_setting('transaction_isolation'))
+      USING ERRCODE = '25000',
+        DETAIL = 'A claim reads each lane in a fresh snapshot after taking its lock; under a transaction-wide snapshot it could miss claims committed meanwhile and hand a job out twice.',
+        HINT = 'Claim in its own transaction, or in a READ COMMITTED one (the default).';
+  END IF;
   IF p_limit <= 0 OR EXISTS (SELECT 1 FROM {{schema}}.queue_settings q WHERE q.name = p_queue AND q.paused) THEN
     RETURN;
   END IF;

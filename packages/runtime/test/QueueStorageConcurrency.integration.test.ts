@@ -1,6 +1,7 @@
 // Queue-storage engine under concurrency: producers on one lane (some rolling back, some still open) never make
 // a claimer skip or double-claim a job, and a completion racing a rescue of the same attempt ends exactly one way.
 import { describe, expect, it } from "vitest"
+import { DatabaseError } from "../src/DatabaseError.js"
 import type { AttemptRef, InsertRow } from "../src/Engine.js"
 import { type Executor, toExecutor, withTransaction } from "../src/PgExecutor.js"
 import { makeQueueStorageEngine } from "../src/QueueStorageEngine.js"
@@ -138,6 +139,32 @@ describe("queue storage under concurrency", () => {
         open.release()
       }
     }
+  })
+
+  it("refuses to claim inside a REPEATABLE READ or SERIALIZABLE transaction, and hands nothing out", async () => {
+    const x = toExecutor(db.pool)
+    const [id] = insertedIds(await engine.insertMany(x, [row(1, "isolation")]))
+    for (const level of ["REPEATABLE READ", "SERIALIZABLE"]) {
+      const client = await db.pool.connect()
+      try {
+        await client.query(`BEGIN ISOLATION LEVEL ${level}`)
+        const refused = await engine
+          .claim(toExecutor(client), { queue: "isolation", limit: 1, defaultTimeoutMs: 60_000 })
+          .then(
+            () => undefined,
+            (error: unknown) => error as DatabaseError,
+          )
+        expect(refused).toBeInstanceOf(DatabaseError)
+        expect(refused?.sqlState).toBe("25000")
+        expect(refused?.message).toContain(`cannot run in a ${level} transaction`)
+      } finally {
+        await client.query("ROLLBACK")
+        client.release()
+      }
+    }
+    // In READ COMMITTED (its own transaction) the job is there to claim, once.
+    const jobs = await engine.claim(x, { queue: "isolation", limit: 5, defaultTimeoutMs: 60_000 })
+    expect(jobs.map((j) => j.id)).toEqual([id])
   })
 
   it("ends a completion racing a rescue of the same attempt exactly one way", async () => {
