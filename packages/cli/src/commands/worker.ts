@@ -295,6 +295,17 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
         process.on("SIGTERM", onSignal)
       })
       const kinds = handlers.map((h) => h.definition.kind).join(", ")
+      // A worker with no engine named follows the database's storage state (and may just have activated
+      // queue storage on a fresh database): say which engine that is, and what the start did.
+      const activation = worker.freshActivation
+      const engine =
+        activation === undefined
+          ? engineLabel(selection)
+          : activation.state === "active"
+            ? `queue_storage${activation.queueStorageSchema === "awa" ? "" : ` (schema ${activation.queueStorageSchema})`}`
+            : activation.state === "mixed"
+              ? "mixed"
+              : "canonical"
       if (json) {
         print(
           JSON.stringify({
@@ -303,12 +314,15 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
             workerId: worker.id,
             queues: worker.queues,
             kinds: handlers.map((h) => h.definition.kind),
-            engine: engineLabel(selection),
+            engine,
+            ...(activation === undefined ? {} : { freshActivation: activation.outcome }),
           }),
         )
       } else {
+        if (activation?.outcome === "activated")
+          print(`awa worker: ${activation.reason} (fresh install; \`awa storage status\` shows it).`)
         print(
-          `awa worker ${worker.id} started: queues ${worker.queues.join(", ")}; kinds ${kinds}; engine ${engineLabel(selection)}. SIGINT or SIGTERM stops it gracefully.`,
+          `awa worker ${worker.id} started: queues ${worker.queues.join(", ")}; kinds ${kinds}; engine ${engine}${activation === undefined ? "" : " (follows the storage state)"}. SIGINT or SIGTERM stops it gracefully.`,
         )
       }
 
