@@ -129,7 +129,7 @@ export interface Producer {
 }
 
 /**
- * Options for `makeProducer`: the storage engine (`engine`, default `AWA_ENGINE`, else canonical), the
+ * Options for `makeProducer`: the storage engine (`engine`, default `AWA_ENGINE`, else the database's storage state), the
  * queue-storage schema (`queueStorageSchema`, default `AWA_QUEUE_STORAGE_SCHEMA`, else `awa`), the pooler
  * and the up-front schema check.
  */

@@ -5,7 +5,7 @@ import { type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
 import { databaseUrlFlag } from "../internal/CommonFlags.js"
 import { resolveDatabaseUrl, resolvePooler, withPool } from "../internal/Database.js"
-import { engineFlags, engineLabel, engineSelection } from "../internal/EngineFlags.js"
+import { engineFlags, engineLabel, engineSelection, followedEngineLabel } from "../internal/EngineFlags.js"
 import { durationFlag, noExtraArguments, positiveIntFlag, queueValue } from "../internal/FlagValues.js"
 import { loadTasksModule } from "../internal/TasksModule.js"
 import type { Output } from "../Output.js"
@@ -319,10 +319,8 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
           }),
         )
       } else {
-        if (activation?.outcome === "activated")
-          print(`awa worker: ${activation.reason} (fresh install; \`awa storage status\` shows it).`)
         print(
-          `awa worker ${worker.id} started: queues ${worker.queues.join(", ")}; kinds ${kinds}; engine ${engine}${activation === undefined ? "" : " (follows the storage state)"}. SIGINT or SIGTERM stops it gracefully.`,
+          `awa worker ${worker.id} started: queues ${worker.queues.join(", ")}; kinds ${kinds}; engine ${activation === undefined ? engine : followedEngineLabel(activation)}. SIGINT or SIGTERM stops it gracefully.`,
         )
       }
 

@@ -39,6 +39,8 @@ export const migratedDatabase = async (
         await migrate({ databaseUrl: url })
         if (fresh) return
         const pool = createPool(url, { max: 1, applicationName: "awa-cli-test" })
+        // The template's connections are terminated when it is cloned: a late notice of that is not an error.
+        pool.on("error", () => undefined)
         try {
           await keepCanonicalStorage(toExecutor(pool), { actor: "awa CLI test harness" })
         } finally {

@@ -42,6 +42,8 @@ export const applyFreshMigrations = async (url: string): Promise<void> => {
 export const applyMigrations = async (url: string): Promise<void> => {
   await applyFreshMigrations(url)
   const pool = new pg.Pool({ connectionString: url, max: 1 })
+  // The template's connections are terminated when it is cloned: a late notice of that is not an error here.
+  pool.on("error", () => undefined)
   try {
     await keepCanonicalStorage(toExecutor(pool), { actor: "awa runtime test harness" })
   } finally {
