@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { migrationSets } from "@awa/migrator"
 import pg from "pg"
 import { afterAll, describe, expect, it } from "vitest"
 import { ExitCode } from "../src/ExitCode.js"
@@ -42,11 +43,16 @@ describe("awa migrate", () => {
     const lines = first.stdout.split("\n")
     const header = lines.findIndex((l) => l.startsWith("database  set/instance"))
     const column = lines[header]?.indexOf("migration") ?? -1
-    const rows = lines.slice(header + 1, header + 5)
-    expect(rows.map((r) => r.slice(column).split(" ")[0])).toEqual([
+    // Every canonical migration in version order, then the queue-storage set's.
+    const canonicalFiles = (migrationSets().get("canonical")?.migrations ?? []).map((m) => m.file)
+    expect(canonicalFiles.slice(0, 3)).toEqual([
       "0001_awa_core.sql",
       "0002_leader_lease.sql",
       "0003_storage_state.sql",
+    ])
+    const rows = lines.slice(header + 1, header + canonicalFiles.length + 2)
+    expect(rows.map((r) => r.slice(column).split(" ")[0])).toEqual([
+      ...canonicalFiles,
       "0001_queue_storage_substrate.sql",
     ])
     for (let i = 0; i < 2; i++) {
