@@ -243,6 +243,19 @@ try {
       `canonical state: the current admin reads ${JSON.stringify(seen)}, expected ${JSON.stringify(expectedJobs)}`,
     )
   }
+  // And they are canonical jobs: the state stayed canonical and the old client wrote to awa.jobs.
+  const canonicalCheck = new pg.Pool({ connectionString: canonicalUrl, max: 1 })
+  try {
+    const { rows } = await canonicalCheck.query(
+      "SELECT (SELECT storage_state FROM awa.runtime_state) AS state, (SELECT count(*)::int FROM awa.jobs) AS jobs",
+    )
+    if (rows[0].state !== "canonical" || rows[0].jobs === 0)
+      fail(
+        `canonical state: expected the old client's jobs in awa.jobs of a canonical database, got ${JSON.stringify(rows[0])}`,
+      )
+  } finally {
+    await canonicalCheck.end()
+  }
   const again = awa(["migrate", "--status", "--json"], canonicalUrl)
   if (again.status !== 0)
     fail(
