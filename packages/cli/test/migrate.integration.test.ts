@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { migrationSets } from "@awa/migrator"
+import { getMigrationSet } from "@awa/migrator/MigrationSet"
 import pg from "pg"
 import { afterAll, describe, expect, it } from "vitest"
 import { ExitCode } from "../src/ExitCode.js"
@@ -43,14 +43,15 @@ describe("awa migrate", () => {
     const lines = first.stdout.split("\n")
     const header = lines.findIndex((l) => l.startsWith("database  set/instance"))
     const column = lines[header]?.indexOf("migration") ?? -1
-    // Every canonical migration in version order, then the queue-storage set's.
-    const canonicalFiles = (migrationSets().get("canonical")?.migrations ?? []).map((m) => m.file)
-    expect(canonicalFiles.slice(0, 3)).toEqual([
+    // Canonical first (every file, in order), then the queue-storage set.
+    const canonicalFiles = getMigrationSet("canonical").migrations.map((m) => m.file)
+    expect(canonicalFiles.slice(0, 4)).toEqual([
       "0001_awa_core.sql",
       "0002_leader_lease.sql",
       "0003_storage_state.sql",
+      "0004_sql_producer.sql",
     ])
-    const rows = lines.slice(header + 1, header + canonicalFiles.length + 2)
+    const rows = lines.slice(header + 1, header + 2 + canonicalFiles.length)
     expect(rows.map((r) => r.slice(column).split(" ")[0])).toEqual([
       ...canonicalFiles,
       "0001_queue_storage_substrate.sql",

@@ -121,6 +121,24 @@ describe("awa storage status | prepare | enter-mixed | finalize | abort", () => 
     expect(await state()).toBe("active")
   })
 
+  it("refuses finalize while a live runtime can serve only the canonical engine", async () => {
+    const { pool, storage, state } = await migrated()
+    expect((await storage("prepare")).code).toBe(ExitCode.ok)
+    await registerQsRuntime(pool)
+    expect((await storage("enter-mixed")).code).toBe(ExitCode.ok)
+    await registerQsRuntime(pool, "old-one", ["canonical"])
+    const r = await storage("finalize")
+    expect(r.code).toBe(ExitCode.unsafe)
+    expect(r.stderr).toContain("refused by the canonical-only-runtime gate")
+    expect(r.stderr).toContain("old-one (host host-a, pid 4242, version 9.9.9)")
+    expect(r.stderr).toContain("Stop those runtimes or upgrade them")
+    expect(await state()).toBe("mixed")
+    // Once it stops (its row goes away at a clean stop), finalize passes.
+    await pool.query("DELETE FROM awa.runtime_instances WHERE id = 'old-one'")
+    expect((await storage("finalize")).code).toBe(ExitCode.ok)
+    expect(await state()).toBe("active")
+  })
+
   it("refuses abort after queue-storage writes; allows it before", async () => {
     const { pool, storage, state } = await migrated()
     expect((await storage("prepare")).code).toBe(ExitCode.ok)

@@ -229,21 +229,34 @@ export const renderSet = (
   params: Readonly<Record<string, string>>,
 ): ReadonlyArray<RenderedMigration> => set.migrations.map((m) => renderMigration(set, m, params))
 
-/**
- * Names of the tables a set creates in its schema (`awa`, or the `{{schema}}` it is rendered for), read
- * from its SQL.
- */
-export const tablesCreatedBy = (setName: MigrationSetName): ReadonlyArray<string> => {
+// Names of the relations of one kind (`TABLE` or `VIEW`) a set's SQL creates in `awa` or `{{schema}}`.
+const relationsCreatedBy = (setName: MigrationSetName, kind: "TABLE" | "VIEW"): ReadonlyArray<string> => {
   const names = new Set<string>()
+  const pattern = new RegExp(
+    `CREATE\\s+(?:OR\\s+REPLACE\\s+)?(?:UNLOGGED\\s+)?${kind}\\s+(?:IF\\s+NOT\\s+EXISTS\\s+)?(?:awa|\\{\\{schema\\}\\})\\.("?)([a-z_0-9]+)\\1`,
+    "gi",
+  )
   for (const m of getMigrationSet(setName).migrations) {
-    for (const match of m.source.matchAll(
-      /CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:awa|\{\{schema\}\})\.("?)([a-z_0-9]+)\1/gi,
-    )) {
+    for (const match of m.source.matchAll(pattern)) {
       if (match[2]) names.add(match[2])
     }
   }
   return [...names]
 }
+
+/**
+ * Names of the tables a set creates in its schema (`awa`, or the `{{schema}}` it is rendered for), read
+ * from its SQL.
+ */
+export const tablesCreatedBy = (setName: MigrationSetName): ReadonlyArray<string> =>
+  relationsCreatedBy(setName, "TABLE")
+
+/**
+ * Names of the views a set creates in its schema (`awa`, or the `{{schema}}` it is rendered for), read
+ * from its SQL (for example `jobs_all` of the queue-storage set).
+ */
+export const viewsCreatedBy = (setName: MigrationSetName): ReadonlyArray<string> =>
+  relationsCreatedBy(setName, "VIEW")
 
 /** Table names created in schema `awa` by the canonical set, read from its SQL. */
 export const canonicalTableNames = (): ReadonlyArray<string> => tablesCreatedBy("canonical")

@@ -27,6 +27,7 @@ import {
   selectSets,
   tablesCreatedBy,
   validateSchemaName,
+  viewsCreatedBy,
 } from "./MigrationSet.js"
 import { Topology } from "./Topology.js"
 
@@ -480,7 +481,7 @@ export class Migrator extends Context.Service<
         }
         const foreign = yield* db.query<{ name: string }>(ledger.relationsNotNamedIn, [
           schema,
-          tablesCreatedBy("queue-storage"),
+          [...tablesCreatedBy("queue-storage"), ...viewsCreatedBy("queue-storage")],
         ])
         if (foreign.length > 0) {
           return yield* refuse(

@@ -14,7 +14,7 @@ import { Data } from "effect"
 import { canonicalEngine } from "./CanonicalEngine.js"
 import type { Engine, EngineName } from "./Engine.js"
 import { readStorageStateOnly } from "./internal/sql/storageState.js"
-import { makeMixedEngine } from "./MixedEngine.js"
+import { insertHonouringCanonicalKeys, makeMixedEngine } from "./MixedEngine.js"
 import { type Executor, executorTarget } from "./PgExecutor.js"
 import { makeQueueStorageEngine } from "./QueueStorageEngine.js"
 
@@ -223,6 +223,17 @@ export const stateResolver = (options: { readonly cacheMs?: number } = {}): Engi
   const generations = new WeakMap<object, number>()
   const queueStorageEngines = new Map<string, Engine>()
   const mixedEngines = new Map<string, Engine>()
+  const activeEngines = new Map<string, Engine>()
+  // Queue storage as the active state serves it: canonical jobs kept after a move still hold their unique keys.
+  const active = (schema: string): Engine => {
+    let engine = activeEngines.get(schema)
+    if (engine === undefined) {
+      const inner = qs(schema)
+      engine = { ...inner, insertMany: insertHonouringCanonicalKeys(inner, schema) }
+      activeEngines.set(schema, engine)
+    }
+    return engine
+  }
   const qs = (schema: string): Engine => {
     let engine = queueStorageEngines.get(schema)
     if (engine === undefined) {
@@ -234,7 +245,7 @@ export const stateResolver = (options: { readonly cacheMs?: number } = {}): Engi
   const mixed = (schema: string): Engine => {
     let engine = mixedEngines.get(schema)
     if (engine === undefined) {
-      engine = makeMixedEngine(canonicalEngine, qs(schema))
+      engine = makeMixedEngine(canonicalEngine, qs(schema), schema)
       mixedEngines.set(schema, engine)
     }
     return engine
@@ -246,7 +257,7 @@ export const stateResolver = (options: { readonly cacheMs?: number } = {}): Engi
       case "mixed":
         return mixed(schema)
       case "active":
-        return qs(schema)
+        return active(schema)
       default:
         return canonicalEngine
     }

@@ -3,12 +3,21 @@
  * new jobs go to queue storage; claims take canonical work first (so the canonical backlog drains), then
  * queue storage; every attempt write goes to the engine that holds the attempt's job (job ids are shared
  * between the engines, so an id names one job in one of them); admin reads cover both.
+ *
+ * A canonical job that waits again continues in queue storage under the same id (the continuation): a
+ * retried or snoozed canonical attempt (a worker's outcome or a maintenance rescue), an admin `retryJob` of a
+ * canonical job and a `retryDlq` of a canonical DLQ entry move the job out of `awa.jobs` / `awa.dlq` into
+ * queue storage's deferred or ready rows, unique key included, in one transaction; and maintenance moves
+ * waiting (scheduled, retryable) canonical jobs over with each promotion. So the canonical backlog only
+ * shrinks: what is left is available or running canonical work, which workers drain in place.
  */
+import { UniqueKeyHeld } from "@awa/model/JobErrors"
 import type { JobState } from "@awa/model/JobState"
 import type {
   AttemptRef,
   AttemptWriteResult,
   ClaimedJob,
+  DlqFilter,
   Engine,
   FailResult,
   InsertResult,
@@ -17,9 +26,14 @@ import type {
   PageOf,
   QueueSettings,
   QueueStats,
+  RetryInput,
+  SnoozeInput,
 } from "./Engine.js"
+import { errorRecordJson, isUniqueViolation, partition, type Row, splitRefs } from "./internal/engineRows.js"
+import { adoptionStatements } from "./internal/sql/queueStorage/adoption.js"
+import { schemaSql } from "./internal/sql/queueStorage/schemaStatement.js"
 import { canonicalIds, canonicalUniqueHolders } from "./internal/sql/storageState.js"
-import type { Executor } from "./PgExecutor.js"
+import { type Executor, executorTarget, type PgPool, toExecutor, withTransaction } from "./PgExecutor.js"
 
 const emptyWrite: AttemptWriteResult = { applied: [], stale: [] }
 
@@ -96,8 +110,76 @@ const mergeQueues = (
   return [...byQueue.values()].sort((x, y) => (x.queue < y.queue ? -1 : x.queue > y.queue ? 1 : 0))
 }
 
-/** The engine of the mixed state over `canonical` and `queueStorage` (see the module comment). */
-export const makeMixedEngine = (canonical: Engine, queueStorage: Engine): Engine => {
+/**
+ * Queue storage's `insertMany` that also honours unique keys held by canonical jobs (`awa.jobs` rows in one of
+ * their unique states): such a row is a `UniqueConflict` naming the canonical holder, and the rest go to queue
+ * storage. The mixed engine inserts this way, and so does queue storage once active after a move, because
+ * canonical jobs kept as history (completed, by default a unique state) still hold their keys. Rows without a
+ * unique key cost nothing extra.
+ */
+export const insertHonouringCanonicalKeys =
+  (queueStorage: Engine, schema = "awa"): Engine["insertMany"] =>
+  async (db, rows) => {
+    const keys = [...new Set(rows.flatMap((r) => (r.uniqueKey === null ? [] : [r.uniqueKey])))].sort()
+    if (keys.length === 0) return queueStorage.insertMany(db, rows)
+    const adopt = adoptionStatements(schemaSql(schema))
+    // Lock the keys, then look at awa.jobs in a fresh snapshot, then enqueue, all in one transaction: a
+    // canonical insert of the same key (a producer that has not followed the move) waits for the lock and
+    // then meets the claim, so the two engines never both hand the key out.
+    const run = async (tx: Executor): Promise<ReadonlyArray<InsertResult>> => {
+      await tx.query("lock unique keys", adopt.lockUniqueKeys, [keys])
+      const held = await tx.query<{ unique_key: string; id: string; state: JobState }>(
+        "check unique keys held by canonical jobs",
+        canonicalUniqueHolders,
+        [keys],
+      )
+      if (held.length === 0) return queueStorage.insertMany(tx, rows)
+      const holders = new Map(held.map((h) => [h.unique_key, h]))
+      const free = rows.filter((r) => r.uniqueKey === null || !holders.has(r.uniqueKey))
+      const inserted = free.length === 0 ? [] : [...(await queueStorage.insertMany(tx, free))]
+      return rows.map((r): InsertResult => {
+        const holder = r.uniqueKey === null ? undefined : holders.get(r.uniqueKey)
+        if (holder === undefined) return inserted.shift() as InsertResult
+        return {
+          _tag: "UniqueConflict",
+          existingId: holder.id,
+          existingState: holder.state,
+          uniqueKey: holder.unique_key,
+        }
+      })
+    }
+    if (db.bound) return run(db)
+    // An unbound executor runs each statement on any pooled connection: take one for the transaction.
+    const target = executorTarget(db)
+    if (!("totalCount" in target && "idleCount" in target)) return run(db)
+    return withTransaction(target as PgPool, (client) => run(toExecutor(client)))
+  }
+
+/**
+ * The engine of the mixed state over `canonical` and `queueStorage`, whose schema is `schema` (default `awa`;
+ * the continuation writes there): see the module comment.
+ */
+export const makeMixedEngine = (canonical: Engine, queueStorage: Engine, schema = "awa"): Engine => {
+  const adopt = adoptionStatements(schemaSql(schema))
+  // Continues canonical attempts in queue storage (retry: consume, snooze: give the attempt back).
+  const continueAttempts = async (
+    db: Executor,
+    items: ReadonlyArray<{ readonly ref: AttemptRef; readonly delayMs: number }>,
+    errors: ReadonlyArray<string | null>,
+    consume: boolean,
+  ): Promise<AttemptWriteResult> => {
+    if (items.length === 0) return emptyWrite
+    const refs = items.map((i) => i.ref)
+    const { ids, leases } = splitRefs(refs)
+    const rows = await db.query(
+      consume
+        ? "continue retried canonical jobs in queue storage"
+        : "continue snoozed canonical jobs in queue storage",
+      adopt.attempts,
+      [ids, leases, items.map((i) => Math.max(0, Math.round(i.delayMs))), [...errors], consume],
+    )
+    return partition(refs, rows)
+  }
   // Splits items by the engine holding their job: one lookup of the ids in awa.jobs.
   const split = async <I>(
     db: Executor,
@@ -134,33 +216,12 @@ export const makeMixedEngine = (canonical: Engine, queueStorage: Engine): Engine
     const rows = await db.query<{ id: string }>("route job (mixed storage)", canonicalIds, [[id]])
     return rows.length > 0 ? canonical : queueStorage
   }
+  const failRouted = routed((e) => e.fail, byRef, mergeFails)
   return {
     name: "queue_storage",
     // Unique keys still held by canonical jobs are honoured: such a row is a UniqueConflict naming the
     // canonical holder, and the rest go to queue storage.
-    insertMany: async (db, rows) => {
-      const keys = [...new Set(rows.flatMap((r) => (r.uniqueKey === null ? [] : [r.uniqueKey])))]
-      if (keys.length === 0) return queueStorage.insertMany(db, rows)
-      const held = await db.query<{ unique_key: string; id: string; state: JobState }>(
-        "check unique keys held by canonical jobs (mixed storage)",
-        canonicalUniqueHolders,
-        [keys],
-      )
-      if (held.length === 0) return queueStorage.insertMany(db, rows)
-      const holders = new Map(held.map((h) => [h.unique_key, h]))
-      const free = rows.filter((r) => r.uniqueKey === null || !holders.has(r.uniqueKey))
-      const inserted = free.length === 0 ? [] : [...(await queueStorage.insertMany(db, free))]
-      return rows.map((r): InsertResult => {
-        const holder = r.uniqueKey === null ? undefined : holders.get(r.uniqueKey)
-        if (holder === undefined) return inserted.shift() as InsertResult
-        return {
-          _tag: "UniqueConflict",
-          existingId: holder.id,
-          existingState: holder.state,
-          uniqueKey: holder.unique_key,
-        }
-      })
-    },
+    insertMany: insertHonouringCanonicalKeys(queueStorage, schema),
     copyInsert: (db, rows) => queueStorage.copyInsert(db, rows),
     claim: async (db, request) => {
       const first: ReadonlyArray<ClaimedJob> = await canonical.claim(db, request)
@@ -169,14 +230,60 @@ export const makeMixedEngine = (canonical: Engine, queueStorage: Engine): Engine
       return [...first, ...rest]
     },
     complete: routed((e) => e.complete, self, mergeWrites),
-    retry: routed((e) => e.retry, byRef, mergeWrites),
-    snooze: routed((e) => e.snooze, byRef, mergeWrites),
+    retry: routed<RetryInput, AttemptWriteResult>(
+      (e) =>
+        e === canonical
+          ? (db, items) =>
+              continueAttempts(
+                db,
+                items,
+                items.map((i) => errorRecordJson(i.attempt, i.error)),
+                true,
+              )
+          : e.retry,
+      byRef,
+      mergeWrites,
+    ),
+    snooze: routed<SnoozeInput, AttemptWriteResult>(
+      (e) =>
+        e === canonical
+          ? (db, items) =>
+              continueAttempts(
+                db,
+                items,
+                items.map(() => null),
+                false,
+              )
+          : e.snooze,
+      byRef,
+      mergeWrites,
+    ),
     cancelAttempts: routed((e) => e.cancelAttempts, byRef, mergeWrites),
-    fail: routed((e) => e.fail, byRef, mergeFails),
+    // A queue-storage failure reads queue storage's DLQ setting: canonical settings made before the move are
+    // copied first (maintenance copies them too, every promotion).
+    fail: async (db, items) => {
+      if (items.length > 0)
+        await db.query("copy canonical queue settings to queue storage", adopt.queueSettings, [])
+      return failRouted(db, items)
+    },
     heartbeat: routed((e) => e.heartbeat, self, mergeWrites),
     release: routed((e) => e.release, self, mergeWrites),
-    promote: async (db, limit) =>
-      (await canonical.promote(db, limit)) + (await queueStorage.promote(db, limit)),
+    // Waiting canonical jobs move to queue storage first (those already due are readied there at once), so
+    // nothing far in the future keeps the canonical backlog from draining; rows another transaction holds
+    // stay behind and are promoted in place.
+    promote: async (db, limit) => {
+      await db.query("copy canonical queue settings to queue storage", adopt.queueSettings, [])
+      const [moved] = await db.query<{ moved: number }>(
+        "move waiting canonical jobs to queue storage",
+        adopt.waiting,
+        [limit],
+      )
+      return (
+        Number(moved?.moved ?? 0) +
+        (await canonical.promote(db, limit)) +
+        (await queueStorage.promote(db, limit))
+      )
+    },
     findRescuable: async (db, request) => [
       ...(await canonical.findRescuable(db, request)),
       ...(await queueStorage.findRescuable(db, request)),
@@ -193,7 +300,22 @@ export const makeMixedEngine = (canonical: Engine, queueStorage: Engine): Engine
         depth.set(queue, (depth.get(queue) ?? 0) + n)
       return depth
     },
-    retryJob: async (db, id) => (await holder(db, id)).retryJob(db, id),
+    // A canonical job retried by an operator continues in queue storage; one that cannot be retried (running,
+    // available) gets the canonical engine's refusal.
+    retryJob: async (db, id) => {
+      if ((await holder(db, id)) !== canonical) return queueStorage.retryJob(db, id)
+      let rows: Array<Row>
+      try {
+        rows = await db.query("retry canonical job in queue storage", adopt.retryJob, [id])
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new UniqueKeyHeld({ id, existingJobId: null })
+        throw error
+      }
+      if (rows[0]?.done !== true) return canonical.retryJob(db, id)
+      const job = await queueStorage.getJob(db, id)
+      if (job === null) throw new Error(`job ${id} moved to queue storage but cannot be read back`)
+      return job
+    },
     cancelJob: async (db, id, reason) => (await holder(db, id)).cancelJob(db, id, reason),
     cancelByUniqueKey: async (db, key, reason) =>
       (await canonical.cancelByUniqueKey(db, key, reason)) ??
@@ -209,12 +331,25 @@ export const makeMixedEngine = (canonical: Engine, queueStorage: Engine): Engine
     listQueues: async (db) => mergeQueues(await canonical.listQueues(db), await queueStorage.listQueues(db)),
     listDlq: (db, filter, page) => mergedPages(db, canonical.listDlq, queueStorage.listDlq, filter, page),
     getDlq: async (db, id) => (await canonical.getDlq(db, id)) ?? (await queueStorage.getDlq(db, id)),
-    retryDlq: async (db, target) =>
-      "id" in target && typeof target.id === "string"
-        ? (await canonical.getDlq(db, target.id)) !== null
-          ? canonical.retryDlq(db, target)
-          : queueStorage.retryDlq(db, target)
-        : [...(await canonical.retryDlq(db, target)), ...(await queueStorage.retryDlq(db, target))],
+    // Canonical DLQ entries retried while mixed continue in queue storage.
+    retryDlq: async (db, target) => {
+      const id = "id" in target && typeof target.id === "string" ? target.id : null
+      const filter: DlqFilter = "id" in target ? {} : target
+      if (id !== null && (await canonical.getDlq(db, id)) === null) return queueStorage.retryDlq(db, target)
+      let rows: Array<Row>
+      try {
+        rows = await db.query("retry canonical DLQ entries in queue storage", adopt.retryDlq, [
+          id,
+          filter.queue ?? null,
+          filter.kind ?? null,
+        ])
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new UniqueKeyHeld({ id: id ?? "(bulk)", existingJobId: null })
+        throw error
+      }
+      const moved = rows.map((row) => String(row.id))
+      return id !== null ? moved : [...moved, ...(await queueStorage.retryDlq(db, target))]
+    },
     purgeDlq: async (db, target) =>
       "id" in target && typeof target.id === "string"
         ? (await canonical.getDlq(db, target.id)) !== null

@@ -3,7 +3,6 @@
 // worker's claim, its completion flush and its LISTEN session. The process must never end (vitest fails a run
 // on an uncaught exception or an unhandled rejection), callers get typed rejections, and workers recover.
 import { defineJob } from "@awa/model/JobDefinition"
-import { onlyOnEngine } from "@awa/testing-src/vitest/EngineGuard.js"
 import { Effect, Schema } from "effect"
 import pg from "pg"
 import { describe, expect, it, onTestFinished } from "vitest"
@@ -14,6 +13,7 @@ import { PgExecutor, statement, withTransaction } from "../src/PgExecutor.js"
 import { job, makeProducer } from "../src/Producer.js"
 import { Worker } from "../src/Worker.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
+import { engineMechanics } from "./support/engineMechanics.js"
 import { recordEvents } from "./support/events.js"
 import { latch, waitFor } from "./support/wait.js"
 
@@ -175,15 +175,11 @@ describe("PgExecutor.transaction", () => {
 })
 
 describe("Producer", () => {
-  it("says an insert on a pool whose connection was lost may have committed", async (ctx) => {
-    onlyOnEngine(
-      ctx,
-      "canonical",
-      "holds a lock on the canonical awa.jobs table to catch the statement in flight",
-    )
+  it("says an insert on a pool whose connection was lost may have committed", async () => {
     const pool = namedPool("fault-insert")
     await producer.insert(pool, Noop, { n: 0 }) // the schema check passes before the lock
-    const release = await holdLock("LOCK TABLE awa.jobs IN SHARE MODE")
+    const { sql, params } = engineMechanics().blockInsert
+    const release = await holdLock(sql, params)
     const inserting = producer.insert(pool, Noop, { n: 1 }).catch((error: unknown) => error)
     await killWhenBlocked("fault-insert")
     const rejection = await inserting
@@ -195,12 +191,7 @@ describe("Producer", () => {
 })
 
 describe("Worker", () => {
-  it("survives its claim being killed and claims again", async (ctx) => {
-    onlyOnEngine(
-      ctx,
-      "canonical",
-      "holds a lock on the canonical awa.jobs table to catch the statement in flight",
-    )
+  it("survives its claim being killed and claims again", async () => {
     const pool = namedPool("fault-claim")
     const worker = await Worker.start({
       pool,
@@ -211,7 +202,8 @@ describe("Worker", () => {
     })
     onTestFinished(() => worker.stop({ timeout: 100 }))
     const log = recordEvents(worker)
-    const release = await holdLock("LOCK TABLE awa.jobs IN ACCESS EXCLUSIVE MODE")
+    const { sql, params } = engineMechanics().blockClaim
+    const release = await holdLock(sql, params)
     await killWhenBlocked("fault-claim")
     await release()
     const id = insertedId(await producer.insert(db.pool, Noop, { n: 1 }))
@@ -223,12 +215,7 @@ describe("Worker", () => {
     expect(worker.running).toBe(true)
   })
 
-  it("survives its completion flush being killed and writes the outcome again", async (ctx) => {
-    onlyOnEngine(
-      ctx,
-      "canonical",
-      "holds a lock on the canonical awa.jobs table to catch the statement in flight",
-    )
+  it("survives its completion flush being killed and writes the outcome again", async () => {
     const pool = namedPool("fault-flush")
     const started = latch<string>()
     const finish = latch()
@@ -249,8 +236,9 @@ describe("Worker", () => {
     const log = recordEvents(worker)
     const id = insertedId(await producer.insert(db.pool, Noop, { n: 1 }))
     expect(await started.promise).toBe(id)
-    // The completion's UPDATE waits on the row lock the test holds; the kill lands under it.
-    const release = await holdLock("SELECT id FROM awa.jobs WHERE id = $1 FOR UPDATE", [id])
+    // The completion's write waits on the lock the test holds; the kill lands under it.
+    const { sql, params } = engineMechanics().blockAttemptWrite(id)
+    const release = await holdLock(sql, params)
     finish.resolve()
     await killWhenBlocked("fault-flush")
     await release()

@@ -9,6 +9,7 @@ import { Maintenance, type MaintenanceOptions } from "../src/Maintenance.js"
 import { statement, toExecutor } from "../src/PgExecutor.js"
 import { makeProducer } from "../src/Producer.js"
 import { testEngine, useAwaDatabase } from "./support/awaDatabase.js"
+import { engineMechanics } from "./support/engineMechanics.js"
 import { recordEvents } from "./support/events.js"
 import { waitFor } from "./support/wait.js"
 
@@ -138,20 +139,20 @@ describe("Maintenance", () => {
     await waitFor("maintenance event", () => events.ofType("maintenance").some((e) => e.rescued === 1))
   })
 
-  it("does not rescue an attempt whose heartbeat lands while the rescue decides", async (ctx) => {
-    onlyOnEngine(ctx, "canonical", "stages the race by updating and locking the job's row in awa.jobs")
+  it("does not rescue an attempt whose heartbeat lands while the rescue decides", async () => {
+    const mechanics = engineMechanics()
     const db0 = toExecutor(db.pool)
     const id = insertedId(await producer.insert(db.pool, Task, {}))
-    await testEngine.claim(db0, { queue: "default", limit: 1, defaultTimeoutMs: 60_000 })
+    const [attempt] = await testEngine.claim(db0, { queue: "default", limit: 1, defaultTimeoutMs: 60_000 })
     const m = candidate("rescue-race", { heartbeatStaleAfter: "1 minute", rescueInterval: "1 hour" })
     await waitFor("leader", () => m.isLeader)
     await m.runNow() // after the leader's first pass, rescue runs only when asked
-    await db.pool.query("UPDATE awa.jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = $1", [id])
-    // A heartbeat in flight: it holds the row while the rescue runs, then commits a fresh time.
+    await mechanics.ageHeartbeat(db.pool, id, attempt!.runLease, 3_600_000)
+    // A heartbeat in flight: it holds the attempt while the rescue runs, then commits a fresh time.
     const heartbeat = await db.pool.connect()
     try {
       await heartbeat.query("BEGIN")
-      await heartbeat.query("UPDATE awa.jobs SET heartbeat_at = now() WHERE id = $1", [id])
+      await mechanics.heartbeatInFlight(heartbeat, id, attempt!.runLease)
       const report = m.runNow()
       await new Promise((resolve) => setTimeout(resolve, 50))
       await heartbeat.query("COMMIT")
@@ -161,7 +162,7 @@ describe("Maintenance", () => {
     }
     expect((await admin.getJob(db.pool, id)).state).toBe("running")
     // Once stale again, with nobody holding it, it is rescued.
-    await db.pool.query("UPDATE awa.jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = $1", [id])
+    await mechanics.ageHeartbeat(db.pool, id, attempt!.runLease, 3_600_000)
     expect((await m.runNow())?.rescued).toBe(1)
     expect((await admin.getJob(db.pool, id)).state).toBe("retryable")
   })

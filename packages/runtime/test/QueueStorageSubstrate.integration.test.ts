@@ -1,7 +1,7 @@
 // The queue-storage substrate as `awa migrate` leaves it: every table names its reclaim kind, a custom schema
 // gets the same objects, and a worker on it runs no DDL (it works as a role that may not create anything).
 import { prepareQueueStorageSchema } from "@awa/migrator/MigrateApi"
-import { tablesCreatedBy } from "@awa/migrator/MigrationSet"
+import { tablesCreatedBy, viewsCreatedBy } from "@awa/migrator/MigrationSet"
 import { defineJob } from "@awa/model/JobDefinition"
 import { runtimeGrants } from "@awa/model/SchemaErrors"
 import { Schema } from "effect"
@@ -40,11 +40,13 @@ describe("queue-storage substrate", () => {
       const missing = tables.filter((t) => t.comment === null || !reclaimKind.test(t.comment))
       expect(missing).toEqual([])
     }
-    // The custom schema holds nothing but the set's tables, and its ids come from the canonical sequence.
+    // The custom schema holds nothing but the set's tables and views, and its ids come from the canonical
+    // sequence.
+    expect(viewsCreatedBy("queue-storage")).toEqual(["jobs_all"])
     const extra = await db.pool.query(
       `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        WHERE n.nspname = 'tenant_q' AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT (c.relname = ANY ($1::text[]))`,
-      [expected],
+      [[...expected, ...viewsCreatedBy("queue-storage")]],
     )
     expect(extra.rows).toEqual([])
   })
