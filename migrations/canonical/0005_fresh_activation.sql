@@ -101,3 +101,20 @@ BEGIN
   RETURN awa.storage_set_state('canonical', NULL, p_actor);
 END
 $fn$;
+
+-- The SQL producer (awa.insert_job, awa.insert_jobs, 0004) is a producer too: its first insert on a fresh
+-- database activates queue storage before the state is read, exactly as the TypeScript producer's first write
+-- does, so `awa migrate`, then `SELECT awa.insert_job(...)` from psql, then a worker serves that job from
+-- queue storage. Otherwise unchanged: the state read under a KEY SHARE lock on the state row. The freshness
+-- check is one read of the state row (the CASE stops at the first history it finds).
+CREATE OR REPLACE FUNCTION awa.storage_state_for_insert(OUT storage_state text, OUT queue_storage_schema text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+#variable_conflict use_column
+BEGIN
+  IF awa.storage_fresh_blocker() IS NULL THEN
+    PERFORM awa.storage_activate_fresh('awa', 'awa.insert_job (fresh install)');
+  END IF;
+  SELECT s.storage_state, s.queue_storage_schema INTO storage_state, queue_storage_schema
+    FROM awa.runtime_state s FOR KEY SHARE;
+END
+$fn$;

@@ -107,6 +107,19 @@ describe("fresh activation", () => {
     await waitFor("the first job completed", completed(id))
   })
 
+  it("a SQL producer's first awa.insert_job on a fresh database lands in queue storage too", async () => {
+    const { rows } = await db.pool.query<{ id: string }>(
+      "SELECT (awa.insert_job('fresh.task', '{\"n\": 8}'::jsonb)).id::text AS id",
+    )
+    expect(await state()).toMatchObject({
+      storage_state: "active",
+      changed_by: "awa.insert_job (fresh install)",
+    })
+    expect(await canonicalRows()).toBe(0)
+    await startWorker()
+    await waitFor("the SQL-inserted job completed", completed(rows[0]!.id))
+  })
+
   it("a producer's first insert inside the caller's transaction activates with that transaction", async () => {
     const client = await db.pool.connect()
     try {
