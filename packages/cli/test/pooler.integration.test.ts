@@ -95,6 +95,9 @@ describe("awa behind PgBouncer in transaction mode", () => {
     const migrated = await awa(["migrate", "--pooler", "transaction", "--database-url", url])
     expect(migrated.code, migrated.stderr).toBe(ExitCode.ok)
     expect(migrated.stdout).toMatch(/canonical\/awa +0002_leader_lease.sql/)
+    // This test inspects the canonical tables: the database stays canonical (an operator's recorded choice),
+    // so the first producer and worker through the pooler do not activate queue storage on it.
+    await direct.query("SELECT awa.storage_keep_canonical('pooler test')")
 
     // Without the setting, named prepared statements collide on the shared server connections; the error
     // says what to set.

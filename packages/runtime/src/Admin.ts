@@ -118,7 +118,7 @@ export interface Admin {
 }
 
 /**
- * Options of `makeAdmin`: the storage engine (`engine`, default `AWA_ENGINE`, else canonical), the
+ * Options of `makeAdmin`: the storage engine (`engine`, default `AWA_ENGINE`, else the database's storage state), the
  * queue-storage schema (`queueStorageSchema`, default `AWA_QUEUE_STORAGE_SCHEMA`, else `awa`) and the pooler.
  */
 export interface AdminOptions extends EngineSelection {

@@ -21,7 +21,11 @@ import { makeQueueStorageEngine } from "./QueueStorageEngine.js"
 /** Every storage engine name, in the order messages list them. */
 export const engineNames: ReadonlyArray<EngineName> = ["canonical", "queue_storage"]
 
-/** The engine used when neither the `engine` option nor `AWA_ENGINE` names one: `canonical`. */
+/**
+ * The engine name a selection reports when neither the `engine` option nor `AWA_ENGINE` names one:
+ * `canonical`. Such a selection resolves to a resolver that follows the database's storage state, not to
+ * this engine (see {@link resolveEngine}).
+ */
 export const defaultEngineName: EngineName = "canonical"
 
 /** The queue-storage schema used when neither the option nor `AWA_QUEUE_STORAGE_SCHEMA` names one: `awa`. */
@@ -34,7 +38,10 @@ export type EngineChoice = EngineName | Engine
 export interface EngineSelection {
   /**
    * The storage engine: `"canonical"`, `"queue_storage"`, or an `Engine` used as is. Default: the engine
-   * `AWA_ENGINE` names, else `canonical`. An unknown name throws `InvalidEngineSelection`.
+   * `AWA_ENGINE` names, else the one the database's storage state names (a fresh database is activated for
+   * queue storage by the first worker or producer that starts; see `activateFreshStorage`). Naming an engine
+   * is for tests and benchmarks: it never activates anything, and a worker naming one the state contradicts
+   * is refused. An unknown name throws `InvalidEngineSelection`.
    */
   readonly engine?: EngineChoice
   /**

@@ -12,9 +12,10 @@ import {
   toDatabaseError,
 } from "./DatabaseError.js"
 import type { Engine, InsertResult, InsertRow, Job } from "./Engine.js"
-import { type EngineSelection, selectEngine } from "./EngineSelection.js"
+import { checkEngineSelection, type EngineSelection, resolveEngine, routedEngine } from "./EngineSelection.js"
 import { type Db, type Executor, executorsFor, executorTarget, PgExecutor } from "./PgExecutor.js"
 import { checkSchema } from "./SchemaCheck.js"
+import { activateOnFreshStart } from "./StorageState.js"
 import { uniqueKey } from "./UniqueKey.js"
 
 /** One job to insert: a definition, its args and options. Build with `job(...)`. */
@@ -128,7 +129,7 @@ export interface Producer {
 }
 
 /**
- * Options for `makeProducer`: the storage engine (`engine`, default `AWA_ENGINE`, else canonical), the
+ * Options for `makeProducer`: the storage engine (`engine`, default `AWA_ENGINE`, else the database's storage state), the
  * queue-storage schema (`queueStorageSchema`, default `AWA_QUEUE_STORAGE_SCHEMA`, else `awa`), the pooler
  * and the up-front schema check.
  */
@@ -164,9 +165,19 @@ const writeOnPool = async <A>(operation: string, executor: Executor, write: () =
 /**
  * Makes a producer. Cheap and connection-free: make one per process and share it. Throws
  * `InvalidEngineSelection` when the engine option or `AWA_ENGINE` names no engine.
+ *
+ * A producer that follows the database's state (no engine named) counts as a runtime starting: before its
+ * first write on each database it asks for fresh activation (`activateFreshStorage`), so on a brand-new
+ * database `awa migrate; enqueue; start a worker` lands the first job in queue storage, where the worker will
+ * serve it, instead of pinning the database to canonical for good with that one job. It costs one cheap
+ * query per database per producer (the row lock is taken only while the database still looks fresh). Inside
+ * the caller's transaction the activation commits or rolls back with that transaction; a producer with a
+ * named engine never activates anything.
  */
 export const makeProducer = (options?: ProducerOptions): Producer => {
-  const engine = selectEngine(options)
+  const resolver = resolveEngine(options)
+  const engine = routedEngine(resolver)
+  const queueStorageSchema = checkEngineSelection(options).queueStorageSchema
   // Every operation below turns its database into an executor through this, so the pooler mode applies.
   const toExecutor = executorsFor(checkPoolerOption(options?.pooler, "makeProducer option pooler"))
   // Schema checks per pg pool or client (an executor counts as the pool or client it runs on, so an Effect
@@ -186,10 +197,27 @@ export const makeProducer = (options?: ProducerOptions): Producer => {
     check.catch(() => checked.delete(key))
     return check
   }
+  // Fresh activation, per pg pool or client: asked before the first write until the database answers that
+  // it is not fresh (any answer but `activated`, which is asked once more: inside a caller's transaction
+  // that rolls back, the activation is undone too).
+  const started = new WeakMap<object, true>()
+  const start = async (executor: Executor): Promise<void> => {
+    if (resolver.fixed !== undefined) return
+    const key = executorTarget(executor)
+    if (started.has(key)) return
+    const result = await activateOnFreshStart(executor, {
+      schema: queueStorageSchema,
+      actor: "awa producer (fresh install)",
+    })
+    if (result.outcome === "activated") resolver.invalidate?.()
+    else started.set(key, true)
+  }
   const writer = async (db: Db): Promise<Executor> => {
     const check = ready(db)
     if (check !== undefined) await check
-    return toExecutor(db)
+    const executor = toExecutor(db)
+    await start(executor)
+    return executor
   }
   return {
     engine,

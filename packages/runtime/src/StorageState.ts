@@ -29,7 +29,7 @@ export const storageStates = ["canonical", "prepared", "mixed", "active"] as con
 export type StorageStateName = (typeof storageStates)[number]
 
 /** The transitions, by their CLI names. */
-export type StorageTransition = "prepare" | "enter-mixed" | "finalize" | "abort"
+export type StorageTransition = "prepare" | "enter-mixed" | "finalize" | "abort" | "keep-canonical"
 
 /** The gates a transition checks; `state` is the "wrong state for this transition" gate. */
 export type StorageGate =
@@ -235,6 +235,97 @@ export const abortStorage = (
   options: StorageTransitionOptions = {},
 ): Promise<StorageStateName> => run("abort", db, sql.abort, [actorOf(options)])
 
+/**
+ * Records that the database stays on the canonical engine (`canonical -> canonical`, announced like every
+ * transition): an operator's choice for a database nothing ran on yet, which fresh activation would otherwise
+ * move to queue storage at the first runtime start. `prepare` still moves it later. Refused (the `state`
+ * gate) unless the state is canonical. Throws `StorageGateRefused`.
+ */
+export const keepCanonicalStorage = (
+  db: Executor,
+  options: StorageTransitionOptions = {},
+): Promise<StorageStateName> => run("keep-canonical", db, sql.keepCanonical, [actorOf(options)])
+
+/**
+ * What {@link activateFreshStorage} did: `activated` (this call moved a fresh database to active queue
+ * storage), `not-fresh` (nothing changed: the database has a history, or another runtime activated it
+ * first) or `substrate-missing` (nothing changed: fresh, but the schema holds no queue-storage substrate).
+ */
+export interface FreshActivation {
+  /** What happened. */
+  readonly outcome: "activated" | "not-fresh" | "substrate-missing"
+  /** The storage state afterwards. */
+  readonly state: StorageStateName
+  /** The queue-storage schema the state names afterwards (`null` while canonical). */
+  readonly queueStorageSchema: string | null
+  /** The database's account: what was activated, what makes the database not fresh, or what to install. */
+  readonly reason: string
+}
+
+/**
+ * Fresh installs start on queue storage: activates queue storage in `schema` (default awa) when the
+ * database is fresh — state canonical and never set, no job ever enqueued (the job id sequence never used,
+ * no canonical or DLQ rows), no runtime ever registered — and the schema holds the substrate. The gate is
+ * checked by SQL (`awa.storage_activate_fresh`) under the state row lock in the same transaction as the move,
+ * so of concurrent first starts exactly one activates; the move is recorded and announced like every
+ * transition. Never refuses: it says what it did. `awa migrate` never calls it; runtimes that follow the
+ * database's state call it when they start (see `Worker.start` and `makeProducer`).
+ */
+export const activateFreshStorage = async (
+  db: Executor,
+  options: { readonly schema?: string; readonly actor?: string } = {},
+): Promise<FreshActivation> => {
+  const [row] = await db.query<{
+    outcome: FreshActivation["outcome"]
+    storage_state: StorageStateName
+    queue_storage_schema: string | null
+    reason: string
+  }>("fresh activation", sql.activateFresh, [options.schema ?? "awa", options.actor ?? null])
+  if (row === undefined) throw new Error("awa.runtime_state has no row: run `awa migrate`")
+  return {
+    outcome: row.outcome,
+    state: row.storage_state,
+    queueStorageSchema: row.queue_storage_schema,
+    reason: row.reason,
+  }
+}
+
+/**
+ * Fresh activation was skipped although the database is fresh, because the queue-storage substrate is
+ * missing: the database stays canonical for now (and, once a runtime registered, for good unless moved by
+ * hand). Reported as a warning, never thrown.
+ */
+export class FreshActivationSkipped extends Data.TaggedError("FreshActivationSkipped")<{
+  /** The schema that lacks the substrate. */
+  readonly schema: string
+  /** The database's account. */
+  readonly reason: string
+}> {
+  override get message(): string {
+    return (
+      `awa: this database is fresh, but queue storage was not activated: ${this.reason}. It stays on the ` +
+      "canonical engine; to move it later run `awa storage prepare`, `enter-mixed` and `finalize`."
+    )
+  }
+}
+
+/**
+ * What a runtime that follows the database's state does when it starts: {@link activateFreshStorage}, then
+ * a process warning (`AWA_FRESH_ACTIVATION_SKIPPED`, printed to stderr by Node unless the application
+ * handles warnings) when the database was fresh but its substrate is missing. Returns what happened.
+ */
+export const activateOnFreshStart = async (
+  db: Executor,
+  options: { readonly schema: string; readonly actor: string },
+): Promise<FreshActivation> => {
+  const result = await activateFreshStorage(db, options)
+  if (result.outcome === "substrate-missing") {
+    const skipped = new FreshActivationSkipped({ schema: options.schema, reason: result.reason })
+    process.emitWarning(skipped.message, { code: "AWA_FRESH_ACTIVATION_SKIPPED" })
+  }
+  return result
+}
+
 /** What a runtime tells the registry about itself. */
 export interface RuntimeRegistration {
   /** Unique per process. */
@@ -268,8 +359,9 @@ export const unregisterRuntime = async (db: Executor, id: string): Promise<void>
 /**
  * An engine named explicitly (the `engine` option or `AWA_ENGINE`) that contradicts the database's storage
  * state: the canonical engine while the state is `mixed` or `active`, whose canonical writes would be
- * stranded in the engine being retired. Naming an engine is for tests and benchmarks; leave it unset so
- * the process follows the state.
+ * stranded in the engine being retired; or queue storage while the state is `canonical` or `prepared` and
+ * the canonical engine holds jobs, where queue-storage work would be invisible to every process that follows
+ * the state. Naming an engine is for tests and benchmarks; leave it unset so the process follows the state.
  */
 export class EngineContradictsStorageState extends Data.TaggedError("EngineContradictsStorageState")<{
   /** The engine named. */
@@ -278,9 +370,13 @@ export class EngineContradictsStorageState extends Data.TaggedError("EngineContr
   readonly state: StorageStateName
 }> {
   override get message(): string {
+    const why =
+      this.engine === "canonical"
+        ? `so ${this.engine} work would be stranded`
+        : "and the canonical engine holds jobs, so queue-storage work would be invisible to every process that follows the state"
     return (
       `The engine ${this.engine} was named explicitly (engine option or AWA_ENGINE), but the database's storage ` +
-      `state is ${this.state}, so ${this.engine} work would be stranded. Unset the engine option and AWA_ENGINE ` +
+      `state is ${this.state}, ${why}. Unset the engine option and AWA_ENGINE ` +
       "so the process follows the database's state (`awa storage status` shows it)."
     )
   }
@@ -288,15 +384,23 @@ export class EngineContradictsStorageState extends Data.TaggedError("EngineContr
 
 /**
  * Refuses (with `EngineContradictsStorageState`) an explicitly named engine the storage state rules out:
- * `canonical` while the state is `mixed` or `active`.
+ * `canonical` while the state is `mixed` or `active`; `queue_storage` while the state is `canonical` or
+ * `prepared` and awa.jobs or awa.dlq hold rows (a canonical deployment in use). Queue storage named on a
+ * database with no canonical jobs is allowed: tests and benchmarks use it on fresh databases, and nothing
+ * there could be split across engines.
  */
 export const checkNamedEngine = async (db: Executor, engine: string): Promise<void> => {
-  if (engine !== "canonical") return
-  const [row] = await db.query<{ storage_state: StorageStateName }>(
+  const [row] = await db.query<{ storage_state: StorageStateName; canonical_holds_jobs: boolean }>(
     "check the named engine against the storage state",
-    sql.readStorageStateOnly,
+    sql.readNamedEngineCheck,
     [],
   )
   const state = row?.storage_state ?? "canonical"
-  if (state === "mixed" || state === "active") throw new EngineContradictsStorageState({ engine, state })
+  const contradicts =
+    engine === "canonical"
+      ? state === "mixed" || state === "active"
+      : engine === "queue_storage" &&
+        (state === "canonical" || state === "prepared") &&
+        row?.canonical_holds_jobs === true
+  if (contradicts) throw new EngineContradictsStorageState({ engine, state })
 }

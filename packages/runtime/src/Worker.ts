@@ -15,7 +15,13 @@ import { Duration, Effect, Option, Result, type Scope } from "effect"
 import { type Backoff, checkedBackoff, exponentialBackoff } from "./Backoff.js"
 import { ConnectionLost, type DatabaseError, toDatabaseError } from "./DatabaseError.js"
 import type { AttemptRef, ClaimedJob, Engine, ErrorInput } from "./Engine.js"
-import { type EngineResolver, type EngineSelection, resolveEngine, routedEngine } from "./EngineSelection.js"
+import {
+  checkEngineSelection,
+  type EngineResolver,
+  type EngineSelection,
+  resolveEngine,
+  routedEngine,
+} from "./EngineSelection.js"
 import { NotificationListener } from "./internal/NotificationListener.js"
 import { type FinishedAttempt, OutcomeBatcher, type PendingOutcome } from "./internal/OutcomeBatcher.js"
 import { type AbortReason, JobAbortedError, type JobContext, type JobHandler } from "./JobHandler.js"
@@ -23,7 +29,14 @@ import { isJobOutcome, type JobOutcome } from "./JobOutcome.js"
 import { Maintenance, type MaintenanceSettings } from "./Maintenance.js"
 import { type Db, type Executor, type PgPool, poolerOf, toExecutor } from "./PgExecutor.js"
 import { checkSchema } from "./SchemaCheck.js"
-import { checkNamedEngine, registerRuntime, runtimeVersion, unregisterRuntime } from "./StorageState.js"
+import {
+  activateOnFreshStart,
+  checkNamedEngine,
+  type FreshActivation,
+  registerRuntime,
+  runtimeVersion,
+  unregisterRuntime,
+} from "./StorageState.js"
 import { EventHub, type WorkerEvent, type WorkerEventListener } from "./WorkerEvent.js"
 
 /** What `Worker.scoped` fails with: the typed refusals of `Worker.start`, or a `DatabaseError` for anything else. */
@@ -371,6 +384,8 @@ export class Worker {
   readonly #db: Executor
   readonly #engine: Engine
   readonly #resolver: EngineResolver
+  readonly #queueStorageSchema: string
+  #freshActivation: FreshActivation | undefined
   readonly #events = new EventHub()
   readonly #handlers: ReadonlyMap<string, JobHandler>
   readonly #runners: ReadonlyMap<string, QueueRunner>
@@ -416,6 +431,7 @@ export class Worker {
         : { preparedStatements: options.preparedStatements },
     )
     this.#resolver = resolveEngine(options)
+    this.#queueStorageSchema = checkEngineSelection(options).queueStorageSchema
     this.#engine = routedEngine(this.#resolver)
     this.#backoff =
       options.backoff === undefined
@@ -594,8 +610,18 @@ export class Worker {
 
   async #start(options: WorkerOptions): Promise<void> {
     if (options.checkSchema ?? true) await checkSchema(this.#pool)
-    // A named engine is fixed; refuse it when the database's storage state rules it out.
+    // A named engine is fixed (tests and benchmarks): refuse it when the database's storage state rules it
+    // out, and never activate anything with it. A worker that follows the state is a first start on a fresh
+    // database possibly: activate queue storage then (before registering, which ends the database's
+    // freshness), and read the state again.
     if (this.#resolver.fixed !== undefined) await checkNamedEngine(this.#db, this.#resolver.fixed.name)
+    else {
+      this.#freshActivation = await activateOnFreshStart(this.#db, {
+        schema: this.#queueStorageSchema,
+        actor: `awa worker ${this.id} (fresh install)`,
+      })
+      if (this.#freshActivation.outcome === "activated") this.#resolver.invalidate?.()
+    }
     // The storage gates count live runtimes: announce this one before its first event (renewed below, well
     // within their window).
     await this.#register()
@@ -646,6 +672,16 @@ export class Worker {
     this.#registrationTimer = setInterval(() => void this.#register(), registrationIntervalMs)
     this.#registrationTimer.unref?.()
     for (const runner of this.#runners.values()) runner.loop = this.#runLoop(runner)
+  }
+
+  /**
+   * What this worker's start did about fresh activation: `undefined` for a worker with an explicitly named
+   * engine (which never activates anything), else the {@link FreshActivation} — `activated` when this start
+   * moved a fresh database to active queue storage, `not-fresh` when the database already has a history,
+   * `substrate-missing` when it was fresh but lacks the queue-storage substrate (a process warning says so).
+   */
+  get freshActivation(): FreshActivation | undefined {
+    return this.#freshActivation
   }
 
   /** Subscribes to lifecycle events (claimed, completed, retried, failed, ...); returns the unsubscribe function. */

@@ -26,6 +26,46 @@ describe("migratedTemplate", () => {
       `awa queue_storage qs:tenant_a pgmq ${fingerprint}`,
     )
     expect(migratedTemplate({ queueStorageSchema: "awa" }).key).toBe(`awa canonical pgmq ${fingerprint}`)
+    expect(migratedTemplate({ storageState: "fresh" }).key).toBe(`awa canonical pgmq fresh ${fingerprint}`)
+  })
+})
+
+const storageStateOf = async (url: string) =>
+  (
+    await queryOnce<{
+      storage_state: string
+      queue_storage_schema: string | null
+      changed_by: string | null
+    }>(url, "SELECT storage_state, queue_storage_schema, changed_by FROM awa.runtime_state")
+  )[0]
+
+describe("migratedTemplate's storage state", () => {
+  const canonical = useTestDatabases({ mode: "single", template: migratedTemplate({ withPgmq: false }) })
+  const queueStorage = useTestDatabases({
+    mode: "single",
+    template: migratedTemplate({ withPgmq: false, engine: "queue_storage", queueStorageSchema: "tenant_st" }),
+  })
+  const fresh = useTestDatabases({
+    mode: "single",
+    template: migratedTemplate({ withPgmq: false, storageState: "fresh" }),
+  })
+
+  it("matches the engine (canonical kept, queue storage active), or is left fresh as awa migrate leaves it", async () => {
+    expect(await storageStateOf(canonical.primaryUrl)).toEqual({
+      storage_state: "canonical",
+      queue_storage_schema: null,
+      changed_by: "awa test template (canonical)",
+    })
+    expect(await storageStateOf(queueStorage.primaryUrl)).toEqual({
+      storage_state: "active",
+      queue_storage_schema: "tenant_st",
+      changed_by: "awa test template (queue_storage)",
+    })
+    expect(await storageStateOf(fresh.primaryUrl)).toEqual({
+      storage_state: "canonical",
+      queue_storage_schema: null,
+      changed_by: null,
+    })
   })
 })
 

@@ -5,9 +5,10 @@ import { type JobState, jobStates } from "@awa/model/JobState"
 import { makeAdmin } from "@awa/runtime/Admin"
 import { exponentialBackoff } from "@awa/runtime/Backoff"
 import type { InsertResult, QueueStats } from "@awa/runtime/Engine"
-import { checkEngineSelection, defaultQueueStorageSchema } from "@awa/runtime/EngineSelection"
-import { createPool, type PgPool } from "@awa/runtime/PgExecutor"
+import { checkEngineSelection, defaultQueueStorageSchema, resolveEngine } from "@awa/runtime/EngineSelection"
+import { createPool, type PgPool, toExecutor } from "@awa/runtime/PgExecutor"
 import { makeProducer } from "@awa/runtime/Producer"
+import { activateOnFreshStart } from "@awa/runtime/StorageState"
 import { Worker } from "@awa/runtime/Worker"
 import { type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
@@ -30,7 +31,7 @@ import {
   syncJobs,
   webhookJobs,
 } from "../internal/DemoJobs.js"
-import { engineFlags, engineLabel, engineSelection } from "../internal/EngineFlags.js"
+import { engineFlags, engineLabel, engineSelection, followedEngineLabel } from "../internal/EngineFlags.js"
 import { noExtraArguments, positiveIntFlag } from "../internal/FlagValues.js"
 import { toJson } from "../internal/JobView.js"
 import { ProgressBar } from "../internal/ProgressBar.js"
@@ -179,7 +180,6 @@ export const runDemo = async (argv: ReadonlyArray<string>, output: Output): Prom
       const prepared = await prepareQueueStorageSchema({ databaseUrl: url, schema })
       info(`Queue-storage schema ${schema}: applied ${prepared.applied.length} migration(s).`)
     }
-    info(`Engine: ${engineLabel(selection)}.`)
 
     // A pool made for a pooler mode carries it to the producer, admin and workers below.
     const pooler = resolvePooler(f)
@@ -190,6 +190,16 @@ export const runDemo = async (argv: ReadonlyArray<string>, output: Output): Prom
     })
     pool.on("error", () => undefined)
     const db = pool
+    // With no engine named the demo follows the storage state, like any runtime. It starts as one before
+    // touching queues: on the fresh embedded database that activates queue storage, as every fresh install
+    // does; on an existing database it uses whatever the state says.
+    if (resolveEngine(selection).fixed === undefined) {
+      const activation = await activateOnFreshStart(toExecutor(db), {
+        schema,
+        actor: "awa demo (fresh install)",
+      })
+      info(`Engine: ${followedEngineLabel(activation)}.`)
+    } else info(`Engine: ${engineLabel(selection)}.`)
     const admin = makeAdmin(selection)
     const producer = makeProducer(selection)
     const earlier = tally(await admin.queueStats(db))

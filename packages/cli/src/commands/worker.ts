@@ -5,7 +5,7 @@ import { type FlagSpec, flagHelp, parseCommandLine } from "../CommandLine.js"
 import { ExitCode } from "../ExitCode.js"
 import { databaseUrlFlag } from "../internal/CommonFlags.js"
 import { resolveDatabaseUrl, resolvePooler, withPool } from "../internal/Database.js"
-import { engineFlags, engineLabel, engineSelection } from "../internal/EngineFlags.js"
+import { engineFlags, engineLabel, engineSelection, followedEngineLabel } from "../internal/EngineFlags.js"
 import { durationFlag, noExtraArguments, positiveIntFlag, queueValue } from "../internal/FlagValues.js"
 import { loadTasksModule } from "../internal/TasksModule.js"
 import type { Output } from "../Output.js"
@@ -295,6 +295,17 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
         process.on("SIGTERM", onSignal)
       })
       const kinds = handlers.map((h) => h.definition.kind).join(", ")
+      // A worker with no engine named follows the database's storage state (and may just have activated
+      // queue storage on a fresh database): say which engine that is, and what the start did.
+      const activation = worker.freshActivation
+      const engine =
+        activation === undefined
+          ? engineLabel(selection)
+          : activation.state === "active"
+            ? `queue_storage${activation.queueStorageSchema === "awa" ? "" : ` (schema ${activation.queueStorageSchema})`}`
+            : activation.state === "mixed"
+              ? "mixed"
+              : "canonical"
       if (json) {
         print(
           JSON.stringify({
@@ -303,12 +314,13 @@ export const runWorker = async (argv: ReadonlyArray<string>, output: Output): Pr
             workerId: worker.id,
             queues: worker.queues,
             kinds: handlers.map((h) => h.definition.kind),
-            engine: engineLabel(selection),
+            engine,
+            ...(activation === undefined ? {} : { freshActivation: activation.outcome }),
           }),
         )
       } else {
         print(
-          `awa worker ${worker.id} started: queues ${worker.queues.join(", ")}; kinds ${kinds}; engine ${engineLabel(selection)}. SIGINT or SIGTERM stops it gracefully.`,
+          `awa worker ${worker.id} started: queues ${worker.queues.join(", ")}; kinds ${kinds}; engine ${activation === undefined ? engine : followedEngineLabel(activation)}. SIGINT or SIGTERM stops it gracefully.`,
         )
       }
 

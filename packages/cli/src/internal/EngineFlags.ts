@@ -1,6 +1,6 @@
 // `--engine` and `--queue-storage-schema`: which storage engine the commands that touch jobs use, checked
 // before anything connects. Unset flags fall back to AWA_ENGINE / AWA_QUEUE_STORAGE_SCHEMA, then to the
-// runtime's defaults (canonical, schema awa), exactly as the runtime's own options do.
+// runtime's defaults (the database's storage state, schema awa), exactly as the runtime's own options do.
 import { type Admin, makeAdmin } from "@awa/runtime/Admin"
 import { DatabaseError } from "@awa/runtime/DatabaseError"
 import {
@@ -10,6 +10,7 @@ import {
   parseEngineName,
   parseQueueStorageSchema,
 } from "@awa/runtime/EngineSelection"
+import type { FreshActivation } from "@awa/runtime/StorageState"
 import { Data } from "effect"
 import type { FlagSpec, ParsedCommandLine } from "../CommandLine.js"
 
@@ -42,7 +43,8 @@ export const explainQueueStorageError = (selection: EngineSelection, error: unkn
 export const engineFlags: Readonly<Record<"engine" | "queue-storage-schema", FlagSpec>> = {
   engine: {
     type: "string",
-    description: "storage engine: canonical or queue_storage (default: $AWA_ENGINE, else canonical)",
+    description:
+      "storage engine: canonical or queue_storage (default: $AWA_ENGINE, else the database's storage state; for tests and benchmarks)",
   },
   "queue-storage-schema": {
     type: "string",
@@ -76,6 +78,23 @@ export const engineLabel = (selection: EngineSelection, env: NodeJS.ProcessEnv =
   return checked.engine === "queue_storage" && checked.queueStorageSchema !== defaultQueueStorageSchema
     ? `queue_storage (schema ${checked.queueStorageSchema})`
     : checked.engine
+}
+
+/**
+ * The engine a process that follows the storage state uses, as its start showed it (`queue_storage`, with
+ * a non-default schema named; `mixed`; `canonical`), followed by what the start did: a fresh database
+ * activated, or "follows the storage state".
+ */
+export const followedEngineLabel = (activation: FreshActivation): string => {
+  const engine =
+    activation.state === "active"
+      ? `queue_storage${activation.queueStorageSchema === defaultQueueStorageSchema ? "" : ` (schema ${activation.queueStorageSchema})`}`
+      : activation.state === "mixed"
+        ? "mixed"
+        : "canonical"
+  return activation.outcome === "activated"
+    ? `${engine} (a fresh database: activated at this start; follows the storage state)`
+    : `${engine} (follows the storage state)`
 }
 
 /**

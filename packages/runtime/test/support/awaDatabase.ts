@@ -9,6 +9,8 @@ import pg from "pg"
 import { afterEach, beforeEach } from "vitest"
 import type { Engine } from "../../src/Engine.js"
 import { selectEngine } from "../../src/EngineSelection.js"
+import { toExecutor } from "../../src/PgExecutor.js"
+import { keepCanonicalStorage } from "../../src/StorageState.js"
 
 /**
  * The engine under test (`AWA_TEST_ENGINE`, default canonical; queue storage in
@@ -21,18 +23,41 @@ export const testEngine: Engine = selectEngine(
   {},
 )
 
-/** Installs awa into the database at `url` exactly as `awa migrate` does (canonical and queue-storage sets). */
-export const applyMigrations = async (url: string): Promise<void> => {
+/**
+ * Installs awa into the database at `url` exactly as `awa migrate` does (canonical and queue-storage sets),
+ * which leaves a fresh database: the first worker or producer that follows the storage state would activate
+ * queue storage there.
+ */
+export const applyFreshMigrations = async (url: string): Promise<void> => {
   await migrate({ databaseUrl: url })
 }
 
+/**
+ * Installs awa as {@link applyFreshMigrations} does, then records that the database stays canonical
+ * (`keepCanonicalStorage`), as an existing canonical deployment would be: the suites here start workers and
+ * producers without naming an engine and inspect what the engine under test wrote (canonical by default; the
+ * other engines' passes name theirs with AWA_ENGINE), so fresh activation must not move their databases.
+ * Tests of fresh activation itself use `useAwaDatabase({ fresh: true })`.
+ */
+export const applyMigrations = async (url: string): Promise<void> => {
+  await applyFreshMigrations(url)
+  const pool = new pg.Pool({ connectionString: url, max: 1 })
+  // The template's connections are terminated when it is cloned: a late notice of that is not an error here.
+  pool.on("error", () => undefined)
+  try {
+    await keepCanonicalStorage(toExecutor(pool), { actor: "awa runtime test harness" })
+  } finally {
+    await pool.end()
+  }
+}
+
 // The template is re-made whenever any bundled migration changes.
-const templateKey = (): string => {
+const templateKey = (fresh: boolean): string => {
   const hash = createHash("sha256")
   for (const name of migrationSetNames) {
     for (const m of getMigrationSet(name).migrations) hash.update(`${name}/${m.file}:${m.sourceChecksum}\n`)
   }
-  return `awa-runtime-migrated-${hash.digest("hex").slice(0, 12)}`
+  return `awa-runtime-${fresh ? "fresh" : "migrated"}-${hash.digest("hex").slice(0, 12)}`
 }
 
 /** What each test gets: a pool on its own freshly migrated database, and the database's URL. */
@@ -43,11 +68,15 @@ export interface AwaTestDatabase {
   readonly url: string
 }
 
-/** Registers hooks giving each test in the file its own migrated database and a pool on it. */
-export const useAwaDatabase = (): AwaTestDatabase => {
+/**
+ * Registers hooks giving each test in the file its own migrated database and a pool on it: kept canonical
+ * ({@link applyMigrations}), or with `fresh: true` exactly as `awa migrate` leaves it ({@link applyFreshMigrations}).
+ */
+export const useAwaDatabase = (options: { readonly fresh?: boolean } = {}): AwaTestDatabase => {
+  const fresh = options.fresh ?? false
   const dbs = useTestDatabases({
     scope: "test",
-    template: { key: templateKey(), preparePrimary: applyMigrations },
+    template: { key: templateKey(fresh), preparePrimary: fresh ? applyFreshMigrations : applyMigrations },
   })
   let pool: pg.Pool | undefined
   beforeEach(() => {

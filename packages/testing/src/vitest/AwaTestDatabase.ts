@@ -53,6 +53,13 @@ export interface UseAwaDatabaseOptions {
   readonly scope?: "file" | "test"
   /** Also install the optional pgmq set, on the pgmq database in `split` mode (default true). */
   readonly withPgmq?: boolean
+  /**
+   * The storage state the database starts in: `"engine"` (default) makes producers and workers made without
+   * an engine option follow the engine under test (a canonical database recorded as staying canonical, or
+   * active queue storage); `"fresh"` leaves it as `awa migrate` does, so the first of them to start activates
+   * queue storage (see `migratedTemplate`).
+   */
+  readonly storageState?: "engine" | "fresh"
   /** Handlers registered for the bound `workOne`, `workOneInQueue` and `drain` (one per kind). */
   readonly handlers?: ReadonlyArray<JobHandler>
   /** Retry delays after errors for the bound helpers (default: the worker's default backoff). */
@@ -119,6 +126,7 @@ export const useAwaDatabase = (options: UseAwaDatabaseOptions = {}): AwaTestData
       engine: engine.name,
       ...(engine.name === "queue_storage" ? { queueStorageSchema } : {}),
       ...(options.withPgmq === undefined ? {} : { withPgmq: options.withPgmq }),
+      ...(options.storageState === undefined ? {} : { storageState: options.storageState }),
     }),
   })
   let pool: pg.Pool | undefined

@@ -43,6 +43,29 @@ export const finalize = statement(
 /** prepared or mixed -> canonical by actor $1. */
 export const abort = statement("storage_abort", `SELECT storage_state FROM awa.storage_abort($1)`)
 
+/**
+ * Activates queue storage in schema $1 when the database is fresh (actor $2); returns the outcome
+ * (`activated`, `not-fresh` or `substrate-missing`), the state after it, its schema and the reason.
+ */
+export const activateFresh = statement(
+  "storage_activate_fresh",
+  `SELECT f.outcome, f.storage_state, f.queue_storage_schema, f.reason FROM awa.storage_activate_fresh($1, $2) f`,
+)
+
+/** canonical -> canonical, recorded by actor $1: the database stays canonical (no fresh activation). */
+export const keepCanonical = statement(
+  "storage_keep_canonical",
+  `SELECT storage_state FROM awa.storage_keep_canonical(coalesce($1, current_user))`,
+)
+
+/** The state, its schema, and whether the canonical engine holds jobs (awa.jobs or awa.dlq rows). */
+export const readNamedEngineCheck = statement(
+  "storage_named_engine_check",
+  `SELECT s.storage_state, s.queue_storage_schema,
+     EXISTS (SELECT 1 FROM awa.jobs) OR EXISTS (SELECT 1 FROM awa.dlq) AS canonical_holds_jobs
+   FROM awa.runtime_state s`,
+)
+
 /** Registers or renews runtime $1 (host $2, pid $3, version $4, engines $5). */
 export const registerRuntime = statement(
   "runtime_register",
