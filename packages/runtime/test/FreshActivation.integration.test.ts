@@ -4,7 +4,7 @@ import { migrate } from "@awa/migrator/MigrateApi"
 import { defineJob } from "@awa/model/JobDefinition"
 import { Schema } from "effect"
 import pg from "pg"
-import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest"
+import { describe, expect, it, onTestFinished } from "vitest"
 import { makeAdmin } from "../src/Admin.js"
 import { handle } from "../src/JobHandler.js"
 import { toExecutor } from "../src/PgExecutor.js"
@@ -20,20 +20,13 @@ import {
 } from "../src/StorageState.js"
 import { Worker, type WorkerOptions } from "../src/Worker.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
+import { followStorageState } from "./support/followState.js"
 import { waitFor } from "./support/wait.js"
 
 const db = useAwaDatabase({ fresh: true })
 
 // These tests are about processes that name no engine: the engine passes' AWA_ENGINE must not apply.
-let savedEngine: string | undefined
-beforeEach(() => {
-  savedEngine = process.env.AWA_ENGINE
-  delete process.env.AWA_ENGINE
-})
-afterEach(() => {
-  if (savedEngine === undefined) delete process.env.AWA_ENGINE
-  else process.env.AWA_ENGINE = savedEngine
-})
+followStorageState()
 
 const Task = defineJob({ kind: "fresh.task", args: Schema.Struct({ n: Schema.Number }) })
 

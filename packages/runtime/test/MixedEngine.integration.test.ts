@@ -6,7 +6,7 @@ import { defineJob } from "@awa/model/JobDefinition"
 import { UniqueKeyHeld } from "@awa/model/JobErrors"
 import { checkNoJobLost, checkUniqueHolders, readJobPlaces } from "@awa/testing-src/StorageInvariants.js"
 import { Schema } from "effect"
-import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { canonicalEngine } from "../src/CanonicalEngine.js"
 import type { AttemptRef, ClaimedJob, Engine, InsertRow } from "../src/Engine.js"
 import { makeMixedEngine } from "../src/MixedEngine.js"
@@ -15,18 +15,11 @@ import { makeProducer } from "../src/Producer.js"
 import { makeQueueStorageEngine } from "../src/QueueStorageEngine.js"
 import { enterMixedStorage, finalizeStorage, prepareStorage, registerRuntime } from "../src/StorageState.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
+import { followStorageState } from "./support/followState.js"
 
 const db = useAwaDatabase()
 
-let savedEngine: string | undefined
-beforeEach(() => {
-  savedEngine = process.env.AWA_ENGINE
-  delete process.env.AWA_ENGINE
-})
-afterEach(() => {
-  if (savedEngine === undefined) delete process.env.AWA_ENGINE
-  else process.env.AWA_ENGINE = savedEngine
-})
+followStorageState()
 
 const Task = defineJob({ kind: "mixed.task", args: Schema.Struct({ n: Schema.Number }) })
 const canonicalProducer = makeProducer({ engine: "canonical" })

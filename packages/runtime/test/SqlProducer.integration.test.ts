@@ -7,7 +7,7 @@ import { prepareQueueStorageSchema } from "@awa/migrator/MigrateApi"
 import { defineJob } from "@awa/model/JobDefinition"
 import { Schema } from "effect"
 import pg from "pg"
-import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest"
+import { describe, expect, it, onTestFinished } from "vitest"
 import { exponentialBackoff } from "../src/Backoff.js"
 import { handle } from "../src/JobHandler.js"
 import { toExecutor } from "../src/PgExecutor.js"
@@ -15,20 +15,13 @@ import { makeProducer } from "../src/Producer.js"
 import { enterMixedStorage, finalizeStorage, prepareStorage } from "../src/StorageState.js"
 import { Worker } from "../src/Worker.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
+import { followStorageState } from "./support/followState.js"
 import { waitFor } from "./support/wait.js"
 
 const db = useAwaDatabase()
 
 // These tests follow the database's storage state, so no engine may be named in the environment.
-let savedEngine: string | undefined
-beforeEach(() => {
-  savedEngine = process.env.AWA_ENGINE
-  delete process.env.AWA_ENGINE
-})
-afterEach(() => {
-  if (savedEngine === undefined) delete process.env.AWA_ENGINE
-  else process.env.AWA_ENGINE = savedEngine
-})
+followStorageState()
 
 interface Psql {
   readonly code: number

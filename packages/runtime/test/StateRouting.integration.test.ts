@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises"
 import { defineJob } from "@awa/model/JobDefinition"
 import { Schema } from "effect"
-import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest"
+import { describe, expect, it, onTestFinished } from "vitest"
 import { makeAdmin } from "../src/Admin.js"
 import { exponentialBackoff } from "../src/Backoff.js"
 import { defaultStateCacheMs } from "../src/EngineSelection.js"
@@ -17,20 +17,13 @@ import {
 } from "../src/StorageState.js"
 import { Worker } from "../src/Worker.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
+import { followStorageState } from "./support/followState.js"
 import { latch, waitFor } from "./support/wait.js"
 
 const db = useAwaDatabase()
 
 // These tests exercise the default path (no engine named anywhere), which follows the database's state.
-let savedEngine: string | undefined
-beforeEach(() => {
-  savedEngine = process.env.AWA_ENGINE
-  delete process.env.AWA_ENGINE
-})
-afterEach(() => {
-  if (savedEngine === undefined) delete process.env.AWA_ENGINE
-  else process.env.AWA_ENGINE = savedEngine
-})
+followStorageState()
 
 const Task = defineJob({ kind: "routed.task", args: Schema.Struct({ n: Schema.Number }) })
 const Hold = defineJob({ kind: "routed.hold", args: Schema.Struct({}) })
