@@ -130,6 +130,8 @@ describe("awa job: bad input is refused with a usage error before anything reach
     [["job", "list", "--limit", "0"], "--limit must be a whole number from 1 to 10000"],
     [["job", "list", "--limit", "ten"], "--limit must be a whole number"],
     [["job", "list", "--cursor", "abc"], "--cursor must be the"],
+    [["job", "list", "--cursor", "c:"], "possibly after c: or q:"],
+    [["job", "list", "--cursor", "x:12"], "--cursor must be the"],
     [["job", "list", "--order", "asce"], 'Did you mean "asc"?'],
     [["job", "list", "--queue", "no spaces please"], "is not a queue name"],
     [["job", "list", "--kind", "bad kind!"], "is not a job kind"],

@@ -130,6 +130,9 @@ export interface AdminOptions extends EngineSelection {
 }
 
 const idPattern = /^[1-9][0-9]{0,18}$/
+// A page cursor: a job id, or, while two engines hold jobs (mixed, and canonical history once active), a job
+// id after the engine's prefix (c: canonical, q: queue storage), or q: alone for queue storage's first page.
+const cursorPattern = /^(?:[cq]:)?[1-9][0-9]{0,18}$|^q:$/
 const maxPageLimit = 10_000
 
 const shown = (value: unknown): string => {
@@ -168,8 +171,8 @@ const checkPage = (operation: string, page: Page | undefined): Page => {
   if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= maxPageLimit)) {
     throw invalid(operation, "limit", limit, `a whole number from 1 to ${maxPageLimit}`)
   }
-  if (cursor !== undefined && !idPattern.test(String(cursor))) {
-    throw invalid(operation, "cursor", cursor, "the nextCursor of a previous page (a job id)")
+  if (cursor !== undefined && !cursorPattern.test(String(cursor))) {
+    throw invalid(operation, "cursor", cursor, "the nextCursor of a previous page")
   }
   if (order !== undefined && order !== "asc" && order !== "desc") {
     throw invalid(operation, "order", order, '"asc" or "desc"')

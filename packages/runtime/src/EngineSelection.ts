@@ -224,12 +224,29 @@ export const stateResolver = (options: { readonly cacheMs?: number } = {}): Engi
   const queueStorageEngines = new Map<string, Engine>()
   const mixedEngines = new Map<string, Engine>()
   const activeEngines = new Map<string, Engine>()
-  // Queue storage as the active state serves it: canonical jobs kept after a move still hold their unique keys.
+  // Queue storage as the active state serves it. Canonical jobs kept as history after a move still hold their
+  // unique keys, and stay visible to admin: reads, DLQ operations, operator retries (which continue the job in
+  // queue storage, as while mixed), purges and retention cover them, so finalize hides nothing. The hot path
+  // (claims, attempt writes, queue stats and depth) is queue storage's alone: the canonical backlog is empty.
   const active = (schema: string): Engine => {
     let engine = activeEngines.get(schema)
     if (engine === undefined) {
       const inner = qs(schema)
-      engine = { ...inner, insertMany: insertHonouringCanonicalKeys(inner, schema) }
+      const both = mixed(schema)
+      engine = {
+        ...inner,
+        insertMany: insertHonouringCanonicalKeys(inner, schema),
+        getJob: both.getJob,
+        listJobs: both.listJobs,
+        retryJob: both.retryJob,
+        cancelJob: both.cancelJob,
+        listDlq: both.listDlq,
+        getDlq: both.getDlq,
+        retryDlq: both.retryDlq,
+        purgeDlq: both.purgeDlq,
+        purgeQueue: both.purgeQueue,
+        deleteRetained: both.deleteRetained,
+      }
       activeEngines.set(schema, engine)
     }
     return engine

@@ -7,6 +7,7 @@ import { UniqueKeyHeld } from "@awa/model/JobErrors"
 import { checkNoJobLost, checkUniqueHolders, readJobPlaces } from "@awa/testing-src/StorageInvariants.js"
 import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
+import { makeAdmin } from "../src/Admin.js"
 import { canonicalEngine } from "../src/CanonicalEngine.js"
 import type { AttemptRef, ClaimedJob, Engine, InsertRow } from "../src/Engine.js"
 import { makeMixedEngine } from "../src/MixedEngine.js"
@@ -264,5 +265,35 @@ describe("mixed engine continuation", () => {
     )
     expect(outcomes).toEqual(outcomes.map(() => 1))
     expect(await checkUniqueHolders(db.pool)).toEqual([])
+  })
+
+  it("after finalize, admin still reads, retries and purges the canonical jobs kept as history", async () => {
+    const x = toExecutor(db.pool)
+    const done = await insertCanonical(20)
+    await canonicalEngine.complete(x, [ref(await claimCanonical(x))])
+    const failed = await insertCanonical(21)
+    await canonicalEngine.fail(x, [{ ref: ref(await claimCanonical(x)), attempt: 1, error: boom }])
+    await canonicalEngine.setQueueDlq(x, "dead", true)
+    const dead = await insertCanonical(22, { queue: "dead" })
+    await canonicalEngine.fail(x, [{ ref: ref(await claimCanonical(x, "dead")), attempt: 1, error: boom }])
+    await goMixed(x)
+    expect(await finalizeStorage(x)).toBe("active")
+    const fresh = await makeProducer().insert(db.pool, Task, { n: 23 })
+    if (fresh._tag !== "Inserted") throw new Error("expected an insert")
+
+    // Admin follows the state (no engine named): the active engine's reads cover the canonical history too.
+    const admin = makeAdmin()
+    expect((await admin.getJob(db.pool, done)).state).toBe("completed")
+    const listed = await admin.listJobs(db.pool, {}, { limit: 2 })
+    const rest = await admin.listJobs(db.pool, {}, { limit: 10, cursor: listed.nextCursor! })
+    expect([...listed.items, ...rest.items].map((j) => j.id).sort()).toEqual([done, failed, fresh.id].sort())
+    expect((await admin.listDlq(db.pool)).items.map((e) => e.id)).toEqual([dead])
+
+    // An operator retry continues the canonical job in queue storage, as while mixed.
+    expect(await admin.retryJob(db.pool, failed)).toMatchObject({ id: failed, state: "available" })
+    expect(await inCanonical(failed)).toBe(false)
+    expect(await admin.retryDlq(db.pool, { id: dead })).toEqual([dead])
+    expect((await admin.getJob(db.pool, dead)).state).toBe("available")
+    expect((await admin.getJob(db.pool, fresh.id)).state).toBe("available")
   })
 })

@@ -41,13 +41,17 @@ export const positiveIntFlag = (
   return n
 }
 
-/** `--cursor`: the `next cursor` a previous page printed (a job id). */
+/**
+ * `--cursor`: the `next cursor` a previous page printed: a job id, or, while two engines hold jobs, a job id
+ * after the engine's prefix (`c:` or `q:`), or `q:` alone.
+ */
 export const cursorFlag = (value: unknown): string | undefined => {
   if (value === undefined) return undefined
   const text = String(value)
-  if (!isJobId(text)) {
+  const body = text.replace(/^[cq]:/, "")
+  if (!(text === "q:" || isJobId(body))) {
     throw new UsageError({
-      reason: `--cursor must be the "next cursor" a previous page printed (a job id from 1 to ${maxJobId}), got "${text}".`,
+      reason: `--cursor must be the "next cursor" a previous page printed (a job id from 1 to ${maxJobId}, possibly after c: or q:), got "${text}".`,
     })
   }
   return text
