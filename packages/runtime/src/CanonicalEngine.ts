@@ -1,5 +1,5 @@
 import { JobNotFound, JobStateConflict, UniqueKeyHeld } from "@awa/model/JobErrors"
-import { type JobState, jobStates } from "@awa/model/JobState"
+import type { JobState } from "@awa/model/JobState"
 import { DatabaseError } from "./DatabaseError.js"
 import type {
   AttemptRef,
@@ -10,7 +10,6 @@ import type {
   InsertRow,
   Job,
   PageOf,
-  QueueStats,
   RescueCandidate,
 } from "./Engine.js"
 import {
@@ -28,6 +27,7 @@ import {
   toJob,
   toNumber,
   toQueueSettings,
+  toQueueStats,
 } from "./internal/engineRows.js"
 import * as dlqSql from "./internal/sql/dlq.js"
 import * as jobsSql from "./internal/sql/jobs.js"
@@ -382,29 +382,7 @@ export const canonicalEngine: Engine = {
       db.query("count dead letters", dlqSql.countDlqByQueue, []),
       db.query("list queues", queuesSql.listQueueSettings, []),
     ])
-    const stats = new Map<
-      string,
-      { counts: Record<JobState, number>; deadLettered: number; paused: boolean; dlqEnabled: boolean }
-    >()
-    const entry = (queue: string) => {
-      let s = stats.get(queue)
-      if (s === undefined) {
-        const zero = Object.fromEntries(jobStates.map((state) => [state, 0])) as Record<JobState, number>
-        s = { counts: zero, deadLettered: 0, paused: false, dlqEnabled: false }
-        stats.set(queue, s)
-      }
-      return s
-    }
-    for (const row of counts) entry(row.queue as string).counts[row.state as JobState] = toNumber(row.count)
-    for (const row of dlq) entry(row.queue as string).deadLettered = toNumber(row.count)
-    for (const row of settings) {
-      const s = entry(row.name as string)
-      s.paused = row.paused as boolean
-      s.dlqEnabled = row.dlq_enabled as boolean
-    }
-    return [...stats.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([queue, s]): QueueStats => ({ queue, ...s }))
+    return toQueueStats(counts, dlq, settings)
   },
 
   availableDepth: async (db) => {

@@ -1,6 +1,6 @@
 import { validateIdentifier } from "@awa/model/Identifier"
 import { JobNotFound, JobStateConflict, UniqueKeyHeld } from "@awa/model/JobErrors"
-import { type JobState, jobStates } from "@awa/model/JobState"
+import type { JobState } from "@awa/model/JobState"
 import { DatabaseError } from "./DatabaseError.js"
 import type {
   AttemptRef,
@@ -11,7 +11,6 @@ import type {
   InsertResult,
   InsertRow,
   PageOf,
-  QueueStats,
   RescueCandidate,
 } from "./Engine.js"
 import {
@@ -29,6 +28,7 @@ import {
   toJob,
   toNumber,
   toQueueSettings,
+  toQueueStats,
 } from "./internal/engineRows.js"
 import { counterStatements } from "./internal/sql/queueStorage/counters.js"
 import { dlqStatements } from "./internal/sql/queueStorage/dlq.js"
@@ -449,35 +449,17 @@ export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}):
         db.query("count dead letters", dlq.countByQueue, []),
         db.query("list queues", queues.list, []),
       ])
-      const stats = new Map<
-        string,
-        { counts: Record<JobState, number>; deadLettered: number; paused: boolean; dlqEnabled: boolean }
-      >()
-      const entry = (queue: string) => {
-        let s = stats.get(queue)
-        if (s === undefined) {
-          const zero = Object.fromEntries(jobStates.map((state) => [state, 0])) as Record<JobState, number>
-          s = { counts: zero, deadLettered: 0, paused: false, dlqEnabled: false }
-          stats.set(queue, s)
-        }
-        return s
-      }
-      const add = (queue: string, state: JobState, count: number) => {
-        if (count !== 0) entry(queue).counts[state] += count
-      }
-      for (const row of available) add(row.queue as string, "available", toNumber(row.count))
-      for (const row of running) add(row.queue as string, "running", toNumber(row.count))
-      for (const row of deferred) add(row.queue as string, row.state as JobState, toNumber(row.count))
-      for (const row of terminal) add(row.queue as string, row.state as JobState, toNumber(row.count))
-      for (const row of dead) entry(row.queue as string).deadLettered = toNumber(row.count)
-      for (const row of settings) {
-        const s = entry(row.name as string)
-        s.paused = row.paused as boolean
-        s.dlqEnabled = row.dlq_enabled as boolean
-      }
-      return [...stats.entries()]
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([queue, s]): QueueStats => ({ queue, ...s }))
+      // Deferred rows and counter rows carry their own state; available and running rows get theirs here.
+      return toQueueStats(
+        [
+          ...available.map((row) => ({ ...row, state: "available" })),
+          ...running.map((row) => ({ ...row, state: "running" })),
+          ...deferred,
+          ...terminal,
+        ],
+        dead,
+        settings,
+      )
     },
 
     availableDepth: async (db) => {

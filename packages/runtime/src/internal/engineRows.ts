@@ -1,7 +1,7 @@
 // Row mapping and attempt-result helpers shared by the storage engines: how a stored row becomes a Job, a
 // ClaimedJob, a DeadLetter or QueueSettings, how attempt refs are split into arrays and results partitioned,
 // and how text is made storable. Both engines return the canonical column set, so one mapping serves both.
-import type { JobState } from "@awa/model/JobState"
+import { type JobState, jobStates } from "@awa/model/JobState"
 import { maxErrorMessageLength } from "@awa/model/Limits"
 import { DatabaseError } from "../DatabaseError.js"
 import type {
@@ -14,6 +14,7 @@ import type {
   JobErrorRecord,
   Page,
   QueueSettings,
+  QueueStats,
 } from "../Engine.js"
 
 export type Row = Record<string, unknown>
@@ -211,3 +212,45 @@ export const copyEscape = (text: string): string =>
 
 export const arrayLiteral = (items: ReadonlyArray<string>): string =>
   `{${items.map((item) => `"${item.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`).join(",")}}`
+
+/**
+ * Queue stats from count rows: `counts` rows of (queue, state, count), summed when a state repeats; `dead`
+ * rows of (queue, count) in the DLQ; `settings` rows of queue settings. Every queue named anywhere gets an
+ * entry with every state; sorted by queue name.
+ */
+export const toQueueStats = (
+  counts: ReadonlyArray<Row>,
+  dead: ReadonlyArray<Row>,
+  settings: ReadonlyArray<Row>,
+): Array<QueueStats> => {
+  type Entry = {
+    counts: Record<JobState, number>
+    deadLettered: number
+    paused: boolean
+    dlqEnabled: boolean
+  }
+  const stats = new Map<string, Entry>()
+  const entry = (queue: string): Entry => {
+    let s = stats.get(queue)
+    if (s === undefined) {
+      const zero = Object.fromEntries(jobStates.map((state) => [state, 0])) as Record<JobState, number>
+      s = { counts: zero, deadLettered: 0, paused: false, dlqEnabled: false }
+      stats.set(queue, s)
+    }
+    return s
+  }
+  // A zero count names no queue (a counter row can outlive its queue's jobs).
+  for (const row of counts) {
+    const count = toNumber(row.count)
+    if (count !== 0) entry(row.queue as string).counts[row.state as JobState] += count
+  }
+  for (const row of dead) entry(row.queue as string).deadLettered = toNumber(row.count)
+  for (const row of settings) {
+    const s = entry(row.name as string)
+    s.paused = row.paused as boolean
+    s.dlqEnabled = row.dlq_enabled as boolean
+  }
+  return [...stats.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([queue, s]): QueueStats => ({ queue, ...s }))
+}
