@@ -1,38 +1,23 @@
 // The bridge's crash windows with real processes killed by SIGKILL, in single and split mode: ingest dies
 // between the job insert (primary) and the archive (pgmq database); publish dies between the send (pgmq
 // database) and the job's completion (primary). Either way, one effect.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { createRequire } from "node:module"
-import path from "node:path"
+import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { makeAdmin } from "@awa/runtime/Admin"
 import { Schema } from "effect"
-import { beforeAll, describe, expect, it, onTestFinished } from "vitest"
+import { describe, expect, it, onTestFinished } from "vitest"
+import { useChildDist } from "../../runtime/test/support/childDist.js"
+import { waitFor } from "../../runtime/test/support/wait.js"
 import { makePgmqClient } from "../src/PgmqClient.js"
 import { defineIngestJob, PgmqIngest } from "../src/PgmqIngest.js"
 import { PgmqPublishJob, publishToPgmq } from "../src/PgmqPublish.js"
 import { definePgmqQueue } from "../src/PgmqQueue.js"
 import { queueName, usePgmqDatabases } from "./support/pgmqDatabases.js"
-import { waitFor } from "./support/wait.js"
 
 const packageDir = fileURLToPath(new URL("..", import.meta.url))
 const fixture = fileURLToPath(new URL("./fixtures/bridgeProcess.mjs", import.meta.url))
-// The children run @awa/pgmq compiled from the current sources into a folder of their own (dist/ is left to
-// the build, which other packages may be reading).
-const childDist = path.join(packageDir, "node_modules", ".cache", "awa-pgmq-bridge-test-dist")
-beforeAll(() => {
-  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc")
-  execFileSync(
-    process.execPath,
-    [
-      tsc,
-      ...["-p", "tsconfig.build.json", "--outDir", childDist],
-      ...["--tsBuildInfoFile", path.join(childDist, ".tsbuildinfo"), "--declaration", "false"],
-      ...["--declarationMap", "false", "--sourceMap", "false"],
-    ],
-    { cwd: packageDir, stdio: "inherit" },
-  )
-}, 120_000)
+// The children run this package compiled from the current sources into a folder of their own.
+const childDist = useChildDist(packageDir, "awa-pgmq-bridge-test-dist")
 
 const client = makePgmqClient()
 const admin = makeAdmin()

@@ -2,13 +2,13 @@
 // a LISTEN on the pgmq database. Poll fallbacks are set to a minute where the test is about notifications.
 import { Schema } from "effect"
 import { describe, expect, it, onTestFinished } from "vitest"
+import { latch, waitFor } from "../../runtime/test/support/wait.js"
 import { awaChannelFor, pgmqInsertChannelFor } from "../src/PgmqChannels.js"
 import { makePgmqClient, type PgmqMessage } from "../src/PgmqClient.js"
 import { type ConsumerEvent, PgmqConsumer, type PgmqConsumerOptions } from "../src/PgmqConsumer.js"
 import { InvalidPgmqOptions } from "../src/PgmqErrors.js"
 import { type AnyPgmqQueue, definePgmqQueue } from "../src/PgmqQueue.js"
 import { queueName, usePgmqDatabases } from "./support/pgmqDatabases.js"
-import { latch, waitFor } from "./support/wait.js"
 
 const db = usePgmqDatabases("split")
 const client = makePgmqClient()

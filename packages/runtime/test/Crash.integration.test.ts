@@ -1,8 +1,7 @@
 // Crash safety with real processes and a real Postgres restart. These tests run the built runtime in child
 // processes (compiled first) and, for the restart, a Postgres server of their own.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import fs from "node:fs"
-import { createRequire } from "node:module"
 import os from "node:os"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -11,33 +10,20 @@ import { importWithoutExitOverride } from "@awa/testing-src/internal/EmbeddedSer
 import { freeLoopbackPort } from "@awa/testing-src/internal/FreePort.js"
 import { Schema } from "effect"
 import pg from "pg"
-import { beforeAll, describe, expect, it, onTestFinished } from "vitest"
+import { describe, expect, it, onTestFinished } from "vitest"
 import { makeAdmin } from "../src/Admin.js"
 import { handle } from "../src/JobHandler.js"
 import { job, makeProducer } from "../src/Producer.js"
 import { Worker } from "../src/Worker.js"
 import { applyMigrations, useAwaDatabase } from "./support/awaDatabase.js"
+import { useChildDist } from "./support/childDist.js"
 import { waitFor } from "./support/wait.js"
 
 const packageDir = fileURLToPath(new URL("..", import.meta.url))
 const fixture = fileURLToPath(new URL("./fixtures/crashWorker.mjs", import.meta.url))
 
-// The child processes run the runtime compiled from the current sources, into a folder of their own: dist/
-// is left alone, since other packages' tests may be importing it at the same time.
-const childDist = path.join(packageDir, "node_modules", ".cache", "awa-crash-test-dist")
-beforeAll(() => {
-  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc")
-  execFileSync(
-    process.execPath,
-    [
-      tsc,
-      ...["-p", "tsconfig.build.json", "--outDir", childDist],
-      ...["--tsBuildInfoFile", path.join(childDist, ".tsbuildinfo"), "--declaration", "false"],
-      ...["--declarationMap", "false", "--sourceMap", "false"],
-    ],
-    { cwd: packageDir, stdio: "inherit" },
-  )
-}, 120_000)
+// The children run this package compiled from the current sources into a folder of their own.
+const childDist = useChildDist(packageDir, "awa-crash-test-dist")
 
 const db = useAwaDatabase()
 const producer = makeProducer()
