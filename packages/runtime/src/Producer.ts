@@ -190,7 +190,7 @@ export const makeProducer = (options?: ProducerOptions): Producer => {
     const known = checked.get(key)
     if (known === true) return undefined
     if (known !== undefined) return known
-    const check = checkSchema(db).then(() => {
+    const check = checkSchema(db, queueStorageSchema).then(() => {
       checked.set(key, true)
     })
     checked.set(key, check)

@@ -23,6 +23,7 @@ import {
   partition,
   type Row,
   splitRefs,
+  storageSlots,
   toClaimed,
   toDeadLetter,
   toJob,
@@ -300,7 +301,7 @@ export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}):
 
     complete: async (db, refs) => {
       const result = await attemptWrite(refs, (ids, leases) =>
-        db.query("complete jobs", jobs.complete, [ids, leases]),
+        db.query("complete jobs", jobs.complete, [ids, leases, storageSlots(refs)]),
       )
       if (result.stale.length === 0) return result
       // A completion whose commit reached the server but not us is retried by the worker: an attempt already

@@ -8,11 +8,13 @@ import { type Db, toExecutor } from "./PgExecutor.js"
 
 /**
  * Checks that the database at `db` has the awa schema, migrated at least to the canonical version this
- * code knows, and that the connected role holds the runtime's privileges. Resolves when all hold; rejects
- * with `AwaSchemaNotReady` (run `awa migrate`), `AwaPrivilegesMissing` (names what to grant), or
- * `DatabaseError` / `ConnectionLost` when the database cannot answer. Reads catalogs and the ledger only.
+ * code knows, that the queue-storage set in `queueStorageSchema` (default `awa`), when installed there, is
+ * at least as new as this code too, and that the connected role holds the runtime's privileges. Resolves
+ * when all hold; rejects with `AwaSchemaNotReady` (run `awa migrate`), `AwaPrivilegesMissing` (names what
+ * to grant), or `DatabaseError` / `ConnectionLost` when the database cannot answer. Reads catalogs and the
+ * ledger only.
  */
-export const checkSchema = async (db: Db): Promise<void> => {
+export const checkSchema = async (db: Db, queueStorageSchema = "awa"): Promise<void> => {
   const executor = toExecutor(db, { preparedStatements: false })
   const [row] = await executor.query<{
     role: string
@@ -44,5 +46,19 @@ export const checkSchema = async (db: Db): Promise<void> => {
     throw new AwaSchemaNotReady({
       reason: "outdated",
       detail: `canonical set at version ${applied}, this code needs version ${canonical.latestVersion}`,
+    })
+  // Queue storage is optional (a database may run canonical only): only an installed set that is older than
+  // this code is refused, before a claim or completion calls a function it does not have yet.
+  const queueStorage = getMigrationSet("queue-storage")
+  const [installed] = await executor.query<{ version: number | null }>(
+    "check the awa schema",
+    schemaSql.ledgerVersion,
+    [queueStorage.name, queueStorageSchema],
+  )
+  const qsVersion = installed?.version ?? null
+  if (qsVersion !== null && qsVersion < queueStorage.latestVersion)
+    throw new AwaSchemaNotReady({
+      reason: "outdated",
+      detail: `queue-storage set in schema ${queueStorageSchema} at version ${qsVersion}, this code needs version ${queueStorage.latestVersion}`,
     })
 }

@@ -609,7 +609,7 @@ export class Worker {
   }
 
   async #start(options: WorkerOptions): Promise<void> {
-    if (options.checkSchema ?? true) await checkSchema(this.#pool)
+    if (options.checkSchema ?? true) await checkSchema(this.#pool, this.#queueStorageSchema)
     // A named engine is fixed (tests and benchmarks): refuse it when the database's storage state rules it
     // out, and never activate anything with it. A worker that follows the state is a first start on a fresh
     // database possibly: activate queue storage then (before registering, which ends the database's

@@ -2,7 +2,8 @@
 // a claimer skip or double-claim a job, and a completion racing a rescue of the same attempt ends exactly one way.
 import { describe, expect, it } from "vitest"
 import { DatabaseError } from "../src/DatabaseError.js"
-import type { AttemptRef, InsertRow } from "../src/Engine.js"
+import type { AttemptRef, ClaimedJob, InsertRow } from "../src/Engine.js"
+import { storageSlots } from "../src/internal/engineRows.js"
 import { type Executor, toExecutor, withTransaction } from "../src/PgExecutor.js"
 import { makeQueueStorageEngine } from "../src/QueueStorageEngine.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
@@ -77,10 +78,9 @@ describe("queue storage under concurrency", () => {
         const jobs = await engine.claim(x, { queue: "lane", limit: 4, defaultTimeoutMs: 60_000 })
         for (const job of jobs) claimed.push(job.id)
         if (jobs.length > 0) {
-          const result = await engine.complete(
-            x,
-            jobs.map((j): AttemptRef => ({ id: j.id, runLease: j.runLease })),
-          )
+          // Claimed jobs carry their ready slot; plain refs (as from an older client) do not: both must work.
+          const refs = jobs.map((j, i): AttemptRef => (i % 2 === 0 ? j : { id: j.id, runLease: j.runLease }))
+          const result = await engine.complete(x, refs)
           expect(result.stale).toEqual([])
         } else {
           if (!producing) idleAfterProducers++
@@ -173,7 +173,8 @@ describe("queue storage under concurrency", () => {
       const [id] = insertedIds(await engine.insertMany(x, [row(round, "race")]))
       const [job] = await engine.claim(x, { queue: "race", limit: 1, defaultTimeoutMs: 1 })
       expect(job?.id).toBe(id)
-      const ref: AttemptRef = { id: job!.id, runLease: job!.runLease }
+      // Half the rounds complete by the claimed job (with its ready slot), half by a plain ref (without).
+      const ref: AttemptRef = round % 4 < 2 ? job! : { id: job!.id, runLease: job!.runLease }
       await pause(5)
       const rescue = withTransaction(db.pool, async (client) => {
         const tx = toExecutor(client)
@@ -217,7 +218,9 @@ describe("queue storage under concurrency", () => {
         limit: 1,
         defaultTimeoutMs: 60_000,
       })
-      const ref: AttemptRef = { id: id!, runLease: job!.runLease }
+      // The claimed job itself, with its ready slot: the completion's closure insert meets the rescue's.
+      const ref: AttemptRef = job!
+      expect(ref.id).toBe(id)
       const retryItem = {
         ref,
         attempt: 1,
@@ -241,5 +244,61 @@ describe("queue storage under concurrency", () => {
       }
       expect((await engine.getJob(x, ref.id))?.state).toBe(completeFirst ? "completed" : "retryable")
     }
+  })
+  it("completes by the ready slot a claim returns, by id alone without it, and through the two-argument SQL form", async () => {
+    const x = toExecutor(db.pool)
+    const ids = insertedIds(await engine.insertMany(x, [row(1, "slots"), row(2, "slots"), row(3, "slots")]))
+    const jobs = await engine.claim(x, { queue: "slots", limit: 3, defaultTimeoutMs: 60_000 })
+    expect(jobs.map((j) => j.id)).toEqual(ids)
+    const [viaSlot, viaId, viaSql] = jobs as [ClaimedJob, ClaimedJob, ClaimedJob]
+    const { rows } = await db.pool.query<{ slot: number }>(
+      "SELECT ready_slot AS slot FROM awa.ready_entries WHERE id = ANY ($1::bigint[]) ORDER BY id",
+      [ids],
+    )
+    expect(storageSlots(jobs)).toEqual(rows.map((r) => r.slot))
+    expect((await engine.complete(x, [viaSlot])).applied).toEqual([viaSlot])
+    const plain: AttemptRef = { id: viaId.id, runLease: viaId.runLease }
+    expect(storageSlots([plain])).toEqual([null])
+    expect((await engine.complete(x, [plain])).applied).toEqual([plain])
+    const old = await db.pool.query<{ id: string }>(
+      "SELECT c.id FROM awa.complete_attempts($1::bigint[], $2::bigint[]) c",
+      [[viaSql.id], [viaSql.runLease]],
+    )
+    expect(old.rows.map((r) => String(r.id))).toEqual([viaSql.id])
+    for (const id of ids) expect((await engine.getJob(x, id))?.state).toBe("completed")
+    // Completing again changes nothing and counts as applied (the closure says completed).
+    expect((await engine.complete(x, [viaSlot])).applied).toEqual([viaSlot])
+    const stats = await engine.queueStats(x)
+    expect(stats.find((q) => q.queue === "slots")?.counts).toMatchObject({ running: 0, completed: 3 })
+  })
+
+  it("leaves no lane's busy lock held after claims, so producers never wait for a finished claimer", async () => {
+    const x = toExecutor(db.pool)
+    await engine.insertMany(x, [row(1, "busy"), row(2, "busy")])
+    for (let i = 0; i < 3; i++) await engine.claim(x, { queue: "busy", limit: 1, defaultTimeoutMs: 60_000 })
+    const { rows } = await db.pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM pg_locks k
+       WHERE k.locktype = 'advisory' AND k.classid = (awa.lock_space(6)::bigint & 4294967295)::oid
+         AND k.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())`,
+    )
+    expect(Number(rows[0]!.n)).toBe(0)
+    // A producer in an open transaction holds its lane busy (shared) until it ends; a claim meanwhile still
+    // answers at once (it reads the reservations instead) and leaves the lock as it found it.
+    const open = await db.pool.connect()
+    try {
+      await open.query("BEGIN")
+      await engine.insertMany(toExecutor(open), [row(3, "busy")])
+      const held = await db.pool.query<{ mode: string }>(
+        `SELECT k.mode FROM pg_locks k
+         WHERE k.locktype = 'advisory' AND k.classid = (awa.lock_space(6)::bigint & 4294967295)::oid
+         AND k.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())`,
+      )
+      expect(held.rows.map((r) => r.mode)).toEqual(["ShareLock"])
+      expect(await engine.claim(x, { queue: "busy", limit: 5, defaultTimeoutMs: 60_000 })).toEqual([])
+      await open.query("COMMIT")
+    } finally {
+      open.release()
+    }
+    expect((await engine.claim(x, { queue: "busy", limit: 5, defaultTimeoutMs: 60_000 })).length).toBe(1)
   })
 })

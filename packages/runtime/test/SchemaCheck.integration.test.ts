@@ -115,6 +115,36 @@ describe("the schema check", () => {
     expect(error).toBeInstanceOf(AwaSchemaNotReady)
     expect((error as Error).message).toContain("the ledger records no canonical migration")
   })
+
+  it("refuses a queue-storage set older than this code, in Worker.start and a producer's first insert", async () => {
+    const latest = await db.pool.query<{ version: number }>(
+      "SELECT max(version)::integer AS version FROM awa_migrator.ledger WHERE migration_set = 'queue-storage' AND instance = 'awa'",
+    )
+    const newest = latest.rows[0]!.version
+    // As if the last queue-storage migration were not applied yet (its functions are still there, but the
+    // ledger is what the check reads, as `awa migrate` does).
+    await db.pool.query(
+      "DELETE FROM awa_migrator.ledger WHERE migration_set = 'queue-storage' AND instance = 'awa' AND version = $1",
+      [newest],
+    )
+    const outdated = `queue-storage set in schema awa at version ${newest - 1}, this code needs version ${newest}`
+    const error = await checkSchema(db.pool).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(AwaSchemaNotReady)
+    expect((error as AwaSchemaNotReady).reason).toBe("outdated")
+    expect((error as Error).message).toContain(outdated)
+    const producer = makeProducer({ engine: "queue_storage" })
+    await expect(producer.insert(db.pool, Noop, {})).rejects.toThrow(outdated)
+    await expect(
+      Worker.start({
+        pool: poolFor(db.url),
+        engine: "queue_storage",
+        queues: ["q"],
+        handlers: [handle(Noop, () => {})],
+      }),
+    ).rejects.toThrow(outdated)
+    // A schema without queue storage installed is not this check's business (canonical-only databases).
+    await expect(checkSchema(db.pool, "no_queue_storage_here")).resolves.toBeUndefined()
+  })
 })
 
 describe("privileges", () => {

@@ -75,6 +75,7 @@ export class ClaimedRow implements ClaimedJob {
   readonly #attemptedAt: number
   readonly #deadlineAt: number
   readonly #createdAt: number
+  readonly #storageSlot: number | null
 
   constructor(row: Row) {
     this.id = String(row.id)
@@ -92,7 +93,13 @@ export class ClaimedRow implements ClaimedJob {
     this.#attemptedAt = row.attempted_at as number
     this.#deadlineAt = row.deadline_at as number
     this.#createdAt = row.created_at as number
+    this.#storageSlot = typeof row.ready_slot === "number" ? row.ready_slot : null
     this.waitMs = this.#attemptedAt - this.#runAt
+  }
+
+  /** The queue-storage ring partition of the job's ready row, as claim returned it (null for canonical rows). */
+  get storageSlot(): number | null {
+    return this.#storageSlot
   }
 
   get runAt(): Date {
@@ -121,6 +128,13 @@ export class ClaimedRow implements ClaimedJob {
 }
 
 export const toClaimed = (row: Row): ClaimedJob => new ClaimedRow(row)
+
+/**
+ * The queue-storage ready slot of each attempt, where its ref is a job claimed by this process (null elsewhere):
+ * attempt writes pass it back so the database looks each attempt up in one ring partition.
+ */
+export const storageSlots = (refs: ReadonlyArray<AttemptRef>): Array<number | null> =>
+  refs.map((ref) => (ref instanceof ClaimedRow ? ref.storageSlot : null))
 
 export const toDeadLetter = (row: Row): DeadLetter => ({
   id: String(row.id),

@@ -35,10 +35,15 @@ export const jobStatements = ({ s, statement }: SchemaSql) => ({
   /** Claims up to $2 jobs of queue $1 with default timeout $3 ms, of kinds $4 (NULL for any). */
   claim: statement("claim", `SELECT * FROM ${s}.claim($1::text, $2::integer, $3::integer, $4::text[])`),
 
-  /** Completes attempts ($1 ids, $2 leases); returns the ids whose attempt was open. */
-  complete: statement("complete", `SELECT c.id FROM ${s}.complete_attempts($1::bigint[], $2::bigint[]) c`, {
-    prepared: false,
-  }),
+  /**
+   * Completes attempts ($1 ids, $2 leases, $3 their ready slots as claim returned them, NULL where unknown);
+   * returns the ids whose attempt was open.
+   */
+  complete: statement(
+    "complete",
+    `SELECT c.id FROM ${s}.complete_attempts($1::bigint[], $2::bigint[], $3::smallint[]) c`,
+    { prepared: false },
+  ),
 
   /**
    * Requeues attempts ($1 ids, $2 leases, $3 delay ms, $4 error JSON or NULL) with closure outcome $5; $6 true

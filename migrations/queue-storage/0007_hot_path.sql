@@ -1,4 +1,4 @@
--- Hot-path speed for schema {{schema}}: the ring-slot and lane-cursor helpers become PL/pgSQL (a LANGUAGE sql function that is not inlined is planned again at every call, which cost more than its statement), producers also mark each lane they write as busy, so a claimer on an idle lane reads its settled bound without scanning pg_locks, and claim runs fewer statements per lane. Semantics are unchanged.
+-- Hot-path speed for schema {{schema}}: the ring-slot and lane-cursor helpers become PL/pgSQL (a LANGUAGE sql function that is not inlined is planned again at every call, which cost more than its statement); producers also mark each lane they write as busy, so a claimer on an idle lane reads its settled bound without scanning pg_locks; claim runs fewer statements per lane and returns each job's ready slot, which completions pass back so each attempt is looked up in one ring partition rather than all of them. Results are unchanged; the two-argument complete_attempts of earlier clients still works.
 
 -- The queue ring's current slot (newest generation).
 CREATE OR REPLACE FUNCTION {{schema}}.current_queue_slot() RETURNS smallint
@@ -111,11 +111,15 @@ END
 $$;
 
 -- Claims up to p_limit jobs of queue p_queue (kinds p_kinds, NULL for any), lanes in priority order; see 0003
--- for the window, the cursor prefix and the receipts. Same results as before, in fewer statements per lane.
-CREATE OR REPLACE FUNCTION {{schema}}.claim(p_queue text, p_limit integer, p_default_timeout_ms integer, p_kinds text[])
+-- for the window, the cursor prefix and the receipts. Same rows as before, in fewer statements per lane, plus
+-- ready_slot (the ring partition of the job's ready row) as the last column: a new output column changes the
+-- function's type, hence DROP and CREATE. Clients that read columns by name are unaffected.
+DROP FUNCTION {{schema}}.claim(text, integer, integer, text[]);
+CREATE FUNCTION {{schema}}.claim(p_queue text, p_limit integer, p_default_timeout_ms integer, p_kinds text[])
 RETURNS TABLE (id bigint, kind text, queue text, args jsonb, priority smallint, attempt integer,
   max_attempts integer, run_lease bigint, run_at double precision, attempted_at double precision,
-  deadline_at double precision, attempt_timeout_ms integer, tags text[], metadata jsonb, created_at double precision)
+  deadline_at double precision, attempt_timeout_ms integer, tags text[], metadata jsonb, created_at double precision,
+  ready_slot smallint)
 LANGUAGE plpgsql
 -- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
 -- the statements themselves.
@@ -197,12 +201,116 @@ BEGIN
     SELECT p.id, p.kind, p.queue, p.args, p.priority, p.attempt + 1, p.max_attempts, p.run_lease + 1,
       date_part('epoch', p.run_at) * 1000, date_part('epoch', v_now) * 1000,
       date_part('epoch', v_now + coalesce(p.attempt_timeout_ms, p_default_timeout_ms) * interval '1 millisecond') * 1000,
-      p.attempt_timeout_ms, p.tags, p.metadata, date_part('epoch', p.created_at) * 1000
+      p.attempt_timeout_ms, p.tags, p.metadata, date_part('epoch', p.created_at) * 1000, p.ready_slot
     FROM picked p
     WHERE (SELECT count(*) FROM receipt) >= 0 AND (SELECT count(*) FROM out_of_order) >= 0
     ORDER BY p.run_at, p.lane_seq;
     GET DIAGNOSTICS v_got = ROW_COUNT;
     v_left := v_left - v_got;
   END LOOP;
+END
+$$;
+
+-- attempt_rows (0003) with each attempt's ready slot as given by claim (p_slots; NULL where unknown, e.g. from a
+-- client that predates it): a known slot probes one ring partition, an unknown one probes every partition.
+CREATE FUNCTION {{schema}}.attempt_rows(p_ids bigint[], p_leases bigint[], p_slots smallint[])
+RETURNS SETOF {{schema}}.ready_entries
+LANGUAGE sql STABLE AS $$
+  WITH d AS (
+    SELECT * FROM unnest(p_ids, p_leases, p_slots) AS d(id, run_lease, slot)
+  ), cand AS MATERIALIZED (
+    -- One index probe per attempt (OFFSET 0 keeps the planner from turning this into a scan of the ring).
+    SELECT r.* FROM d
+    CROSS JOIN LATERAL (
+      SELECT r0.* FROM {{schema}}.ready_entries r0
+      WHERE r0.ready_slot = d.slot AND r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0
+    ) r
+    WHERE d.slot IS NOT NULL
+    UNION ALL
+    SELECT r.* FROM d
+    CROSS JOIN LATERAL (
+      SELECT r0.* FROM {{schema}}.ready_entries r0 WHERE r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0
+    ) r
+    WHERE d.slot IS NULL
+  ), cursors AS MATERIALIZED (
+    -- One cursor read per lane, not per attempt.
+    SELECT x.lane_id, {{schema}}.lane_cursor(x.lane_id) AS upto FROM (SELECT DISTINCT lane_id FROM cand) x
+  )
+  SELECT c.* FROM cand c
+  JOIN cursors k ON k.lane_id = c.lane_id
+  LEFT JOIN {{schema}}.ready_tombstones t ON t.ready_slot = c.ready_slot AND t.id = c.id AND t.lane_seq = c.lane_seq
+  WHERE t.claimed OR (t.id IS NULL AND c.lane_seq <= k.upto)
+$$;
+
+-- Completes open attempts (p_ids, p_leases, with their ready slots p_slots as claim returned them, NULL where
+-- unknown); returns the ids whose attempt was still open. The closures' unique index decides a race with a
+-- rescue or another writer: the closures are inserted plainly first (cheaper than ON CONFLICT, row by row),
+-- and only when one of them already exists is the batch inserted again with ON CONFLICT DO NOTHING.
+CREATE FUNCTION {{schema}}.complete_attempts(p_ids bigint[], p_leases bigint[], p_slots smallint[])
+RETURNS TABLE (id bigint)
+LANGUAGE plpgsql
+-- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
+-- the statements themselves.
+SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+DECLARE
+  v_slots smallint[];
+  v_ids bigint[];
+  v_leases bigint[];
+  v_queues text[];
+  v_prios smallint[];
+  v_keys bytea[];
+  v_release boolean;
+  v_won bigint[];
+BEGIN
+  SELECT array_agg(r.ready_slot ORDER BY r.id), array_agg(r.id ORDER BY r.id), array_agg(r.run_lease + 1 ORDER BY r.id),
+    array_agg(r.queue ORDER BY r.id), array_agg(r.priority ORDER BY r.id),
+    array_agg(CASE WHEN r.unique_key IS NOT NULL AND NOT ('completed' = ANY (coalesce(r.unique_states, '{}'::text[])))
+                   THEN r.unique_key END ORDER BY r.id),
+    bool_or(r.unique_key IS NOT NULL AND NOT ('completed' = ANY (coalesce(r.unique_states, '{}'::text[]))))
+  INTO v_slots, v_ids, v_leases, v_queues, v_prios, v_keys, v_release
+  FROM {{schema}}.attempt_rows(p_ids, p_leases, p_slots) r;
+  IF v_ids IS NULL THEN RETURN; END IF;
+  BEGIN
+    INSERT INTO {{schema}}.closures (ready_slot, id, run_lease, outcome, closed_at)
+    SELECT t.s, t.i, t.l, 'completed', now() FROM unnest(v_slots, v_ids, v_leases) AS t(s, i, l);
+    v_won := v_ids;
+  EXCEPTION WHEN unique_violation THEN
+    WITH closed AS (
+      INSERT INTO {{schema}}.closures AS c (ready_slot, id, run_lease, outcome, closed_at)
+      SELECT t.s, t.i, t.l, 'completed', now() FROM unnest(v_slots, v_ids, v_leases) AS t(s, i, l)
+      ON CONFLICT DO NOTHING
+      RETURNING c.id
+    )
+    SELECT array_agg(closed.id) INTO v_won FROM closed;
+  END;
+  IF v_won IS NULL THEN RETURN; END IF;
+  IF cardinality(v_won) < cardinality(v_ids) THEN
+    -- Some attempts were closed by someone else first (rare): keep only the winners.
+    SELECT array_agg(t.s ORDER BY t.i), array_agg(t.i ORDER BY t.i), array_agg(t.l ORDER BY t.i),
+      array_agg(t.q ORDER BY t.i), array_agg(t.p ORDER BY t.i), array_agg(t.k ORDER BY t.i)
+    INTO v_slots, v_ids, v_leases, v_queues, v_prios, v_keys
+    FROM unnest(v_slots, v_ids, v_leases, v_queues, v_prios, v_keys) AS t(s, i, l, q, p, k)
+    WHERE t.i = ANY (v_won);
+  END IF;
+  INSERT INTO {{schema}}.completion_batches (ready_slot, seq, ids, leases, completed_at)
+  SELECT t.s, nextval('{{schema}}.event_seq'), array_agg(t.i), array_agg(t.l), now()
+  FROM unnest(v_slots, v_ids, v_leases) AS t(s, i, l) GROUP BY t.s;
+  PERFORM {{schema}}.count_terminal(v_slots, v_queues, v_prios, array_fill('completed'::text, ARRAY[cardinality(v_ids)]),
+    array_fill(1::bigint, ARRAY[cardinality(v_ids)]));
+  IF v_release THEN
+    DELETE FROM {{schema}}.unique_claims u USING unnest(v_keys, v_ids) AS t(k, i)
+    WHERE t.k IS NOT NULL AND u.unique_key = t.k AND u.job_id = t.i;
+  END IF;
+  RETURN QUERY SELECT t.i FROM unnest(v_ids) AS t(i);
+END
+$$;
+
+-- The two-argument form (0003) of earlier clients: the same completion with every slot unknown.
+CREATE OR REPLACE FUNCTION {{schema}}.complete_attempts(p_ids bigint[], p_leases bigint[])
+RETURNS TABLE (id bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY SELECT c.id FROM {{schema}}.complete_attempts(p_ids, p_leases, NULL::smallint[]) c;
 END
 $$;
