@@ -4,17 +4,21 @@
 // rest are in the SQL functions of the queue-storage migration set (migrations/queue-storage), where most of
 // this engine's logic lives. Mistakes in rotation, prune and the counters are judged by the ring and counter
 // tests as well as the contract (`judges`), since the contract cannot see a truncated slot or a count off by
-// one. The claim, enqueue and complete functions are left alone (they are the hot path, rewritten for speed);
-// where a mistake is near them its search text is a small fragment.
+// one. The claim, enqueue and complete functions are mostly left alone (they are the hot path, rewritten for
+// speed); where a mistake is near them its search text is a small fragment. The last two reach the hot path's
+// own safety: the busy-lane mark that keeps a claim's fast path behind producers in flight, and the lease check
+// of a completion that names its ready slot.
 const engine = "packages/runtime/src/QueueStorageEngine.ts"
 const jobs = "packages/runtime/src/internal/sql/queueStorage/jobs.ts"
 const dlq = "packages/runtime/src/internal/sql/queueStorage/dlq.ts"
 const queues = "packages/runtime/src/internal/sql/queueStorage/queues.ts"
 const functions = "migrations/queue-storage/0003_queue_storage_functions.sql"
 const maintenance = "migrations/queue-storage/0004_queue_storage_rings_maintenance.sql"
+const hotPath = "migrations/queue-storage/0007_hot_path.sql"
 const rings = "runtime:test/QueueStorageRings.integration.test.ts"
 const counters = "runtime:test/QueueStorageCounters.integration.test.ts"
 const exits = "runtime:test/QueueStorageExits.integration.test.ts"
+const concurrency = "runtime:test/QueueStorageConcurrency.integration.test.ts"
 
 export default [
   {
@@ -237,6 +241,23 @@ export default [
     file: functions,
     search: "DELETE FROM {{schema}}.dlq_entries e WHERE e.id = ANY (v_ids) RETURNING e.*",
     replace: "SELECT e.* FROM {{schema}}.dlq_entries e WHERE e.id = ANY (v_ids)",
+    judges: [exits],
+  },
+  {
+    id: "producer-leaves-lane-idle",
+    mistake:
+      "a producer does not mark its lane busy, so a claim takes the idle fast path past its reservation",
+    file: hotPath,
+    search: "PERFORM pg_advisory_xact_lock_shared({{schema}}.lock_space(6), v_lane);",
+    replace: "NULL;",
+    judges: [concurrency],
+  },
+  {
+    id: "slot-probe-ignores-lease",
+    mistake: "a completion that names its ready slot is applied whatever its run_lease",
+    file: hotPath,
+    search: "WHERE r0.ready_slot = d.slot AND r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0",
+    replace: "WHERE r0.ready_slot = d.slot AND r0.id = d.id OFFSET 0",
     judges: [exits],
   },
 ]
