@@ -37,6 +37,7 @@ import { jobStatements } from "./internal/sql/queueStorage/jobs.js"
 import { queueStatements } from "./internal/sql/queueStorage/queues.js"
 import { ringStatements } from "./internal/sql/queueStorage/rings.js"
 import { schemaSql } from "./internal/sql/queueStorage/schemaStatement.js"
+import { deadLetteredPart, statsStatements } from "./internal/sql/queueStorage/stats.js"
 import type { Executor } from "./PgExecutor.js"
 
 /** Options of {@link makeQueueStorageEngine}. */
@@ -154,6 +155,13 @@ export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}):
   const queues = queueStatements(sql)
   const counters = counterStatements(sql)
   const rings = ringStatements(sql)
+  const stats = statsStatements(sql, {
+    available: jobs.availableDepth,
+    running: jobs.runningByQueue,
+    deferred: jobs.deferredByQueue,
+    terminal: counters.liveByQueue,
+    dead: dlq.countByQueue,
+  })
 
   const refuseByState = async (
     db: Executor,
@@ -442,23 +450,13 @@ export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}):
     },
 
     queueStats: async (db) => {
-      const [available, running, deferred, terminal, dead, settings] = await Promise.all([
-        db.query("count available jobs", jobs.availableDepth, []),
-        db.query("count running jobs", jobs.runningByQueue, []),
-        db.query("count deferred jobs", jobs.deferredByQueue, []),
-        db.query("read terminal counters", counters.liveByQueue, []),
-        db.query("count dead letters", dlq.countByQueue, []),
+      const [counts, settings] = await Promise.all([
+        db.query("count jobs per queue and state", stats.counts, []),
         db.query("list queues", queues.list, []),
       ])
-      // Deferred rows and counter rows carry their own state; available and running rows get theirs here.
       return toQueueStats(
-        [
-          ...available.map((row) => ({ ...row, state: "available" })),
-          ...running.map((row) => ({ ...row, state: "running" })),
-          ...deferred,
-          ...terminal,
-        ],
-        dead,
+        counts.filter((row) => row.state !== deadLetteredPart),
+        counts.filter((row) => row.state === deadLetteredPart),
         settings,
       )
     },

@@ -62,6 +62,38 @@ describe("Admin", () => {
     expect(stats[1]?.counts.available).toBe(1)
   })
 
+  it("counts every job exactly once while claims and completions move them (one snapshot per call)", async () => {
+    const total = 400
+    await producer.insertMany(
+      db.pool,
+      Array.from({ length: total }, (_, n) => job(A, { n }, { queue: "steady" })),
+    )
+    let working = 2
+    const work = async () => {
+      const x = toExecutor(db.pool)
+      for (;;) {
+        const jobs = await testEngine.claim(x, { queue: "steady", limit: 7, defaultTimeoutMs: 60_000 })
+        if (jobs.length === 0) break
+        await testEngine.complete(x, jobs)
+      }
+      working--
+    }
+    const workers = [work(), work()]
+    const seen: Array<number> = []
+    while (working > 0) {
+      const steady = (await admin.queueStats(db.pool)).find((q) => q.queue === "steady")
+      const counted = Object.values(steady?.counts ?? {}).reduce((sum, n) => sum + n, 0)
+      seen.push(counted + (steady?.deadLettered ?? 0))
+    }
+    await Promise.all(workers)
+    expect(seen.length).toBeGreaterThan(2)
+    // Every sample saw each job in exactly one state: never counted twice (claimed and still available, say)
+    // nor missed (between two reads).
+    expect(seen.filter((n) => n !== total)).toEqual([])
+    const settled = (await admin.queueStats(db.pool)).find((q) => q.queue === "steady")
+    expect(settled?.counts).toMatchObject({ completed: total, available: 0, running: 0 })
+  })
+
   it("lists jobs with filters and keyset pagination in both orders", async () => {
     const all = ids(
       await producer.insertMany(db.pool, [
