@@ -79,6 +79,21 @@ const pendingStates: ReadonlyArray<JobState> = [
   "waiting_external",
 ]
 
+/** The applied migrations as one version range per set, in the order applied: `canonical 1-5, queue-storage 1-7`. */
+const appliedRanges = (
+  applied: ReadonlyArray<{ readonly set: string; readonly version: number }>,
+): string => {
+  const bySet = new Map<string, { low: number; high: number }>()
+  for (const { set, version } of applied) {
+    const range = bySet.get(set)
+    if (range === undefined) bySet.set(set, { low: version, high: version })
+    else bySet.set(set, { low: Math.min(range.low, version), high: Math.max(range.high, version) })
+  }
+  return [...bySet]
+    .map(([set, { low, high }]) => `${set} ${low === high ? `${low}` : `${low}-${high}`}`)
+    .join(", ")
+}
+
 interface Tally {
   readonly total: number
   readonly done: number
@@ -173,7 +188,7 @@ export const runDemo = async (argv: ReadonlyArray<string>, output: Output): Prom
     info(
       migrated.applied.length === 0
         ? "Schema: already migrated."
-        : `Schema: applied ${migrated.applied.length} migration(s) (${migrated.applied.map((a) => `${a.set}/${a.file}`).join(", ")}).`,
+        : `Schema: applied ${migrated.applied.length} migration(s): ${appliedRanges(migrated.applied)}.`,
     )
     // A custom queue-storage schema is prepared the way an operator would (awa storage prepare-queue-storage-schema).
     if (schema !== defaultQueueStorageSchema) {
