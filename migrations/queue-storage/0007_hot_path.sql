@@ -242,6 +242,14 @@ LANGUAGE sql STABLE AS $$
   WHERE t.claimed OR (t.id IS NULL AND c.lane_seq <= k.upto)
 $$;
 
+-- The two-argument form (0003), used by heartbeats, retries, failures and cancels: the same lookup with every
+-- slot unknown, so there is one attempt lookup to keep right.
+CREATE OR REPLACE FUNCTION {{schema}}.attempt_rows(p_ids bigint[], p_leases bigint[])
+RETURNS SETOF {{schema}}.ready_entries
+LANGUAGE sql STABLE AS $$
+  SELECT * FROM {{schema}}.attempt_rows(p_ids, p_leases, NULL::smallint[])
+$$;
+
 -- Completes open attempts (p_ids, p_leases, with their ready slots p_slots as claim returned them, NULL where
 -- unknown); returns the ids whose attempt was still open. The closures' unique index decides a race with a
 -- rescue or another writer: the closures are inserted plainly first (cheaper than ON CONFLICT, row by row),

@@ -5,9 +5,9 @@
 // this engine's logic lives. Mistakes in rotation, prune and the counters are judged by the ring and counter
 // tests as well as the contract (`judges`), since the contract cannot see a truncated slot or a count off by
 // one. The claim, enqueue and complete functions are mostly left alone (they are the hot path, rewritten for
-// speed); where a mistake is near them its search text is a small fragment. The last two reach the hot path's
-// own safety: the busy-lane mark that keeps a claim's fast path behind producers in flight, and the lease check
-// of a completion that names its ready slot.
+// speed); where a mistake is near them its search text is a small fragment. The last three reach the hot path's
+// own safety: the busy-lane mark that keeps a claim's fast path behind producers in flight, and the lease checks
+// of an attempt lookup with and without its ready slot.
 const engine = "packages/runtime/src/QueueStorageEngine.ts"
 const jobs = "packages/runtime/src/internal/sql/queueStorage/jobs.ts"
 const dlq = "packages/runtime/src/internal/sql/queueStorage/dlq.ts"
@@ -258,6 +258,15 @@ export default [
     file: hotPath,
     search: "WHERE r0.ready_slot = d.slot AND r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0",
     replace: "WHERE r0.ready_slot = d.slot AND r0.id = d.id OFFSET 0",
+    judges: [exits],
+  },
+  {
+    id: "id-probe-ignores-lease",
+    mistake:
+      "an attempt write without a ready slot (heartbeat, retry, failure, cancel) is applied whatever its run_lease",
+    file: hotPath,
+    search: "ready_entries r0 WHERE r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0",
+    replace: "ready_entries r0 WHERE r0.id = d.id OFFSET 0",
     judges: [exits],
   },
 ]
