@@ -148,12 +148,27 @@ export const insertHonouringCanonicalKeys =
         }
       })
     }
-    if (db.bound) return run(db)
-    // An unbound executor runs each statement on any pooled connection: take one for the transaction.
-    const target = executorTarget(db)
-    if (!("totalCount" in target && "idleCount" in target)) return run(db)
-    return withTransaction(target as PgPool, (client) => run(toExecutor(client)))
+    return inOneTransaction(db, run)
   }
+
+/**
+ * Runs `fn` inside one transaction: the caller's when `db` is bound to a client (its isolation decides),
+ * otherwise one taken on a connection of `db`'s pool (an unbound executor would run each statement on any
+ * pooled connection), started with `begin` (e.g. `SET TRANSACTION ...`) when given.
+ */
+const inOneTransaction = async <T>(
+  db: Executor,
+  fn: (tx: Executor) => Promise<T>,
+  begin?: string,
+): Promise<T> => {
+  if (db.bound) return fn(db)
+  const target = executorTarget(db)
+  if (!("totalCount" in target && "idleCount" in target)) return fn(db)
+  return withTransaction(target as PgPool, async (client) => {
+    if (begin !== undefined) await client.query(begin)
+    return fn(toExecutor(client))
+  })
+}
 
 /**
  * The engine of the mixed state over `canonical` and `queueStorage`, whose schema is `schema` (default `awa`;
@@ -293,7 +308,14 @@ export const makeMixedEngine = (canonical: Engine, queueStorage: Engine, schema 
     getJob: async (db, id): Promise<Job | null> =>
       (await canonical.getJob(db, id)) ?? (await queueStorage.getJob(db, id)),
     listJobs: (db, filter, page) => mergedPages(db, canonical.listJobs, queueStorage.listJobs, filter, page),
-    queueStats: async (db) => mergeStats(await canonical.queueStats(db), await queueStorage.queueStats(db)),
+    // Both engines' counts from one snapshot: a job that maintenance moves from canonical to queue storage
+    // between two separate reads would be counted in both, or in neither.
+    queueStats: (db) =>
+      inOneTransaction(
+        db,
+        async (tx) => mergeStats(await canonical.queueStats(tx), await queueStorage.queueStats(tx)),
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+      ),
     availableDepth: async (db) => {
       const depth = new Map(await canonical.availableDepth(db))
       for (const [queue, n] of await queueStorage.availableDepth(db))

@@ -229,6 +229,38 @@ describe("mixed engine continuation", () => {
     expect(await finalizeStorage(x)).toBe("active")
   })
 
+  it("queueStats counts every job exactly once while maintenance moves canonical jobs to queue storage", async () => {
+    const x = toExecutor(db.pool)
+    const total = 300
+    const later = new Date(Date.now() + 3_600_000)
+    const inserted = await canonicalProducer.insertMany(
+      db.pool,
+      Array.from({ length: total }, (_, n) => ({ definition: Task, args: { n }, options: { runAt: later } })),
+    )
+    expect(inserted.every((r) => r._tag === "Inserted")).toBe(true)
+    await goMixed(x)
+
+    const sums: Array<number> = []
+    let moving = true
+    const mover = (async () => {
+      try {
+        while ((await mixed.promote(x, 5)) > 0) await new Promise((resolve) => setTimeout(resolve, 1))
+      } finally {
+        moving = false
+      }
+    })()
+    while (moving) {
+      const stats = (await mixed.queueStats(x)).find((q) => q.queue === "default")
+      sums.push(Object.values(stats?.counts ?? {}).reduce((a, b) => a + b, 0))
+    }
+    await mover
+    // The move really interleaved with the samples, and it finished: nothing is left in awa.jobs.
+    expect(sums.length).toBeGreaterThan(5)
+    expect((await db.pool.query("SELECT count(*)::int AS n FROM awa.jobs")).rows[0].n).toBe(0)
+    expect(sums.filter((n) => n !== total)).toEqual([])
+    expect((await mixed.queueStats(x)).find((q) => q.queue === "default")?.counts.scheduled).toBe(total)
+  })
+
   it("a canonical insert from a producer that has not followed the move never takes a key queue storage holds", async () => {
     const x = toExecutor(db.pool)
     await goMixed(x)
