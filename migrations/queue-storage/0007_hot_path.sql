@@ -1,12 +1,5 @@
--- Hot-path speed for schema {{schema}}: the ring-slot and lane-cursor helpers become PL/pgSQL (a LANGUAGE sql function that is not inlined is planned again at every call, which cost more than its statement); producers also mark each lane they write as busy, so a claimer on an idle lane reads its settled bound without scanning pg_locks; claim runs fewer statements per lane and returns each job's ready slot, which completions pass back so each attempt is looked up in one ring partition rather than all of them. Results are unchanged; the two-argument complete_attempts of earlier clients still works.
+-- Hot-path speed for schema {{schema}}: the ring-slot and lane-cursor helpers become PL/pgSQL (a LANGUAGE sql function that is not inlined is planned again at every call, which cost more than its statement); producers also mark each lane they write as busy (and a single enqueue runs fewer statements), so a claimer on an idle lane reads its settled bound without scanning pg_locks; claim runs fewer statements per lane, reads only the live ring slots (see Live slots below) and returns each job's ready slot, which completions pass back so each attempt is looked up in one ring partition rather than all of them. Results are unchanged; the two-argument complete_attempts of earlier clients still works.
 
--- The queue ring's current slot (newest generation).
-CREATE OR REPLACE FUNCTION {{schema}}.current_queue_slot() RETURNS smallint
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-  RETURN (SELECT r.slot FROM {{schema}}.queue_ring_rotations r ORDER BY r.generation DESC LIMIT 1);
-END
-$$;
 
 -- The claim ring's current slot (newest generation).
 CREATE OR REPLACE FUNCTION {{schema}}.current_claim_slot() RETURNS smallint
@@ -17,16 +10,37 @@ END
 $$;
 
 -- A lane's claim cursor: the highest lane_seq any committed claim took (or the floor kept by claim prune).
-CREATE OR REPLACE FUNCTION {{schema}}.lane_cursor(p_lane integer) RETURNS bigint
+-- The newest in-order receipt holds it, and it lies in the newest claim slot that holds any in-order receipt of
+-- the lane: receipts are written under the lane's claim lock, each in its claimer's current claim slot read
+-- after the lock, so in commit order both the slot's generation and max_seq only grow (a slot is reused only
+-- once pruned empty). So the current slot is read first, one partition; the whole ring only when the lane has
+-- no in-order receipt there (its first claim after a rotation). p_slot: the current claim slot, NULL to read it.
+CREATE FUNCTION {{schema}}.lane_cursor(p_lane integer, p_slot smallint) RETURNS bigint
 LANGUAGE plpgsql STABLE
--- Generic plan: the claim ring's partitions would otherwise be planned at every call.
+-- Generic plans: the slot is a parameter, so a call initializes one partition, not the whole claim ring.
 SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  v_floor bigint;
+  v_max bigint;
 BEGIN
-  RETURN greatest(
-    (SELECT l.claimed_floor FROM {{schema}}.lanes l WHERE l.lane_id = p_lane),
-    (SELECT max(cb.max_seq) FROM {{schema}}.claim_batches cb WHERE cb.lane_id = p_lane),
-    0);
+  IF p_slot IS NULL THEN
+    p_slot := (SELECT c.slot FROM {{schema}}.claim_ring_rotations c ORDER BY c.generation DESC LIMIT 1);
+  END IF;
+  SELECT l.claimed_floor,
+    (SELECT max(cb.max_seq) FROM {{schema}}.claim_batches cb WHERE cb.claim_slot = p_slot AND cb.lane_id = p_lane)
+  INTO v_floor, v_max
+  FROM {{schema}}.lanes l WHERE l.lane_id = p_lane;
+  IF coalesce(v_max, 0) = 0 THEN
+    v_max := (SELECT max(cb.max_seq) FROM {{schema}}.claim_batches cb WHERE cb.lane_id = p_lane);
+  END IF;
+  RETURN greatest(v_floor, v_max, 0);
 END
+$$;
+
+-- The one-argument form (0003), used by maintenance and the read model: the same cursor.
+CREATE OR REPLACE FUNCTION {{schema}}.lane_cursor(p_lane integer) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+  SELECT {{schema}}.lane_cursor(p_lane, NULL::smallint)
 $$;
 
 -- Busy lanes (advisory namespace 6, key = lane id). Besides its reservation (see 0003), a producer holds the
@@ -37,28 +51,33 @@ $$;
 -- sequence while it holds it) and then draws values above the one the claimer read. So the claimer's bound
 -- is event_seq's last value, read under the lock, and it needs pg_locks only when the lane is busy.
 CREATE OR REPLACE FUNCTION {{schema}}.lock_lanes(p_queues text[], p_priorities smallint[]) RETURNS void
-LANGUAGE plpgsql
--- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
--- the statements themselves.
-SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
   v_held text := coalesce(current_setting('awa_qs.lanes_in_flight', true), '');
+  v_lanes integer[];
   v_lane integer;
   v_mark text;
   v_res bigint;
 BEGIN
-  INSERT INTO {{schema}}.lanes (queue, priority)
-  SELECT DISTINCT i.q, i.p FROM unnest(p_queues, p_priorities) AS i(q, p)
-  WHERE i.q IS NOT NULL
-    AND NOT EXISTS (SELECT 1 FROM {{schema}}.lanes l WHERE l.queue = i.q AND l.priority = i.p)
-  ORDER BY 1, 2
-  ON CONFLICT (queue, priority) DO NOTHING;
-  FOR v_lane IN
-    SELECT DISTINCT l.lane_id FROM {{schema}}.lanes l
-    JOIN unnest(p_queues, p_priorities) AS i(q, p) ON l.queue = i.q AND l.priority = i.p
-    ORDER BY l.lane_id
-  LOOP
+  -- One job's lane, already there (the usual single insert): one index probe, no insert attempted.
+  IF cardinality(p_queues) = 1 THEN
+    v_lanes := ARRAY(SELECT l.lane_id FROM {{schema}}.lanes l
+                     WHERE l.queue = p_queues[1] AND l.priority = p_priorities[1]);
+  END IF;
+  IF coalesce(cardinality(v_lanes), 0) = 0 THEN
+    INSERT INTO {{schema}}.lanes (queue, priority)
+    SELECT DISTINCT i.q, i.p FROM unnest(p_queues, p_priorities) AS i(q, p)
+    WHERE i.q IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.lanes l WHERE l.queue = i.q AND l.priority = i.p)
+    ORDER BY 1, 2
+    ON CONFLICT (queue, priority) DO NOTHING;
+    v_lanes := ARRAY(
+      SELECT DISTINCT l.lane_id FROM {{schema}}.lanes l
+      JOIN unnest(p_queues, p_priorities) AS i(q, p) ON l.queue = i.q AND l.priority = i.p
+      ORDER BY l.lane_id);
+  END IF;
+  FOREACH v_lane IN ARRAY v_lanes LOOP
     v_mark := '{{schema}}/' || v_lane::text || ',';
     CONTINUE WHEN strpos(v_held, ',' || v_mark) > 0;
     PERFORM pg_advisory_xact_lock_shared({{schema}}.lock_space(6), v_lane);
@@ -68,6 +87,113 @@ BEGIN
     v_held := v_held || ',' || v_mark;
     PERFORM set_config('awa_qs.lanes_in_flight', v_held, true);
   END LOOP;
+END
+$$;
+
+-- Enqueue (0003), with the same results in fewer statements when it inserts one job (the usual producer call):
+-- no array built by a query, no deferred insert when nothing is deferred, one lane and one NOTIFY named directly.
+CREATE OR REPLACE FUNCTION {{schema}}.enqueue(
+  p_kinds text[], p_queues text[], p_args text[], p_priorities smallint[], p_max_attempts integer[],
+  p_run_ats timestamptz[], p_delays bigint[], p_timeouts integer[], p_tags text[], p_metadata text[],
+  p_unique_keys text[], p_unique_states text[]
+) RETURNS TABLE (ord bigint, id bigint, state text, run_at timestamptz, existing_id bigint, existing_state text)
+LANGUAGE plpgsql
+-- Generic plans: these run on every enqueue or claim, and planning over the ring partitions costs more than
+-- the statements themselves.
+SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+DECLARE
+  v_n integer := cardinality(p_kinds);
+  v_ids bigint[];
+  v_run_ats timestamptz[];
+  v_won boolean[];
+  v_now timestamptz := now();
+  -- A job is due when its run time is not ahead of the clock at insert (not the transaction's start).
+  v_clock timestamptz := clock_timestamp();
+  v_slot smallint;
+BEGIN
+  IF v_n = 1 THEN
+    v_ids := ARRAY[{{schema}}.next_job_id()];
+    v_run_ats := ARRAY[coalesce(p_run_ats[1], v_now + p_delays[1] * interval '1 millisecond', v_now)];
+  ELSE
+    v_ids := ARRAY(SELECT {{schema}}.next_job_id() FROM generate_series(1, v_n));
+    v_run_ats := ARRAY(
+      SELECT coalesce(i.r, v_now + i.d * interval '1 millisecond', v_now)
+      FROM unnest(p_run_ats, p_delays) WITH ORDINALITY AS i(r, d, o) ORDER BY i.o);
+  END IF;
+  v_won := array_fill(true, ARRAY[v_n]);
+  IF coalesce(cardinality(array_remove(p_unique_keys, NULL)), 0) > 0 THEN
+    WITH taken AS (
+      INSERT INTO {{schema}}.unique_claims (unique_key, job_id)
+      SELECT decode(i.k, 'hex'), v_ids[i.o] FROM unnest(p_unique_keys) WITH ORDINALITY AS i(k, o)
+      WHERE i.k IS NOT NULL ORDER BY i.o
+      ON CONFLICT (unique_key) DO NOTHING
+      RETURNING job_id
+    )
+    SELECT ARRAY(
+      SELECT p_unique_keys[o] IS NULL OR v_ids[o] IN (SELECT job_id FROM taken)
+      FROM generate_series(1, v_n) AS o ORDER BY o)
+    INTO v_won;
+  END IF;
+  IF v_n = 1 THEN
+    IF v_won[1] AND v_run_ats[1] <= v_clock THEN
+      PERFORM {{schema}}.lock_lanes(p_queues, p_priorities);
+    END IF;
+  ELSE
+    PERFORM {{schema}}.lock_lanes(array_agg(p_queues[o]), array_agg(p_priorities[o]))
+    FROM generate_series(1, v_n) AS o WHERE v_won[o] AND v_run_ats[o] <= v_clock;
+  END IF;
+  v_slot := {{schema}}.current_queue_slot();
+  INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
+    max_attempts, run_lease, run_at, attempt_timeout_ms, tags, metadata, errors, unique_key, unique_states, created_at)
+  SELECT v_slot, v_ids[o], l.lane_id, nextval('{{schema}}.event_seq'), p_kinds[o], p_queues[o], p_priorities[o],
+    p_args[o]::jsonb, 0, p_max_attempts[o], 0, v_run_ats[o], p_timeouts[o],
+    CASE WHEN p_tags[o] IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(p_tags[o]::jsonb)) END,
+    coalesce(p_metadata[o]::jsonb, '{}'::jsonb), NULL, decode(p_unique_keys[o], 'hex'), p_unique_states[o]::text[], v_now
+  FROM generate_series(1, v_n) AS o
+  JOIN {{schema}}.lanes l ON l.queue = p_queues[o] AND l.priority = p_priorities[o]
+  WHERE v_won[o] AND v_run_ats[o] <= v_clock
+  ORDER BY o;
+  -- Jobs due later wait in deferred_jobs.
+  IF v_clock < ANY (v_run_ats) THEN
+    INSERT INTO {{schema}}.deferred_jobs (id, seq, state, kind, queue, priority, args, attempt, max_attempts, run_lease,
+      run_at, attempt_timeout_ms, tags, metadata, errors, unique_key, unique_states, attempted_at, created_at)
+    SELECT v_ids[o], nextval('{{schema}}.event_seq'), 'scheduled', p_kinds[o], p_queues[o], p_priorities[o],
+      p_args[o]::jsonb, 0, p_max_attempts[o], 0, v_run_ats[o], p_timeouts[o],
+      CASE WHEN p_tags[o] IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(p_tags[o]::jsonb)) END,
+      coalesce(p_metadata[o]::jsonb, '{}'::jsonb), NULL, decode(p_unique_keys[o], 'hex'), p_unique_states[o]::text[],
+      NULL, v_now
+    FROM generate_series(1, v_n) AS o
+    WHERE v_won[o] AND v_run_ats[o] > v_clock
+    ORDER BY o;
+  END IF;
+  IF v_n = 1 THEN
+    IF v_won[1] AND v_run_ats[1] <= v_clock THEN
+      PERFORM pg_notify('awa_jobs_available', p_queues[1]);
+    END IF;
+  ELSE
+    PERFORM pg_notify('awa_jobs_available', q.queue)
+    FROM (SELECT DISTINCT p_queues[o] AS queue FROM generate_series(1, v_n) AS o
+          WHERE v_won[o] AND v_run_ats[o] <= v_clock) q;
+  END IF;
+  IF NOT (false = ANY (v_won)) THEN
+    RETURN QUERY
+    SELECT o::bigint, v_ids[o], CASE WHEN v_run_ats[o] <= v_clock THEN 'available' ELSE 'scheduled' END, v_run_ats[o],
+      NULL::bigint, NULL::text
+    FROM generate_series(1, v_n) AS o ORDER BY o;
+    RETURN;
+  END IF;
+  -- Some keys were taken: report each holder and its state (the read model, only on this path).
+  RETURN QUERY
+  SELECT o::bigint,
+    CASE WHEN v_won[o] THEN v_ids[o] END,
+    CASE WHEN NOT v_won[o] THEN NULL WHEN v_run_ats[o] <= v_clock THEN 'available' ELSE 'scheduled' END,
+    v_run_ats[o],
+    h.job_id,
+    CASE WHEN h.job_id IS NOT NULL THEN (SELECT j.state FROM {{schema}}.job_rows(h.job_id) j) END
+  FROM generate_series(1, v_n) AS o
+  LEFT JOIN {{schema}}.unique_claims h ON NOT v_won[o] AND h.unique_key = decode(p_unique_keys[o], 'hex')
+  ORDER BY o;
 END
 $$;
 
@@ -110,8 +236,146 @@ BEGIN
 END
 $$;
 
+-- Live slots. A claim reads only the queue-ring slots that can hold a lane's unclaimed rows, the live ones:
+-- those whose ledger row is not retired, plus the slots listed in queue_ring_strays. Each is one partition of
+-- ready_entries and of ready_tombstones, and a claim that reads up to four of them initializes only those
+-- (planning and initializing all sixteen cost more than the rest of the claim).
+--  * Every ready row is written into the slot current_queue_slot() returns, in the writer's snapshot. The
+--    writer first holds slot lock (advisory namespace 7, key = slot) in SHARE mode until it ends, then reads
+--    queue_ring_retired_upto, a sequence (not MVCC: every session sees its last value at once). If that is
+--    past the writer's generation, the writer's snapshot may be older than a retirement of its slot, so it
+--    lists the slot in queue_ring_strays, in its own transaction: its rows and the stray entry commit together.
+--  * retire_queue_slots (maintenance, after maintain_rings) first raises queue_ring_retired_upto to the
+--    current generation, then retires each other slot it can take the slot lock on exclusively and that then
+--    holds no ready row (in a fresh snapshot: every writer of the slot has ended), dropping its strays.
+--  So a retired, unlisted slot never holds a row: a writer that locked the slot first is waited for and its
+--  rows are seen; one that locks it later reads a generation past its own and lists the slot. A claim reads the
+--  live slots after lane_settled_upto, so every writer below the settled bound has ended and its rows, ledger
+--  row and strays are visible to the claim. Maintenance that never retires (an older runtime) leaves every
+--  ledger slot live, as before.
+ALTER TABLE {{schema}}.queue_ring_rotations ADD COLUMN retired boolean NOT NULL DEFAULT false;
+COMMENT ON TABLE {{schema}}.queue_ring_rotations IS 'awa queue-storage queue-ring rotations ledger (append-only, plus one update when its slot is retired). Reclaim kind: warm (bounded by ring size: generations older than one lap are deleted at rotation).';
+
+-- No key: a writer under REPEATABLE READ must not conflict with another's entry it cannot see (that would fail it
+-- with a serialization error), so each such writer adds its own row.
+CREATE TABLE {{schema}}.queue_ring_strays (
+  slot smallint NOT NULL CHECK (slot BETWEEN 0 AND {{queue_ring_slots}} - 1),
+  listed_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE {{schema}}.queue_ring_strays IS 'awa queue-storage queue-ring slots written by a writer whose snapshot may predate the slot''s retirement: claims read them too. Reclaim kind: warm (bounded by writer transactions whose snapshot predates a slot retirement, one row each per generation; deleted when the slot is retired).';
+
+CREATE SEQUENCE {{schema}}.queue_ring_retired_upto MINVALUE 0 START 0;
+SELECT setval('{{schema}}.queue_ring_retired_upto', (SELECT max(r.generation) FROM {{schema}}.queue_ring_rotations r));
+-- A slot without a ledger row was never current since its last lap; if it holds rows all the same, claims read it.
+INSERT INTO {{schema}}.queue_ring_strays (slot)
+SELECT s.slot FROM generate_series(0, {{queue_ring_slots}} - 1) AS s(slot)
+WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.queue_ring_rotations r WHERE r.slot = s.slot)
+  AND EXISTS (SELECT 1 FROM {{schema}}.ready_entries e WHERE e.ready_slot = s.slot);
+
+-- The queue-ring slot a writer appends ready rows to: the current slot in the writer's snapshot, with the slot
+-- lock held and the slot listed as a stray when the snapshot may be older than its retirement (see Live slots).
+-- Once per generation and transaction (awa_qs.slots_in_flight).
+CREATE OR REPLACE FUNCTION {{schema}}.current_queue_slot() RETURNS smallint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  v_gen bigint;
+  v_slot smallint;
+  v_held text := coalesce(current_setting('awa_qs.slots_in_flight', true), '');
+  v_mark text;
+BEGIN
+  SELECT r.generation, r.slot INTO v_gen, v_slot FROM {{schema}}.queue_ring_rotations r
+  ORDER BY r.generation DESC LIMIT 1;
+  v_mark := ',{{schema}}/' || v_gen::text || ',';
+  IF strpos(v_held, v_mark) = 0 THEN
+    PERFORM pg_advisory_xact_lock_shared({{schema}}.lock_space(7), v_slot);
+    IF pg_sequence_last_value('{{schema}}.queue_ring_retired_upto') > v_gen THEN
+      INSERT INTO {{schema}}.queue_ring_strays (slot) VALUES (v_slot);
+    END IF;
+    PERFORM set_config('awa_qs.slots_in_flight', v_held || v_mark, true);
+  END IF;
+  RETURN v_slot;
+END
+$$;
+
+-- Retires the queue-ring slots, other than the current one, that hold no ready row (see Live slots): a slot
+-- whose lock a writer holds for longer than p_lock_timeout_ms stays live until a later run. Maintenance runs it
+-- after maintain_rings; returns the slots retired.
+CREATE FUNCTION {{schema}}.retire_queue_slots(p_lock_timeout_ms integer) RETURNS integer[]
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_old_timeout text := current_setting('lock_timeout');
+  v_gen bigint;
+  v_cur smallint;
+  v_slot smallint;
+  v_retired integer[] := '{}';
+BEGIN
+  IF NOT pg_try_advisory_xact_lock({{schema}}.lock_space(5), 0) THEN
+    RETURN v_retired;
+  END IF;
+  SELECT r.generation, r.slot INTO v_gen, v_cur FROM {{schema}}.queue_ring_rotations r
+  ORDER BY r.generation DESC LIMIT 1;
+  IF coalesce(pg_sequence_last_value('{{schema}}.queue_ring_retired_upto'), -1) < v_gen THEN
+    PERFORM setval('{{schema}}.queue_ring_retired_upto', v_gen);
+  END IF;
+  PERFORM set_config('lock_timeout', p_lock_timeout_ms || 'ms', true);
+  FOR v_slot IN
+    SELECT r.slot FROM {{schema}}.queue_ring_rotations r WHERE NOT r.retired AND r.slot <> v_cur
+    UNION SELECT s.slot FROM {{schema}}.queue_ring_strays s WHERE s.slot <> v_cur
+    ORDER BY 1
+  LOOP
+    BEGIN
+      PERFORM pg_advisory_xact_lock({{schema}}.lock_space(7), v_slot);
+      -- A fresh snapshot, now that every writer of the slot has ended.
+      IF NOT EXISTS (SELECT 1 FROM {{schema}}.ready_entries e WHERE e.ready_slot = v_slot) THEN
+        UPDATE {{schema}}.queue_ring_rotations r SET retired = true WHERE r.slot = v_slot AND NOT r.retired;
+        DELETE FROM {{schema}}.queue_ring_strays s WHERE s.slot = v_slot;
+        v_retired := v_retired || v_slot::integer;
+      END IF;
+    EXCEPTION WHEN lock_not_available THEN
+      NULL;
+    END;
+  END LOOP;
+  PERFORM set_config('lock_timeout', v_old_timeout, true);
+  RETURN v_retired;
+END
+$$;
+
+-- A lane's claimable rows after p_after up to p_upto (not tombstoned), at most p_limit, in lane order, read from
+-- the ring slots p_slots only (the live ones): with one to four slots the plan initializes only their partitions.
+CREATE FUNCTION {{schema}}.lane_window(p_lane integer, p_after bigint, p_upto bigint, p_limit integer,
+  p_slots smallint[])
+RETURNS SETOF {{schema}}.ready_entries
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  s1 smallint := p_slots[1];
+  s2 smallint := coalesce(p_slots[2], p_slots[1]);
+  s3 smallint := coalesce(p_slots[3], p_slots[1]);
+  s4 smallint := coalesce(p_slots[4], p_slots[1]);
+BEGIN
+  IF coalesce(cardinality(p_slots), 0) BETWEEN 1 AND 4 THEN
+    RETURN QUERY
+    SELECT r.* FROM {{schema}}.ready_entries r
+    WHERE r.ready_slot IN (s1, s2, s3, s4) AND r.lane_id = p_lane AND r.lane_seq > p_after AND r.lane_seq <= p_upto
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.ready_tombstones t
+                      WHERE t.ready_slot IN (s1, s2, s3, s4)
+                        AND t.ready_slot = r.ready_slot AND t.id = r.id AND t.lane_seq = r.lane_seq)
+    ORDER BY r.lane_seq
+    LIMIT p_limit;
+  ELSE
+    RETURN QUERY
+    SELECT r.* FROM {{schema}}.ready_entries r
+    WHERE r.lane_id = p_lane AND r.lane_seq > p_after AND r.lane_seq <= p_upto
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.ready_tombstones t
+                      WHERE t.ready_slot = r.ready_slot AND t.id = r.id AND t.lane_seq = r.lane_seq)
+    ORDER BY r.lane_seq
+    LIMIT p_limit;
+  END IF;
+END
+$$;
+
 -- Claims up to p_limit jobs of queue p_queue (kinds p_kinds, NULL for any), lanes in priority order; see 0003
--- for the window, the cursor prefix and the receipts. Same rows as before, in fewer statements per lane, plus
+-- for the window, the cursor prefix and the receipts. Same rows as before, in fewer statements per lane (the
+-- window is read once, from the live slots only, and a window taken whole needs no prefix or tombstone), plus
 -- ready_slot (the ring partition of the job's ready row) as the last column: a new output column changes the
 -- function's type, hence DROP and CREATE. Clients that read columns by name are unaffected.
 DROP FUNCTION {{schema}}.claim(text, integer, integer, text[]);
@@ -133,6 +397,8 @@ DECLARE
   v_got integer;
   v_now timestamptz := now();
   v_cslot smallint;
+  v_slots smallint[];
+  v_win {{schema}}.ready_entries[];
 BEGIN
   -- Each lane is read after its claim lock in a fresh snapshot; a transaction-wide snapshot would not see
   -- claims committed since it began, and could hand the same job out twice.
@@ -157,54 +423,76 @@ BEGIN
       CONTINUE WHEN NOT {{schema}}.lock_lane_claim(v_lane, 100);
     END IF;
     v_high := {{schema}}.lane_settled_upto(v_lane);
-    -- The cursor (lane_cursor, inline) and the claim ring's current slot, in one statement.
-    SELECT greatest(l.claimed_floor,
-        (SELECT max(cb.max_seq) FROM {{schema}}.claim_batches cb WHERE cb.lane_id = v_lane), 0),
-      (SELECT c.slot FROM {{schema}}.claim_ring_rotations c ORDER BY c.generation DESC LIMIT 1)
-    INTO v_cursor, v_cslot
-    FROM {{schema}}.lanes l WHERE l.lane_id = v_lane;
-    RETURN QUERY
-    WITH win AS (
-      SELECT r.*, row_number() OVER (ORDER BY r.lane_seq) AS wn FROM (
-        SELECT r0.* FROM {{schema}}.ready_entries r0
-        WHERE r0.lane_id = v_lane AND r0.lane_seq > v_cursor AND r0.lane_seq <= v_high
-          AND NOT EXISTS (SELECT 1 FROM {{schema}}.ready_tombstones t
-                          WHERE t.ready_slot = r0.ready_slot AND t.id = r0.id AND t.lane_seq = r0.lane_seq)
-        ORDER BY r0.lane_seq
-        LIMIT v_left + 100
-      ) r
-    ), picked AS (
-      SELECT w.* FROM win w
-      WHERE p_kinds IS NULL OR w.kind = ANY (p_kinds)
-      ORDER BY w.run_at, w.lane_seq
-      LIMIT v_left
-    ), prefix AS (
-      -- The cursor moves over the leading window rows that are all picked; picked rows after the first one left
-      -- behind are claimed out of lane order.
-      SELECT coalesce(max(w.lane_seq), 0) AS upto FROM win w
-      WHERE w.wn < coalesce((SELECT min(w2.wn) FROM win w2 WHERE w2.lane_seq NOT IN (SELECT p.lane_seq FROM picked p)),
-                            (SELECT count(*) + 1 FROM win))
-    ), receipt AS (
-      INSERT INTO {{schema}}.claim_batches (claim_slot, lane_id, max_seq, claimed_at, default_timeout_ms, ids, leases,
-        ready_slots, timeouts)
-      SELECT v_cslot, v_lane, CASE WHEN g.in_order THEN (SELECT upto FROM prefix) ELSE 0 END, v_now, p_default_timeout_ms,
-        array_agg(g.id ORDER BY g.lane_seq), array_agg(g.run_lease + 1 ORDER BY g.lane_seq),
-        array_agg(g.ready_slot ORDER BY g.lane_seq), array_agg(g.attempt_timeout_ms ORDER BY g.lane_seq)
-      FROM (SELECT p.*, p.lane_seq <= (SELECT upto FROM prefix) AS in_order FROM picked p) g
-      GROUP BY g.in_order
-      RETURNING 1
-    ), out_of_order AS (
-      INSERT INTO {{schema}}.ready_tombstones (ready_slot, id, lane_seq, claimed)
-      SELECT p.ready_slot, p.id, p.lane_seq, true FROM picked p WHERE p.lane_seq > (SELECT upto FROM prefix)
-      RETURNING 1
-    )
-    SELECT p.id, p.kind, p.queue, p.args, p.priority, p.attempt + 1, p.max_attempts, p.run_lease + 1,
-      date_part('epoch', p.run_at) * 1000, date_part('epoch', v_now) * 1000,
-      date_part('epoch', v_now + coalesce(p.attempt_timeout_ms, p_default_timeout_ms) * interval '1 millisecond') * 1000,
-      p.attempt_timeout_ms, p.tags, p.metadata, date_part('epoch', p.created_at) * 1000, p.ready_slot
-    FROM picked p
-    WHERE (SELECT count(*) FROM receipt) >= 0 AND (SELECT count(*) FROM out_of_order) >= 0
-    ORDER BY p.run_at, p.lane_seq;
+    -- The claim ring's current slot (receipts go there) and the live queue-ring slots, then the cursor, read from
+    -- that claim slot first.
+    SELECT (SELECT c.slot FROM {{schema}}.claim_ring_rotations c ORDER BY c.generation DESC LIMIT 1),
+      ARRAY(SELECT q.slot FROM {{schema}}.queue_ring_rotations q WHERE NOT q.retired
+            UNION SELECT s.slot FROM {{schema}}.queue_ring_strays s)
+    INTO v_cslot, v_slots;
+    v_cursor := {{schema}}.lane_cursor(v_lane, v_cslot);
+    -- The window: the lane's next claimable rows, read once (from the live slots only).
+    v_win := ARRAY(SELECT r FROM {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left + 100, v_slots) r);
+    CONTINUE WHEN cardinality(v_win) = 0;
+    IF p_kinds IS NULL AND cardinality(v_win) <= v_left THEN
+      -- Every row of the window is taken, so all in lane order: one receipt up to the last, no tombstone. The
+      -- statement below gives the same rows in this case; this one is smaller, and this is the usual case when
+      -- workers keep up (a claim finds fewer jobs than it asks for).
+      RETURN QUERY
+      WITH picked AS (
+        SELECT * FROM unnest(v_win)
+      ), receipt AS (
+        INSERT INTO {{schema}}.claim_batches (claim_slot, lane_id, max_seq, claimed_at, default_timeout_ms, ids, leases,
+          ready_slots, timeouts)
+        SELECT v_cslot, v_lane, max(p.lane_seq), v_now, p_default_timeout_ms,
+          array_agg(p.id ORDER BY p.lane_seq), array_agg(p.run_lease + 1 ORDER BY p.lane_seq),
+          array_agg(p.ready_slot ORDER BY p.lane_seq), array_agg(p.attempt_timeout_ms ORDER BY p.lane_seq)
+        FROM picked p
+        RETURNING 1
+      )
+      SELECT p.id, p.kind, p.queue, p.args, p.priority, p.attempt + 1, p.max_attempts, p.run_lease + 1,
+        date_part('epoch', p.run_at) * 1000, date_part('epoch', v_now) * 1000,
+        date_part('epoch', v_now + coalesce(p.attempt_timeout_ms, p_default_timeout_ms) * interval '1 millisecond') * 1000,
+        p.attempt_timeout_ms, p.tags, p.metadata, date_part('epoch', p.created_at) * 1000, p.ready_slot
+      FROM picked p
+      WHERE (SELECT count(*) FROM receipt) >= 0
+      ORDER BY p.run_at, p.lane_seq;
+    ELSE
+      RETURN QUERY
+      WITH win AS (
+        SELECT r.*, row_number() OVER (ORDER BY r.lane_seq) AS wn FROM unnest(v_win) r
+      ), picked AS (
+        SELECT w.* FROM win w
+        WHERE p_kinds IS NULL OR w.kind = ANY (p_kinds)
+        ORDER BY w.run_at, w.lane_seq
+        LIMIT v_left
+      ), prefix AS (
+        -- The cursor moves over the leading window rows that are all picked; picked rows after the first one left
+        -- behind are claimed out of lane order.
+        SELECT coalesce(max(w.lane_seq), 0) AS upto FROM win w
+        WHERE w.wn < coalesce((SELECT min(w2.wn) FROM win w2 WHERE w2.lane_seq NOT IN (SELECT p.lane_seq FROM picked p)),
+                              (SELECT count(*) + 1 FROM win))
+      ), receipt AS (
+        INSERT INTO {{schema}}.claim_batches (claim_slot, lane_id, max_seq, claimed_at, default_timeout_ms, ids, leases,
+          ready_slots, timeouts)
+        SELECT v_cslot, v_lane, CASE WHEN g.in_order THEN (SELECT upto FROM prefix) ELSE 0 END, v_now, p_default_timeout_ms,
+          array_agg(g.id ORDER BY g.lane_seq), array_agg(g.run_lease + 1 ORDER BY g.lane_seq),
+          array_agg(g.ready_slot ORDER BY g.lane_seq), array_agg(g.attempt_timeout_ms ORDER BY g.lane_seq)
+        FROM (SELECT p.*, p.lane_seq <= (SELECT upto FROM prefix) AS in_order FROM picked p) g
+        GROUP BY g.in_order
+        RETURNING 1
+      ), out_of_order AS (
+        INSERT INTO {{schema}}.ready_tombstones (ready_slot, id, lane_seq, claimed)
+        SELECT p.ready_slot, p.id, p.lane_seq, true FROM picked p WHERE p.lane_seq > (SELECT upto FROM prefix)
+        RETURNING 1
+      )
+      SELECT p.id, p.kind, p.queue, p.args, p.priority, p.attempt + 1, p.max_attempts, p.run_lease + 1,
+        date_part('epoch', p.run_at) * 1000, date_part('epoch', v_now) * 1000,
+        date_part('epoch', v_now + coalesce(p.attempt_timeout_ms, p_default_timeout_ms) * interval '1 millisecond') * 1000,
+        p.attempt_timeout_ms, p.tags, p.metadata, date_part('epoch', p.created_at) * 1000, p.ready_slot
+      FROM picked p
+      WHERE (SELECT count(*) FROM receipt) >= 0 AND (SELECT count(*) FROM out_of_order) >= 0
+      ORDER BY p.run_at, p.lane_seq;
+    END IF;
     GET DIAGNOSTICS v_got = ROW_COUNT;
     v_left := v_left - v_got;
   END LOOP;

@@ -5,9 +5,10 @@
 // this engine's logic lives. Mistakes in rotation, prune and the counters are judged by the ring and counter
 // tests as well as the contract (`judges`), since the contract cannot see a truncated slot or a count off by
 // one. The claim, enqueue and complete functions are mostly left alone (they are the hot path, rewritten for
-// speed); where a mistake is near them its search text is a small fragment. The last three reach the hot path's
-// own safety: the busy-lane mark that keeps a claim's fast path behind producers in flight, and the lease checks
-// of an attempt lookup with and without its ready slot.
+// speed); where a mistake is near them its search text is a small fragment. The last six reach the hot path's
+// own safety: the busy-lane mark that keeps a claim's fast path behind producers in flight, the lease checks
+// of an attempt lookup with and without its ready slot, and the live-slot protocol that lets a claim skip
+// retired ring slots (a stale writer lists its slot, retirement waits for writers, claims read the list).
 const engine = "packages/runtime/src/QueueStorageEngine.ts"
 const jobs = "packages/runtime/src/internal/sql/queueStorage/jobs.ts"
 const dlq = "packages/runtime/src/internal/sql/queueStorage/dlq.ts"
@@ -268,5 +269,31 @@ export default [
     search: "ready_entries r0 WHERE r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0",
     replace: "ready_entries r0 WHERE r0.id = d.id OFFSET 0",
     judges: [exits],
+  },
+  {
+    id: "stale-writer-not-listed",
+    mistake:
+      "a writer whose snapshot predates its slot's retirement does not list the slot, so claims never read its rows",
+    file: hotPath,
+    search: "      INSERT INTO {{schema}}.queue_ring_strays (slot) VALUES (v_slot);",
+    replace: "      NULL;",
+    judges: [concurrency, rings],
+  },
+  {
+    id: "retire-ignores-writers",
+    mistake:
+      "slot retirement does not wait for the slot's writers in flight, so it retires a slot about to hold rows",
+    file: hotPath,
+    search: "      PERFORM pg_advisory_xact_lock({{schema}}.lock_space(7), v_slot);",
+    replace: "      NULL;",
+    judges: [concurrency, rings],
+  },
+  {
+    id: "claim-ignores-strays",
+    mistake: "a claim reads only the slots the ledger calls live, not the listed strays",
+    file: hotPath,
+    search: "            UNION SELECT s.slot FROM {{schema}}.queue_ring_strays s)",
+    replace: "            )",
+    judges: [concurrency, rings],
   },
 ]

@@ -217,6 +217,8 @@ export const makeQueueStorageEngine = (options: QueueStorageEngineOptions = {}):
       Math.max(0, Math.round(request.failedMs)),
       lockTimeoutMs,
     ])
+    // Slots left empty by the prune (or never written since their last lap) stop costing claims anything.
+    await db.query("retire queue-ring slots", rings.retireSlots, [lockTimeoutMs])
     // The COPY inbox keeps the rows of past COPYs (already enqueued) until here.
     await db.query("prune COPY inbox", rings.pruneCopyInbox, [lockTimeoutMs])
     const report = (row?.report ?? {}) as Record<string, unknown>

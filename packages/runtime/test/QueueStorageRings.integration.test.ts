@@ -2,6 +2,7 @@
 // attempt or a failed job inside retention is never truncated; the ring degrades to one growing slot instead of
 // losing anything; and Maintenance does this through the Engine seam (deleteRetained) under its leader.
 import { prepareQueueStorageSchema } from "@awa/migrator/MigrateApi"
+import type pg from "pg"
 import { describe, expect, it, onTestFinished } from "vitest"
 import type { AttemptRef } from "../src/Engine.js"
 import { Maintenance } from "../src/Maintenance.js"
@@ -182,6 +183,101 @@ describe("queue-storage rings", () => {
     for (let i = 0; i < 3; i++) await m.runNow()
     expect(await slotRows(db.pool, "ready_entries", 0)).toBe(0)
     expect(await rollups(db.pool)).toEqual({ "led/completed": 5 })
+  })
+})
+
+describe("queue-storage live slots", () => {
+  // Claims read only live slots: ledger slots not retired, plus listed strays.
+  const ledger = async () =>
+    (
+      await db.pool.query<{ slot: number; retired: boolean }>(
+        "SELECT slot, retired FROM awa.queue_ring_rotations ORDER BY generation",
+      )
+    ).rows
+  const retired = async (slot: number) =>
+    (await ledger()).filter((r) => r.slot === slot).every((r) => r.retired)
+  const current = async () => (await ledger()).at(-1)?.slot
+  /** Runs `body` with a client for a writer's own transaction, rolled back and returned even when it fails. */
+  const withWriter = async (body: (writer: pg.PoolClient) => Promise<void>) => {
+    const writer = await db.pool.connect()
+    try {
+      await body(writer)
+    } finally {
+      await writer.query("ROLLBACK").catch(() => undefined)
+      writer.release()
+    }
+  }
+  const strays = async () =>
+    (await db.pool.query<{ slot: number }>("SELECT slot FROM awa.queue_ring_strays ORDER BY slot")).rows.map(
+      (r) => r.slot,
+    )
+
+  it("retires a slot once pruned, never the current one, and claims keep finding every job", async () => {
+    const x = toExecutor(db.pool)
+    await insertIds(engine, x, [qsRow(1, "retire")])
+    await engine.complete(x, await claimRefs(engine, x, "retire"))
+    await force()
+    await force()
+    expect(await retired(0)).toBe(true)
+    expect((await ledger()).at(-1)?.retired).toBe(false)
+    const [later] = await insertIds(engine, x, [qsRow(2, "retire")])
+    expect((await claimRefs(engine, x, "retire")).map((r) => r.id)).toEqual([later])
+  })
+
+  it("a writer whose snapshot predates its slot's retirement lists the slot, and its job is claimed", async () => {
+    const x = toExecutor(db.pool)
+    // The lane exists before the writer's snapshot (creating it there would conflict with the claims below).
+    await insertIds(engine, x, [qsRow(0, "stale")])
+    await engine.complete(x, await claimRefs(engine, x, "stale"))
+    let late: string | undefined
+    await withWriter(async (writer) => {
+      await writer.query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+      await writer.query("SELECT 1")
+      // Meanwhile slot 0 is sealed, pruned and retired.
+      await force()
+      await force()
+      expect(await retired(0)).toBe(true)
+      expect(await current()).not.toBe(0)
+      // The writer still sees slot 0 as current: it writes there, and lists it.
+      ;[late] = await insertIds(engine, toExecutor(writer), [qsRow(1, "stale")])
+      await writer.query("COMMIT")
+    })
+    expect(await slotRows(db.pool, "ready_entries", 0)).toBe(1)
+    expect(await strays()).toEqual([0])
+    const refs = await claimRefs(engine, x, "stale")
+    expect(refs.map((r) => r.id)).toEqual([late])
+    // Once that job is done and its slot pruned again, the slot is retired and no longer listed.
+    expect((await engine.complete(x, refs)).applied).toHaveLength(1)
+    await force()
+    await force()
+    expect(await slotRows(db.pool, "ready_entries", 0)).toBe(0)
+    expect(await strays()).toEqual([])
+    expect(await retired(0)).toBe(true)
+  })
+
+  it("a writer in flight keeps its slot live: retirement waits for it, and skips the slot when it waits too long", async () => {
+    const x = toExecutor(db.pool)
+    const quick = makeQueueStorageEngine({ pruneLockTimeoutMs: 100 })
+    const maintain = () => quick.maintainRings(x, { failedMs: week, force: true })
+    // The lane exists, and the current slot holds nothing committed (slot 0 is pruned and retired).
+    await insertIds(quick, x, [qsRow(0, "inflight")])
+    await quick.complete(x, await claimRefs(quick, x, "inflight"))
+    await maintain()
+    await maintain()
+    const slot = await current()
+    expect(await slotRows(db.pool, "ready_entries", slot!)).toBe(0)
+    let held: string | undefined
+    await withWriter(async (writer) => {
+      await writer.query("BEGIN")
+      ;[held] = await insertIds(quick, toExecutor(writer), [qsRow(1, "inflight")])
+      // The writer's slot is sealed while its row is still uncommitted, so the slot looks empty: retirement must
+      // wait for the writer (and give up after the lock timeout) rather than retire it.
+      await maintain()
+      expect(await current()).not.toBe(slot)
+      expect(await retired(slot!)).toBe(false)
+      await writer.query("COMMIT")
+    })
+    expect((await claimRefs(quick, x, "inflight")).map((r) => r.id)).toEqual([held])
   })
 })
 

@@ -99,4 +99,10 @@ export const slotRows = async (pool: pg.Pool, table: string, slot: number, schem
 
 /** The queue ring's current slot. */
 export const currentQueueSlot = async (pool: pg.Pool, schema = "awa"): Promise<number> =>
-  Number((await pool.query(`SELECT "${schema}".current_queue_slot() AS s`)).rows[0].s)
+  Number(
+    (
+      await pool.query(
+        `SELECT slot AS s FROM "${schema}".queue_ring_rotations ORDER BY generation DESC LIMIT 1`,
+      )
+    ).rows[0].s,
+  )

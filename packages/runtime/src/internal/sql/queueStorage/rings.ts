@@ -13,6 +13,13 @@ export const ringStatements = ({ s, statement }: SchemaSql) => ({
     { prepared: false },
   ),
   /**
+   * Retires the queue-ring slots that no longer hold a ready row (other than the current one), so claims stop
+   * reading them; a slot a writer holds longer than $1 ms stays live until a later run. Returns the slots.
+   */
+  retireSlots: statement("retire_queue_slots", `SELECT ${s}.retire_queue_slots($1::integer) AS retired`, {
+    prepared: false,
+  }),
+  /**
    * Empties the COPY inbox (rows every COPY already enqueued) unless a COPY holds it longer than $1 ms;
    * returns whether it did.
    */
