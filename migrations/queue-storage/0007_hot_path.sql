@@ -500,34 +500,67 @@ END
 $$;
 
 -- attempt_rows (0003) with each attempt's ready slot as given by claim (p_slots; NULL where unknown, e.g. from a
--- client that predates it): a known slot probes one ring partition, an unknown one probes every partition.
+-- client that predates it). The attempts are looked up in groups of up to four ring slots, each group's plan
+-- initializing only those partitions (an attempt with an unknown slot first has its slot found in all of them).
 CREATE FUNCTION {{schema}}.attempt_rows(p_ids bigint[], p_leases bigint[], p_slots smallint[])
 RETURNS SETOF {{schema}}.ready_entries
-LANGUAGE sql STABLE AS $$
-  WITH d AS (
-    SELECT * FROM unnest(p_ids, p_leases, p_slots) AS d(id, run_lease, slot)
-  ), cand AS MATERIALIZED (
-    -- One index probe per attempt (OFFSET 0 keeps the planner from turning this into a scan of the ring).
-    SELECT r.* FROM d
-    CROSS JOIN LATERAL (
-      SELECT r0.* FROM {{schema}}.ready_entries r0
-      WHERE r0.ready_slot = d.slot AND r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0
-    ) r
-    WHERE d.slot IS NOT NULL
-    UNION ALL
-    SELECT r.* FROM d
-    CROSS JOIN LATERAL (
-      SELECT r0.* FROM {{schema}}.ready_entries r0 WHERE r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0
-    ) r
-    WHERE d.slot IS NULL
-  ), cursors AS MATERIALIZED (
-    -- One cursor read per lane, not per attempt.
-    SELECT x.lane_id, {{schema}}.lane_cursor(x.lane_id) AS upto FROM (SELECT DISTINCT lane_id FROM cand) x
-  )
-  SELECT c.* FROM cand c
-  JOIN cursors k ON k.lane_id = c.lane_id
-  LEFT JOIN {{schema}}.ready_tombstones t ON t.ready_slot = c.ready_slot AND t.id = c.id AND t.lane_seq = c.lane_seq
-  WHERE t.claimed OR (t.id IS NULL AND c.lane_seq <= k.upto)
+LANGUAGE plpgsql STABLE
+-- Generic plans: the slots are parameters, so a group initializes its partitions only.
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  v_ids bigint[] := p_ids;
+  v_leases bigint[] := p_leases;
+  v_slots smallint[] := p_slots;
+  v_group smallint[];
+  s1 smallint;
+  s2 smallint;
+  s3 smallint;
+  s4 smallint;
+BEGIN
+  IF v_slots IS NULL OR array_position(v_slots, NULL) IS NOT NULL THEN
+    SELECT array_agg(x.id), array_agg(x.lease), array_agg(x.slot) INTO v_ids, v_leases, v_slots FROM (
+      SELECT d.id, d.lease, d.slot FROM unnest(p_ids, p_leases, p_slots) AS d(id, lease, slot) WHERE d.slot IS NOT NULL
+      UNION
+      -- One index probe per attempt (OFFSET 0 keeps the planner from turning this into a scan of the ring).
+      SELECT d.id, d.lease, r.ready_slot FROM unnest(p_ids, p_leases, p_slots) AS d(id, lease, slot)
+      CROSS JOIN LATERAL (
+        SELECT r0.ready_slot FROM {{schema}}.ready_entries r0 WHERE r0.id = d.id AND r0.run_lease = d.lease - 1 OFFSET 0
+      ) r
+      WHERE d.slot IS NULL
+    ) x;
+    IF v_ids IS NULL THEN
+      RETURN;
+    END IF;
+  END IF;
+  FOR v_group IN
+    SELECT array_agg(g.s) FROM (
+      SELECT u.s, (row_number() OVER (ORDER BY u.s) - 1) / 4 AS k FROM (SELECT DISTINCT s FROM unnest(v_slots) s) u
+    ) g
+    GROUP BY g.k
+  LOOP
+    s1 := v_group[1];
+    s2 := coalesce(v_group[2], s1);
+    s3 := coalesce(v_group[3], s1);
+    s4 := coalesce(v_group[4], s1);
+    RETURN QUERY
+    WITH cand AS MATERIALIZED (
+      SELECT r.* FROM unnest(v_ids, v_leases, v_slots) AS d(id, run_lease, slot)
+      CROSS JOIN LATERAL (
+        SELECT r0.* FROM {{schema}}.ready_entries r0
+        WHERE r0.ready_slot IN (s1, s2, s3, s4) AND r0.ready_slot = d.slot AND r0.id = d.id
+          AND r0.run_lease = d.run_lease - 1 OFFSET 0
+      ) r
+    ), cursors AS MATERIALIZED (
+      -- One cursor read per lane, not per attempt.
+      SELECT x.lane_id, {{schema}}.lane_cursor(x.lane_id) AS upto FROM (SELECT DISTINCT lane_id FROM cand) x
+    )
+    SELECT c.* FROM cand c
+    JOIN cursors k ON k.lane_id = c.lane_id
+    LEFT JOIN {{schema}}.ready_tombstones t
+      ON t.ready_slot IN (s1, s2, s3, s4) AND t.ready_slot = c.ready_slot AND t.id = c.id AND t.lane_seq = c.lane_seq
+    WHERE t.claimed OR (t.id IS NULL AND c.lane_seq <= k.upto);
+  END LOOP;
+END
 $$;
 
 -- The two-argument form (0003), used by heartbeats, retries, failures and cancels: the same lookup with every

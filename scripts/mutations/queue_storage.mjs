@@ -5,9 +5,9 @@
 // this engine's logic lives. Mistakes in rotation, prune and the counters are judged by the ring and counter
 // tests as well as the contract (`judges`), since the contract cannot see a truncated slot or a count off by
 // one. The claim, enqueue and complete functions are mostly left alone (they are the hot path, rewritten for
-// speed); where a mistake is near them its search text is a small fragment. The last six reach the hot path's
-// own safety: the busy-lane mark that keeps a claim's fast path behind producers in flight, the lease checks
-// of an attempt lookup with and without its ready slot, and the live-slot protocol that lets a claim skip
+// speed); where a mistake is near them its search text is a small fragment. The last five reach the hot path's
+// own safety: the busy-lane mark that keeps a claim's fast path behind producers in flight, the lease check
+// of the attempt lookup (one probe, whether the slot came with the attempt or was found), and the live-slot protocol that lets a claim skip
 // retired ring slots (a stale writer lists its slot, retirement waits for writers, claims read the list).
 const engine = "packages/runtime/src/QueueStorageEngine.ts"
 const jobs = "packages/runtime/src/internal/sql/queueStorage/jobs.ts"
@@ -254,20 +254,12 @@ export default [
     judges: [concurrency],
   },
   {
-    id: "slot-probe-ignores-lease",
-    mistake: "a completion that names its ready slot is applied whatever its run_lease",
-    file: hotPath,
-    search: "WHERE r0.ready_slot = d.slot AND r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0",
-    replace: "WHERE r0.ready_slot = d.slot AND r0.id = d.id OFFSET 0",
-    judges: [exits],
-  },
-  {
-    id: "id-probe-ignores-lease",
+    id: "attempt-probe-ignores-lease",
     mistake:
-      "an attempt write without a ready slot (heartbeat, retry, failure, cancel) is applied whatever its run_lease",
+      "an attempt write (completion, heartbeat, retry, failure, cancel; with or without its ready slot) is applied whatever its run_lease",
     file: hotPath,
-    search: "ready_entries r0 WHERE r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0",
-    replace: "ready_entries r0 WHERE r0.id = d.id OFFSET 0",
+    search: "          AND r0.run_lease = d.run_lease - 1 OFFSET 0",
+    replace: "          OFFSET 0",
     judges: [exits],
   },
   {
