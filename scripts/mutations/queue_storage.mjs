@@ -6,9 +6,10 @@
 // tests as well as the contract (`judges`), since the contract cannot see a truncated slot or a count off by
 // one. The claim, enqueue and complete functions are mostly left alone (they are the hot path, rewritten for
 // speed); where a mistake is near them its search text is a small fragment. The last five reach the hot path's
-// own safety: the busy-lane mark that keeps a claim's fast path behind producers in flight, the lease check
-// of the attempt lookup (one probe, whether the slot came with the attempt or was found), and the live-slot protocol that lets a claim skip
-// retired ring slots (a stale writer lists its slot, retirement waits for writers, claims read the list).
+// own safety: the busy-lane mark that keeps a claim's fast path behind producers in flight, the lease check of
+// the attempt lookup (one probe, whether the slot came with the attempt or was found), and the live-slot
+// protocol that lets a claim skip retired ring slots (a stale writer lists its slot, retirement waits for
+// writers, claims read the list).
 const engine = "packages/runtime/src/QueueStorageEngine.ts"
 const jobs = "packages/runtime/src/internal/sql/queueStorage/jobs.ts"
 const dlq = "packages/runtime/src/internal/sql/queueStorage/dlq.ts"
