@@ -205,8 +205,10 @@ const watchConnection = (client: pg.PoolClient): WatchedClient => {
       client.release(
         broken === undefined ? undefined : broken instanceof Error ? broken : new Error(String(broken)),
       )
-      // After release the pool has its own idle listener on the client (or has destroyed it).
-      client.off("error", onError)
+      // A healthy client goes back to the pool, which listens for its errors while it is idle. A broken one is
+      // being closed, and the pool no longer listens: keep ours, so a late error from its socket (such as the
+      // server's notice that it is shutting down) is recorded here instead of ending the process.
+      if (broken === undefined) client.off("error", onError)
     },
   }
 }
