@@ -375,7 +375,7 @@ $$;
 
 -- Claims up to p_limit jobs of queue p_queue (kinds p_kinds, NULL for any), lanes in priority order; see 0003
 -- for the window, the cursor prefix and the receipts. Same rows as before, in fewer statements per lane (the
--- window is read once, from the live slots only, and a window taken whole needs no prefix or tombstone), plus
+-- window is read from the live slots only, and a window taken whole needs no prefix or tombstone), plus
 -- ready_slot (the ring partition of the job's ready row) as the last column: a new output column changes the
 -- function's type, hence DROP and CREATE. Clients that read columns by name are unaffected.
 DROP FUNCTION {{schema}}.claim(text, integer, integer, text[]);
@@ -430,13 +430,25 @@ BEGIN
             UNION SELECT s.slot FROM {{schema}}.queue_ring_strays s)
     INTO v_cslot, v_slots;
     v_cursor := {{schema}}.lane_cursor(v_lane, v_cslot);
-    -- The window: the lane's next claimable rows, read once (from the live slots only).
-    v_win := ARRAY(SELECT r FROM {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left + 100, v_slots) r);
+    -- The window: the lane's next claimable rows, read once (from the live slots only). Without a kind filter,
+    -- the first v_left rows are read whole, and of the 100 after them only the earliest run time: when none runs
+    -- before the latest of the first v_left (the usual backlog), those are the rows the full window would give
+    -- first in (run_at, lane_seq) order, so they are the claim. Otherwise the full window is read.
+    IF p_kinds IS NULL THEN
+      v_win := ARRAY(SELECT r FROM {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left, v_slots) r);
+      IF cardinality(v_win) = v_left
+         AND (SELECT min(a.run_at) FROM {{schema}}.lane_window(v_lane, v_win[v_left].lane_seq, v_high, 100, v_slots) a)
+             < (SELECT max(w.run_at) FROM unnest(v_win) w) THEN
+        v_win := ARRAY(SELECT r FROM {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left + 100, v_slots) r);
+      END IF;
+    ELSE
+      v_win := ARRAY(SELECT r FROM {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left + 100, v_slots) r);
+    END IF;
     CONTINUE WHEN cardinality(v_win) = 0;
     IF p_kinds IS NULL AND cardinality(v_win) <= v_left THEN
       -- Every row of the window is taken, so all in lane order: one receipt up to the last, no tombstone. The
-      -- statement below gives the same rows in this case; this one is smaller, and this is the usual case when
-      -- workers keep up (a claim finds fewer jobs than it asks for).
+      -- statement below gives the same rows in this case; this one is smaller, and this is the usual case (workers
+      -- that keep up find fewer jobs than they ask for; a backlog in run-time order is taken v_left at a time).
       RETURN QUERY
       WITH picked AS (
         SELECT * FROM unnest(v_win)

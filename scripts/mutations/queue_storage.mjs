@@ -5,11 +5,11 @@
 // this engine's logic lives. Mistakes in rotation, prune and the counters are judged by the ring and counter
 // tests as well as the contract (`judges`), since the contract cannot see a truncated slot or a count off by
 // one. The claim, enqueue and complete functions are mostly left alone (they are the hot path, rewritten for
-// speed); where a mistake is near them its search text is a small fragment. The last five reach the hot path's
+// speed); where a mistake is near them its search text is a small fragment. The last six reach the hot path's
 // own safety: the busy-lane mark that keeps a claim's fast path behind producers in flight, the lease check of
-// the attempt lookup (one probe, whether the slot came with the attempt or was found), and the live-slot
-// protocol that lets a claim skip retired ring slots (a stale writer lists its slot, retirement waits for
-// writers, claims read the list).
+// the attempt lookup (one probe, whether the slot came with the attempt or was found), the live-slot protocol
+// that lets a claim skip retired ring slots (a stale writer lists its slot, retirement waits for writers,
+// claims read the list), and the look-ahead that lets a claim take a backlog in lane order.
 const engine = "packages/runtime/src/QueueStorageEngine.ts"
 const jobs = "packages/runtime/src/internal/sql/queueStorage/jobs.ts"
 const dlq = "packages/runtime/src/internal/sql/queueStorage/dlq.ts"
@@ -288,5 +288,13 @@ export default [
     search: "            UNION SELECT s.slot FROM {{schema}}.queue_ring_strays s)",
     replace: "            )",
     judges: [concurrency, rings],
+  },
+  {
+    id: "claim-skips-lookahead",
+    mistake:
+      "a claim without a kind filter takes the first rows in lane order without looking ahead for an earlier run time",
+    file: hotPath,
+    search: "      IF cardinality(v_win) = v_left\n         AND",
+    replace: "      IF false\n         AND",
   },
 ]
