@@ -280,13 +280,16 @@ export interface PinnedSnapshotResult {
   readonly cost: PhaseCost
   /** Dead tuples per table after the phase, counted while the snapshot was still held. */
   readonly dead: DeadTupleReport
+  /** Pickup latency measured after that, the snapshot still held (when asked for). */
+  readonly latency: LatencyResult | undefined
 }
 
 /**
  * The bloat phase: with a session idle in a REPEATABLE READ transaction that holds its snapshot for the
  * whole phase (as a forgotten `BEGIN` or a long report would), enqueues `count` no-op jobs (insertMany,
  * `batch` per statement) and works them all with one worker with `tuning`; then counts the dead tuples
- * every table of `schemas` holds, still under the pinned horizon. Run it in a fresh database: its tables
+ * every table of `schemas` holds, still under the pinned horizon, and with `latency`, measures pickup latency
+ * as `pickupLatency` does, on the tables as the phase left them. Run it in a fresh database: its tables
  * are vacuumed first, so every dead tuple counted is this phase's. WAL and commits are measured around
  * enqueueing and processing together.
  */
@@ -298,6 +301,7 @@ export const pinnedSnapshotRun = async (
   batch: number,
   tuning: WorkerTuning,
   schemas: ReadonlyArray<string>,
+  latency?: { readonly rate: number; readonly durationMs: number },
 ): Promise<PinnedSnapshotResult> => {
   await vacuumSchemas(url, schemas)
   const holder = await holdSnapshot(url)
@@ -323,7 +327,12 @@ export const pinnedSnapshotRun = async (
       commits: Math.max(0, after.commits - before.commits - snapshotOverheadCommits),
       walBytes: after.walBytes - before.walBytes,
     }
-    return { jobs: count, pinnedXmin: holder.xmin, ms, cost, dead: await deadTuples(url, schemas) }
+    const dead = await deadTuples(url, schemas)
+    const pickup =
+      latency === undefined
+        ? undefined
+        : await pickupLatency(url, engine, `${queue}_latency`, latency.rate, latency.durationMs, {})
+    return { jobs: count, pinnedXmin: holder.xmin, ms, cost, dead, latency: pickup }
   } finally {
     await holder.release()
   }

@@ -38,7 +38,10 @@ steady offered rate, commits and WAL bytes per job, and dead tuples left in the 
 the single-row INSERT commit rate measured in the same run; then a pinned-snapshot phase: with a session
 idle in a REPEATABLE READ transaction for the whole phase, it enqueues and works --pinned-jobs jobs and
 reports WAL bytes and commits per job (enqueue and processing together) and the dead tuples per table and
-per job. The engines are printed side by side.
+per job, then pickup latency on the tables as they were left. The engines are printed side by side. With
+both engines, a head-to-head phase follows: --rounds rounds, each working a burn-down and a pickup-latency
+run per engine back to back (the order alternating), so that the machine's drift, which moves figures
+measured minutes apart, falls on both engines alike.
 
 Flags (or environment variables):
   --engine E             canonical, queue_storage or both (AWA_BENCH_ENGINE, default canonical)
@@ -52,6 +55,7 @@ Flags (or environment variables):
                          of the baseline commit rate so the offered load stays well within the server's)
   --latency-seconds S    how long to offer them (AWA_BENCH_LATENCY_SECONDS, default 5)
   --baseline-seconds S   length of each baseline loop (AWA_BENCH_BASELINE_SECONDS, default 2)
+  --rounds N             head-to-head rounds when both engines run (AWA_BENCH_ROUNDS, default 3; 0 skips them)
   --fsync on|off         fsync of the embedded server (AWA_BENCH_FSYNC, default on); off models a disk whose
                          flushes cost nothing, to compare with figures measured on such a machine
   --database-url URL     use this server instead of an embedded one (DATABASE_URL)
@@ -72,6 +76,7 @@ const { values } = parseArgs({
     "latency-seconds": { type: "string" },
     "baseline-seconds": { type: "string" },
     "database-url": { type: "string" },
+    rounds: { type: "string" },
     fsync: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
@@ -125,6 +130,8 @@ const claimBatch = numberOption(values["claim-batch"], "AWA_BENCH_CLAIM_BATCH", 
 const rateGiven = numberOption(values.rate, "AWA_BENCH_RATE", undefined)
 const latencyMs = numberOption(values["latency-seconds"], "AWA_BENCH_LATENCY_SECONDS", 5)! * 1000
 const baselineMs = numberOption(values["baseline-seconds"], "AWA_BENCH_BASELINE_SECONDS", 2)! * 1000
+const roundsText = values.rounds ?? process.env.AWA_BENCH_ROUNDS
+const rounds = roundsText === "0" ? 0 : Math.round(numberOption(values.rounds, "AWA_BENCH_ROUNDS", 3)!)
 const databaseUrl = values["database-url"] ?? (process.env.DATABASE_URL || undefined)
 const fsyncText = values.fsync ?? (process.env.AWA_BENCH_FSYNC || "on")
 if (fsyncText !== "on" && fsyncText !== "off") {
@@ -253,14 +260,96 @@ const runEngine = async (server: BenchServer, engine: EngineName): Promise<Engin
       say(
         `pinned snapshot: ${fmt(pinnedJobs)} jobs enqueued (insertMany) and worked (${tuningText}) while a session idles in a REPEATABLE READ transaction...`,
       )
-      pinned = await pinnedSnapshotRun(pinnedDb.url, engine, "bench_pinned", pinnedJobs, 1000, tuning, [
-        "awa",
-      ])
+      pinned = await pinnedSnapshotRun(
+        pinnedDb.url,
+        engine,
+        "bench_pinned",
+        pinnedJobs,
+        1000,
+        tuning,
+        ["awa"],
+        { rate: chosenRate ?? 100, durationMs: latencyMs },
+      )
     } finally {
       await pinnedDb.drop()
     }
   }
   return { ...result, pinned }
+}
+
+/** One engine's figures in one head-to-head round. */
+interface DuelRun {
+  readonly round: number
+  readonly engine: EngineName
+  readonly burnPerSecond: number
+  readonly pickup: ReadonlyArray<number>
+}
+
+// Each round works, per engine in a fresh database, the tuned burn-down and a pickup-latency run at the rate of
+// the main phase; the engine order alternates between rounds.
+const headToHead = async (server: BenchServer, rate: number): Promise<ReadonlyArray<DuelRun>> => {
+  const duel: Array<DuelRun> = []
+  const seconds = Math.max(1, Math.min(3, latencyMs / 1000))
+  for (let round = 1; round <= rounds; round++) {
+    const order = round % 2 === 1 ? engines : [...engines].reverse()
+    for (const engine of order) {
+      log(
+        `[head to head ${round}/${rounds}] ${engine}: burn-down (${tuningText}), then pickup latency for ${seconds} s...`,
+      )
+      const db = await server.createDatabase(`${engine}_duel`)
+      try {
+        await migrate({ databaseUrl: db.url })
+        await enqueueCopy(db.url, engine, "bench_duel_burn", jobs)
+        const ms = await burnDown(db.url, engine, "bench_duel_burn", jobs, workers, tuning)
+        const latency = await pickupLatency(db.url, engine, "bench_duel_latency", rate, seconds * 1000, {})
+        duel.push({ round, engine, burnPerSecond: perSecond(jobs, ms), pickup: latency.samples })
+      } finally {
+        await db.drop()
+      }
+    }
+  }
+  return duel
+}
+
+const median = (values: ReadonlyArray<number>): number => percentile(values, 50)
+
+const printHeadToHead = (duel: ReadonlyArray<DuelRun>): void => {
+  const [first, second] = engines
+  if (first === undefined || second === undefined) return
+  const of = (engine: EngineName, round: number) => duel.find((d) => d.engine === engine && d.round === round)
+  const roundsRun = [...new Set(duel.map((d) => d.round))]
+  const metrics: ReadonlyArray<{
+    name: string
+    value: (d: DuelRun) => number
+    unit: string
+    digits: number
+  }> = [
+    { name: `burn-down, ${tuningText}`, value: (d) => d.burnPerSecond, unit: " jobs/s", digits: 0 },
+    { name: "pickup latency p50", value: (d) => percentile(d.pickup, 50), unit: " ms", digits: 2 },
+    { name: "pickup latency p95", value: (d) => percentile(d.pickup, 95), unit: " ms", digits: 2 },
+    { name: "pickup latency p99", value: (d) => percentile(d.pickup, 99), unit: " ms", digits: 2 },
+  ]
+  console.log(
+    `\nhead to head: ${roundsRun.length} rounds, ${first} and ${second} back to back in each (order alternating), ` +
+      `${fmt(jobs)} jobs per burn-down, pickup at ${fmt(chosenRate ?? 0)}/s; medians over the rounds, and ` +
+      `${second} / ${first} per round:`,
+  )
+  const rows = metrics.map((m) => {
+    const a = roundsRun.map((r) => of(first, r)).filter((d) => d !== undefined)
+    const b = roundsRun.map((r) => of(second, r)).filter((d) => d !== undefined)
+    const ratios = roundsRun.flatMap((r) => {
+      const x = of(first, r)
+      const y = of(second, r)
+      return x === undefined || y === undefined ? [] : [m.value(y) / m.value(x)]
+    })
+    return [
+      m.name,
+      `${fmt(median(a.map(m.value)), m.digits)}${m.unit}`,
+      `${fmt(median(b.map(m.value)), m.digits)}${m.unit}`,
+      `${ratios.map((x) => fmt(x, 2)).join(", ")} (median ${fmt(median(ratios), 2)})`,
+    ]
+  })
+  console.log(table(["metric", first, second, `${second} / ${first}, per round`], rows))
 }
 
 const main = async (): Promise<void> => {
@@ -273,13 +362,26 @@ const main = async (): Promise<void> => {
   try {
     const runs: Array<EngineRun> = []
     for (const engine of engines) runs.push(await runEngine(server, engine))
+    const duel = engines.length > 1 && rounds > 0 ? await headToHead(server, chosenRate ?? 100) : []
     printReport(server, runs)
+    if (duel.length > 0) printHeadToHead(duel)
   } finally {
     await server.close()
   }
 }
 
 const ms2 = (n: number) => fmt(n, 2)
+
+/** Rows under a header and a rule, each column as wide as its widest cell. */
+const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd()
+  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n")
+}
 
 const printReport = (server: BenchServer, runs: ReadonlyArray<EngineRun>): void => {
   type Cell = readonly [value: string, ratio: string]
@@ -397,6 +499,10 @@ const printReport = (server: BenchServer, runs: ReadonlyArray<EngineRun>): void 
         return [fmt(commits, 4), `${fmt(commits / baseCommitsOf(r), 4)}×`]
       },
     )
+    add(`pinned: pickup latency p50/p95/p99 @ ${fmt(runs[0]?.rate ?? 0)}/s, after the jobs`, "", (r) => {
+      const s = r.pinned!.latency?.samples ?? []
+      return [`${ms2(percentile(s, 50))} / ${ms2(percentile(s, 95))} / ${ms2(percentile(s, 99))} ms`, ""]
+    })
     add("pinned: dead tuples in schema awa", "0 (insert only)", (r) => {
       const dead = r.pinned!.dead.tables.reduce((n, t) => n + t.deadTuples, 0)
       return [fmt(dead), `${fmt(dead / r.pinned!.jobs, 3)} per job`]
@@ -409,12 +515,6 @@ const printReport = (server: BenchServer, runs: ReadonlyArray<EngineRun>): void 
     "baseline (same server, same run)",
   ]
   const rows = metrics.map((m) => [m.name, ...m.cells.flatMap((c) => [c[0], c[1]]), m.baseline])
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
-  const line = (cells: ReadonlyArray<string>) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join("  ")
-      .trimEnd()
 
   const s = server.settings
   const runLines = runs.map(
@@ -446,9 +546,7 @@ awa benchmark
   run       ${fmt(jobs)} no-op jobs per burn-down, ${workers} worker(s), one insert per job for latency; engines in this order, each in its own scratch databases:
 ${runLines.join("\n")}
 
-${line(headers)}
-${line(widths.map((w) => "-".repeat(w)))}
-${rows.map(line).join("\n")}
+${table(headers, rows)}
 
 awa tables after the run (pg_stat_user_tables):
 ${tableLines.join("\n")}
