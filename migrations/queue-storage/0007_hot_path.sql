@@ -1,4 +1,4 @@
--- Hot-path speed for schema {{schema}}: the ring-slot and lane-cursor helpers become PL/pgSQL (a LANGUAGE sql function that is not inlined is planned again at every call, which cost more than its statement); producers also mark each lane they write as busy (and a single enqueue runs fewer statements), so a claimer on an idle lane reads its settled bound without scanning pg_locks; claim runs fewer statements per lane, reads only the live ring slots (see Live slots below) and returns each job's ready slot, which completions pass back so each attempt is looked up in one ring partition rather than all of them. Results are unchanged; the two-argument complete_attempts of earlier clients still works.
+-- Hot-path speed for schema {{schema}}: the ring-slot and lane-cursor helpers become PL/pgSQL (a LANGUAGE sql function that is not inlined is planned again at every call, which cost more than its statement); producers also mark each lane they write as busy (and a single enqueue runs fewer statements), so a claimer on an idle lane reads its settled bound without scanning pg_locks; claim runs fewer statements per lane, reads only the live ring slots (see Live slots below) and returns each job's ready slot, which completions pass back so each attempt is looked up in one ring partition rather than all of them; the read model (job_rows) takes time linear in the jobs it reads. Results are unchanged; the two-argument complete_attempts of earlier clients still works.
 
 
 -- The claim ring's current slot (newest generation).
@@ -88,6 +88,112 @@ BEGIN
     PERFORM set_config('awa_qs.lanes_in_flight', v_held, true);
   END LOOP;
 END
+$$;
+
+-- The read model (0003), with the same rows in time linear in the jobs it reads: a lane's claim cursor is read once
+-- per lane rather than once per ready row, and a claimed row's receipt is found with one index probe rather than
+-- by scanning every later receipt of its lane (listing a queue with 57,000 finished jobs took minutes).
+CREATE OR REPLACE FUNCTION {{schema}}.job_rows(p_id bigint)
+RETURNS TABLE (
+  id bigint, kind text, queue text, args jsonb, state text, priority smallint, attempt integer,
+  max_attempts integer, run_lease bigint, run_at timestamptz, attempted_at timestamptz,
+  heartbeat_at timestamptz, deadline_at timestamptz, finalized_at timestamptz, attempt_timeout_ms integer,
+  errors jsonb, tags text[], metadata jsonb, unique_key bytea, unique_states text[], created_at timestamptz,
+  fact text, ready_slot smallint, lane_id integer, lane_seq bigint
+)
+LANGUAGE sql STABLE
+-- The planner sizes this by the whole ring; JIT compiling it costs seconds and saves nothing for these reads.
+SET jit = off
+AS $$
+  WITH facts AS (
+    SELECT r.id, r.lane_seq AS seq, 'r'::text AS fam, r.ready_slot, r.lane_seq AS body_seq, NULL::text AS state,
+      NULL::integer AS attempt, r.run_lease, NULL::jsonb AS errors, NULL::timestamptz AS attempted_at,
+      NULL::timestamptz AS finalized_at
+    FROM {{schema}}.ready_entries r WHERE p_id IS NULL OR r.id = p_id
+    UNION ALL
+    SELECT d.id, d.seq, 'd', d.ready_slot, d.body_seq, d.state, d.attempt, d.run_lease, d.errors, d.attempted_at,
+      d.finalized_at
+    FROM {{schema}}.done_entries d WHERE p_id IS NULL OR d.id = p_id
+    UNION ALL
+    SELECT u.id, c.seq, 'c', c.ready_slot, NULL, 'completed', NULL, u.lease, NULL, NULL, c.completed_at
+    FROM {{schema}}.completion_batches c CROSS JOIN LATERAL unnest(c.ids, c.leases) AS u(id, lease)
+    WHERE (p_id IS NULL OR p_id = ANY (c.ids)) AND (p_id IS NULL OR u.id = p_id)
+    UNION ALL
+    SELECT f.id, f.seq, 'f', NULL, NULL, f.state, f.attempt, f.run_lease, f.errors, f.attempted_at, NULL
+    FROM {{schema}}.deferred_jobs f WHERE p_id IS NULL OR f.id = p_id
+  ), latest AS (
+    SELECT DISTINCT ON (facts.id) facts.* FROM facts ORDER BY facts.id, facts.seq DESC
+  ), ready_rows AS (
+    SELECT l.fam, r.*, l.state AS fact_state, l.attempt AS fact_attempt, l.run_lease AS fact_lease,
+      l.errors AS fact_errors, l.attempted_at AS fact_attempted_at, l.finalized_at AS fact_finalized_at,
+      coalesce(tb.claimed = false, false) AS tombstoned, tb.claimed AS tomb_claimed
+    FROM latest l
+    CROSS JOIN LATERAL (
+      SELECT re.* FROM {{schema}}.ready_entries re
+      WHERE re.ready_slot = l.ready_slot AND re.id = l.id
+        AND ((l.fam IN ('r', 'd') AND re.lane_seq = l.body_seq)
+          OR (l.fam = 'c' AND re.run_lease = l.run_lease - 1 AND re.lane_seq < l.seq))
+      ORDER BY re.lane_seq DESC LIMIT 1
+    ) r
+    LEFT JOIN {{schema}}.ready_tombstones tb ON tb.ready_slot = r.ready_slot AND tb.id = r.id AND tb.lane_seq = r.lane_seq
+    WHERE l.fam <> 'f'
+  ), cursors AS (
+    -- One cursor read per lane, not per row.
+    SELECT k.lane_id, {{schema}}.lane_cursor(k.lane_id) AS upto
+    FROM (SELECT DISTINCT rr.lane_id FROM ready_rows rr WHERE rr.fam = 'r') k
+  ), ready AS (
+    SELECT rr.*, (rr.fam = 'r' AND rr.tomb_claimed IS NULL AND rr.lane_seq > k.upto) AS pending
+    FROM ready_rows rr LEFT JOIN cursors k ON k.lane_id = rr.lane_id
+  ), ready_state AS (
+    SELECT x.*, rc.claimed_at, rc.default_timeout_ms,
+      EXISTS (SELECT 1 FROM {{schema}}.closures c
+              WHERE c.id = x.id AND c.run_lease = x.run_lease + 1 AND c.ready_slot = x.ready_slot) AS closed
+    FROM ready x
+    LEFT JOIN LATERAL (
+      -- The attempt's receipt. A row claimed out of lane order (a claimed tombstone) is in a receipt with max_seq 0;
+      -- one claimed in order is in the lane's first receipt with max_seq at or above its lane_seq, and only there
+      -- (receipts cover consecutive ranges of a lane), so that one receipt is read, not every later one.
+      SELECT cb.claimed_at, cb.default_timeout_ms FROM {{schema}}.claim_batches cb
+      WHERE x.fam IN ('r', 'c') AND NOT x.pending AND x.tomb_claimed AND cb.lane_id = x.lane_id AND cb.max_seq = 0
+        AND cb.leases[array_position(cb.ids, x.id)] = x.run_lease + 1
+      UNION ALL
+      SELECT f.claimed_at, f.default_timeout_ms FROM (
+        SELECT cb.claimed_at, cb.default_timeout_ms, cb.ids, cb.leases FROM {{schema}}.claim_batches cb
+        WHERE x.fam IN ('r', 'c') AND NOT x.pending AND x.tomb_claimed IS NOT TRUE AND cb.lane_id = x.lane_id
+          AND cb.max_seq >= x.lane_seq
+        ORDER BY cb.max_seq LIMIT 1
+      ) f
+      WHERE f.leases[array_position(f.ids, x.id)] = x.run_lease + 1
+    ) rc ON true
+  )
+  SELECT s.id, s.kind, s.queue, s.args,
+    CASE WHEN s.fam = 'r' THEN (CASE WHEN s.pending THEN 'available' ELSE 'running' END) ELSE s.fact_state END,
+    s.priority,
+    CASE WHEN s.fam = 'r' THEN s.attempt + (CASE WHEN s.pending THEN 0 ELSE 1 END)
+         WHEN s.fam = 'c' THEN s.attempt + 1 ELSE s.fact_attempt END,
+    s.max_attempts,
+    CASE WHEN s.fam = 'r' THEN s.run_lease + (CASE WHEN s.pending THEN 0 ELSE 1 END) ELSE s.fact_lease END,
+    s.run_at,
+    CASE WHEN s.fam = 'd' THEN s.fact_attempted_at ELSE s.claimed_at END,
+    CASE WHEN s.fam = 'r' AND NOT s.pending THEN
+      coalesce((SELECT a.heartbeat_at FROM {{schema}}.attempt_state a WHERE a.id = s.id AND a.run_lease = s.run_lease + 1), s.claimed_at)
+    END,
+    CASE WHEN s.fam = 'r' AND NOT s.pending THEN
+      s.claimed_at + coalesce(s.attempt_timeout_ms, s.default_timeout_ms) * interval '1 millisecond'
+    END,
+    s.fact_finalized_at,
+    s.attempt_timeout_ms,
+    CASE WHEN s.fam = 'd' THEN s.fact_errors ELSE s.errors END,
+    s.tags, s.metadata, s.unique_key, s.unique_states, s.created_at,
+    s.fam, s.ready_slot, s.lane_id, s.lane_seq
+  FROM ready_state s
+  WHERE (s.fam <> 'r' OR (NOT s.tombstoned AND (s.pending OR NOT s.closed))) AND coalesce(s.fact_state, '') <> 'purged'
+  UNION ALL
+  SELECT f.id, f.kind, f.queue, f.args, f.state, f.priority, f.attempt, f.max_attempts, f.run_lease, f.run_at,
+    f.attempted_at, NULL, NULL, NULL, f.attempt_timeout_ms, f.errors, f.tags, f.metadata, f.unique_key,
+    f.unique_states, f.created_at, 'f', NULL, NULL, NULL
+  FROM latest l JOIN {{schema}}.deferred_jobs f ON f.id = l.id
+  WHERE l.fam = 'f'
 $$;
 
 -- Enqueue (0003), with the same results in fewer statements when it inserts one job (the usual producer call):

@@ -1,15 +1,16 @@
-// Deliberate mistakes in the queue-storage engine for `pnpm mutation --engine queue_storage`, in the same
-// shape as canonical.mjs: { id, mistake, file, search, replace, judges? }, each `search` occurring exactly
-// once in its file. The first ones reach the engine's TypeScript and statements (packages/runtime/src); the
-// rest are in the SQL functions of the queue-storage migration set (migrations/queue-storage), where most of
-// this engine's logic lives. Mistakes in rotation, prune and the counters are judged by the ring and counter
-// tests as well as the contract (`judges`), since the contract cannot see a truncated slot or a count off by
-// one. The claim, enqueue and complete functions are mostly left alone (they are the hot path, rewritten for
-// speed); where a mistake is near them its search text is a small fragment. The last six reach the hot path's
-// own safety: the busy-lane mark that keeps a claim's fast path behind producers in flight, the lease check of
-// the attempt lookup (one probe, whether the slot came with the attempt or was found), the live-slot protocol
-// that lets a claim skip retired ring slots (a stale writer lists its slot, retirement waits for writers,
-// claims read the list), and the look-ahead that lets a claim take a backlog in lane order.
+// Deliberate mistakes in the queue-storage engine for `pnpm mutation --engine queue_storage`, in the same shape
+// as canonical.mjs: { id, mistake, file, search, replace, judges? }, each `search` occurring exactly once in its
+// file. The first ones reach the engine's TypeScript and statements (packages/runtime/src); the rest are in the
+// SQL functions of the queue-storage migration set (migrations/queue-storage), where most of this engine's logic
+// lives. Mistakes in rotation, prune and the counters are judged by the ring and counter tests as well as the
+// contract (`judges`), since the contract cannot see a truncated slot or a count off by one. The claim, enqueue
+// and complete functions are mostly left alone (they are the hot path, rewritten for speed); where a mistake is
+// near them its search text is a small fragment. The six before the last two reach the hot path's own safety:
+// the busy-lane mark that keeps a claim's fast path behind producers in flight, the lease check of the attempt
+// lookup (one probe, whether the slot came with the attempt or was found), the live-slot protocol that lets a
+// claim skip retired ring slots (a stale writer lists its slot, retirement waits for writers, claims read the
+// list), and the look-ahead that lets a claim take a backlog in lane order. The last two reach the read model's
+// receipt lookup, judged by its own test too.
 const engine = "packages/runtime/src/QueueStorageEngine.ts"
 const jobs = "packages/runtime/src/internal/sql/queueStorage/jobs.ts"
 const dlq = "packages/runtime/src/internal/sql/queueStorage/dlq.ts"
@@ -21,6 +22,7 @@ const rings = "runtime:test/QueueStorageRings.integration.test.ts"
 const counters = "runtime:test/QueueStorageCounters.integration.test.ts"
 const exits = "runtime:test/QueueStorageExits.integration.test.ts"
 const concurrency = "runtime:test/QueueStorageConcurrency.integration.test.ts"
+const readModel = "runtime:test/QueueStorageReadModel.integration.test.ts"
 
 export default [
   {
@@ -296,5 +298,23 @@ export default [
     file: hotPath,
     search: "      IF cardinality(v_win) = v_left\n         AND",
     replace: "      IF false\n         AND",
+  },
+  {
+    id: "read-model-skips-out-of-order-receipts",
+    mistake:
+      "the read model finds no receipt for a job claimed out of lane order, so it reads as running since never",
+    file: hotPath,
+    search: "WHERE x.fam IN ('r', 'c') AND NOT x.pending AND x.tomb_claimed AND",
+    replace: "WHERE false AND",
+    judges: [readModel],
+  },
+  {
+    id: "read-model-newest-receipt",
+    mistake:
+      "the read model looks for an in-order claim in the lane's newest receipt instead of the one covering it",
+    file: hotPath,
+    search: "        ORDER BY cb.max_seq LIMIT 1\n      ) f",
+    replace: "        ORDER BY cb.max_seq DESC LIMIT 1\n      ) f",
+    judges: [readModel],
   },
 ]
