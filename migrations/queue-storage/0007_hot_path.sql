@@ -1,4 +1,4 @@
--- Hot-path speed for schema {{schema}}: the ring-slot and lane-cursor helpers become PL/pgSQL (a LANGUAGE sql function that is not inlined is planned again at every call, which cost more than its statement); producers also mark each lane they write as busy (and a single enqueue runs fewer statements), so a claimer on an idle lane reads its settled bound without scanning pg_locks; claim runs fewer statements per lane, reads only the live ring slots (see Live slots below) and returns each job's ready slot, which completions pass back so each attempt is looked up in one ring partition rather than all of them; the read model (job_rows) takes time linear in the jobs it reads. Results are unchanged; the two-argument complete_attempts of earlier clients still works.
+-- Hot-path speed for schema {{schema}}: the ring-slot and lane-cursor helpers become PL/pgSQL (a LANGUAGE sql function that is not inlined is planned again at every call, which cost more than its statement); producers also mark each lane they write as busy (and a single enqueue runs fewer statements), so a claimer on an idle lane reads its settled bound without scanning pg_locks; claim runs fewer statements per lane, reads only the live ring slots (see Live slots below) and returns each job's ready slot, which completions pass back so each attempt is looked up in one ring partition rather than all of them; the read model (job_rows) and the prune gate (queue_slot_blocker) take time linear in the rows they read. Results are unchanged; the two-argument complete_attempts of earlier clients still works.
 
 
 -- The claim ring's current slot (newest generation).
@@ -194,6 +194,35 @@ AS $$
     f.unique_states, f.created_at, 'f', NULL, NULL, NULL
   FROM latest l JOIN {{schema}}.deferred_jobs f ON f.id = l.id
   WHERE l.fam = 'f'
+$$;
+
+-- Why queue-ring slot p_slot cannot be pruned yet (0004), with each lane's claim cursor read once rather than once
+-- per row of the slot: maintenance checks it for the oldest sealed slot at every run, and again under the
+-- slot's ACCESS EXCLUSIVE lock before it truncates.
+CREATE OR REPLACE FUNCTION {{schema}}.queue_slot_blocker(p_slot smallint) RETURNS text
+LANGUAGE sql STABLE AS $$
+  WITH cursors AS MATERIALIZED (
+    SELECT l.lane_id, {{schema}}.lane_cursor(l.lane_id) AS upto FROM {{schema}}.lanes l
+    WHERE EXISTS (SELECT 1 FROM {{schema}}.ready_entries r WHERE r.ready_slot = p_slot AND r.lane_id = l.lane_id)
+  )
+  SELECT CASE
+    WHEN EXISTS (
+      SELECT 1 FROM {{schema}}.ready_entries r
+      JOIN cursors k ON k.lane_id = r.lane_id
+      LEFT JOIN {{schema}}.ready_tombstones t ON t.ready_slot = r.ready_slot AND t.id = r.id AND t.lane_seq = r.lane_seq
+      WHERE r.ready_slot = p_slot AND t.id IS NULL AND r.lane_seq > k.upto)
+      THEN 'a pending job'
+    WHEN EXISTS (
+      SELECT 1 FROM {{schema}}.ready_entries r
+      JOIN cursors k ON k.lane_id = r.lane_id
+      LEFT JOIN {{schema}}.ready_tombstones t ON t.ready_slot = r.ready_slot AND t.id = r.id AND t.lane_seq = r.lane_seq
+      WHERE r.ready_slot = p_slot AND (t.claimed OR (t.id IS NULL AND r.lane_seq <= k.upto))
+        AND NOT EXISTS (SELECT 1 FROM {{schema}}.closures c
+                        WHERE c.ready_slot = r.ready_slot AND c.id = r.id AND c.run_lease = r.run_lease + 1))
+      THEN 'an open attempt'
+    WHEN EXISTS (SELECT 1 FROM {{schema}}.claim_batches cb WHERE p_slot = ANY (cb.ready_slots))
+      THEN 'claim receipts still point at it'
+  END
 $$;
 
 -- Enqueue (0003), with the same results in fewer statements when it inserts one job (the usual producer call):

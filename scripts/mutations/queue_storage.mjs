@@ -99,17 +99,16 @@ export default [
   {
     id: "prune-ignores-pending",
     mistake: "queue-ring prune truncates a slot that still holds unclaimed jobs",
-    file: maintenance,
-    search:
-      "WHERE r.ready_slot = p_slot AND t.id IS NULL AND r.lane_seq > {{schema}}.lane_cursor(r.lane_id))",
+    file: hotPath,
+    search: "WHERE r.ready_slot = p_slot AND t.id IS NULL AND r.lane_seq > k.upto)",
     replace: "WHERE false)",
     judges: [rings],
   },
   {
     id: "prune-ignores-open-attempts",
     mistake: "queue-ring prune truncates a slot under open attempts (neither closures nor receipts checked)",
-    file: maintenance,
-    search: `WHERE r.ready_slot = p_slot AND (t.claimed OR (t.id IS NULL AND r.lane_seq <= {{schema}}.lane_cursor(r.lane_id)))
+    file: hotPath,
+    search: `WHERE r.ready_slot = p_slot AND (t.claimed OR (t.id IS NULL AND r.lane_seq <= k.upto))
         AND NOT EXISTS (SELECT 1 FROM {{schema}}.closures c
                         WHERE c.ready_slot = r.ready_slot AND c.id = r.id AND c.run_lease = r.run_lease + 1))
       THEN 'an open attempt'
