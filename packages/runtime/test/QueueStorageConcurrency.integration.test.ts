@@ -7,33 +7,14 @@ import { storageSlots } from "../src/internal/engineRows.js"
 import { type Executor, toExecutor, withTransaction } from "../src/PgExecutor.js"
 import { makeQueueStorageEngine } from "../src/QueueStorageEngine.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
+import { insertIds, qsRow } from "./support/queueStorage.js"
 
 const db = useAwaDatabase()
 const engine = makeQueueStorageEngine()
 // Short lock waits: a slot a producer holds is skipped (and retried next run), not waited for.
 const rotatingEngine = makeQueueStorageEngine({ pruneLockTimeoutMs: 20 })
 
-const row = (n: number, queue = "lane"): InsertRow => ({
-  kind: "concurrency.task",
-  queue,
-  argsJson: JSON.stringify({ n }),
-  priority: 2,
-  maxAttempts: 5,
-  runAt: null,
-  delayMs: null,
-  timeoutMs: null,
-  tags: [],
-  metadataJson: "{}",
-  uniqueKey: null,
-  uniqueStates: null,
-})
-
-const insertedIds = (results: ReadonlyArray<{ _tag: string; id?: string }>): Array<string> =>
-  results.map((r) => {
-    if (r._tag !== "Inserted" || r.id === undefined)
-      throw new Error(`expected inserts, got ${JSON.stringify(r)}`)
-    return r.id
-  })
+const row = (n: number, queue = "lane"): InsertRow => qsRow(n, queue)
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -74,11 +55,10 @@ const raceProducersAndClaimers = async (rotating: boolean) => {
             await client.query("SELECT 1")
             await pause(2 + ((p + round) % 4))
           }
-          ids = insertedIds(
-            await engine.insertMany(
-              x,
-              Array.from({ length: size }, () => row(counter++)),
-            ),
+          ids = await insertIds(
+            engine,
+            x,
+            Array.from({ length: size }, () => row(counter++)),
           )
           // Hold the lane for a moment so other producers queue behind us and claimers look meanwhile.
           await pause((p + round) % 3)
@@ -171,9 +151,9 @@ describe("queue storage under concurrency", () => {
       const open = await db.pool.connect()
       try {
         await open.query("BEGIN")
-        const [early] = insertedIds(await engine.insertMany(toExecutor(open), [row(1, queue)]))
+        const [early] = await insertIds(engine, toExecutor(open), [row(1, queue)])
         // A later producer on the same lane commits without waiting for the open one.
-        const late = insertedIds(await engine.insertMany(x, [row(2, queue), row(3, queue)]))
+        const late = await insertIds(engine, x, [row(2, queue), row(3, queue)])
         // Claiming the later jobs now would move the lane's cursor past the open producer's job.
         expect(await engine.claim(x, { queue, limit: 10, defaultTimeoutMs: 60_000 })).toEqual([])
         await open.query(outcome)
@@ -195,7 +175,7 @@ describe("queue storage under concurrency", () => {
 
   it("refuses to claim inside a REPEATABLE READ or SERIALIZABLE transaction, and hands nothing out", async () => {
     const x = toExecutor(db.pool)
-    const [id] = insertedIds(await engine.insertMany(x, [row(1, "isolation")]))
+    const [id] = await insertIds(engine, x, [row(1, "isolation")])
     for (const level of ["REPEATABLE READ", "SERIALIZABLE"]) {
       const client = await db.pool.connect()
       try {
@@ -222,7 +202,7 @@ describe("queue storage under concurrency", () => {
   it("ends a completion racing a rescue of the same attempt exactly one way", async () => {
     const x = toExecutor(db.pool)
     for (let round = 0; round < 12; round++) {
-      const [id] = insertedIds(await engine.insertMany(x, [row(round, "race")]))
+      const [id] = await insertIds(engine, x, [row(round, "race")])
       const [job] = await engine.claim(x, { queue: "race", limit: 1, defaultTimeoutMs: 1 })
       expect(job?.id).toBe(id)
       // Half the rounds complete by the claimed job (with its ready slot), half by a plain ref (without).
@@ -264,7 +244,7 @@ describe("queue storage under concurrency", () => {
   it("serializes a rescue and a completion held open in separate transactions on the closure", async () => {
     const x = toExecutor(db.pool)
     for (const completeFirst of [true, false]) {
-      const [id] = insertedIds(await engine.insertMany(x, [row(1, completeFirst ? "hold-a" : "hold-b")]))
+      const [id] = await insertIds(engine, x, [row(1, completeFirst ? "hold-a" : "hold-b")])
       const [job] = await engine.claim(x, {
         queue: completeFirst ? "hold-a" : "hold-b",
         limit: 1,
@@ -299,7 +279,7 @@ describe("queue storage under concurrency", () => {
   })
   it("completes by the ready slot a claim returns, by id alone without it, and through the two-argument SQL form", async () => {
     const x = toExecutor(db.pool)
-    const ids = insertedIds(await engine.insertMany(x, [row(1, "slots"), row(2, "slots"), row(3, "slots")]))
+    const ids = await insertIds(engine, x, [row(1, "slots"), row(2, "slots"), row(3, "slots")])
     const jobs = await engine.claim(x, { queue: "slots", limit: 3, defaultTimeoutMs: 60_000 })
     expect(jobs.map((j) => j.id)).toEqual(ids)
     const [viaSlot, viaId, viaSql] = jobs as [ClaimedJob, ClaimedJob, ClaimedJob]

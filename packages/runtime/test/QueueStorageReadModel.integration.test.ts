@@ -2,29 +2,15 @@
 // from its claim receipt, whether it was claimed in lane order (a receipt covering its lane_seq) or out of it (a
 // claimed tombstone and a receipt of its own), and every other row keeps its state around them.
 import { describe, expect, it } from "vitest"
-import type { ClaimedJob, InsertRow, Job } from "../src/Engine.js"
+import type { ClaimedJob, Job } from "../src/Engine.js"
 import { toExecutor } from "../src/PgExecutor.js"
 import { makeQueueStorageEngine } from "../src/QueueStorageEngine.js"
 import { useAwaDatabase } from "./support/awaDatabase.js"
+import { insertIds, qsRow } from "./support/queueStorage.js"
 
 const db = useAwaDatabase()
 const engine = makeQueueStorageEngine()
 const queue = "read-model"
-
-const row = (kind: string, n: number): InsertRow => ({
-  kind,
-  queue,
-  argsJson: JSON.stringify({ n }),
-  priority: 2,
-  maxAttempts: 5,
-  runAt: null,
-  delayMs: null,
-  timeoutMs: null,
-  tags: [],
-  metadataJson: "{}",
-  uniqueKey: null,
-  uniqueStates: null,
-})
 
 const claim = (limit: number, kinds?: ReadonlyArray<string>) =>
   engine.claim(toExecutor(db.pool), { queue, limit, defaultTimeoutMs: 60_000, ...(kinds ? { kinds } : {}) })
@@ -33,11 +19,11 @@ describe("queue-storage read model", () => {
   it("reads a running job's attempt from its receipt, claimed in lane order or out of it, among settled and pending rows", async () => {
     const x = toExecutor(db.pool)
     const kinds = ["rm.a", "rm.b", "rm.a", "rm.b", "rm.a", "rm.b", "rm.a"]
-    const inserted = await engine.insertMany(
+    const ids = await insertIds(
+      engine,
       x,
-      kinds.map((kind, n) => row(kind, n)),
+      kinds.map((kind, n) => qsRow(n, queue, { kind })),
     )
-    const ids = inserted.map((r) => (r._tag === "Inserted" ? r.id : ""))
     // b1, b2 out of lane order (a1 stays at the cursor); then a1, a2 and a3 in order, past the tombstoned b1 and
     // b2, in two receipts; then b3 out of order again, leaving a4 behind it.
     const outOfOrder = await claim(2, ["rm.b"])

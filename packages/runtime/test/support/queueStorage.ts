@@ -6,13 +6,18 @@ import type { AttemptRef, InsertRow } from "../../src/Engine.js"
 import type { Executor } from "../../src/PgExecutor.js"
 import type { QueueStorageEngine } from "../../src/QueueStorageEngine.js"
 
-/** An insert row for queue `queue` (priority 2 unless given), due now unless `delayMs` is given. */
+/** An insert row for queue `queue` (kind qs.task and priority 2 unless given), due now unless `delayMs` is given. */
 export const qsRow = (
   n: number,
   queue: string,
-  options: { readonly priority?: number; readonly delayMs?: number; readonly maxAttempts?: number } = {},
+  options: {
+    readonly kind?: string
+    readonly priority?: number
+    readonly delayMs?: number
+    readonly maxAttempts?: number
+  } = {},
 ): InsertRow => ({
-  kind: "qs.task",
+  kind: options.kind ?? "qs.task",
   queue,
   argsJson: JSON.stringify({ n }),
   priority: options.priority ?? 2,
