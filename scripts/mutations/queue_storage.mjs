@@ -5,12 +5,13 @@
 // lives. Mistakes in rotation, prune and the counters are judged by the ring and counter tests as well as the
 // contract (`judges`), since the contract cannot see a truncated slot or a count off by one. The claim, enqueue
 // and complete functions are mostly left alone (they are the hot path, rewritten for speed); where a mistake is
-// near them its search text is a small fragment. The six before the last two reach the hot path's own safety:
-// the busy-lane mark that keeps a claim's fast path behind producers in flight, the lease check of the attempt
+// near them its search text is a small fragment. The six after those reach the hot path's own safety: the
+// busy-lane mark that keeps a claim's fast path behind producers in flight, the lease check of the attempt
 // lookup (one probe, whether the slot came with the attempt or was found), the live-slot protocol that lets a
 // claim skip retired ring slots (a stale writer lists its slot, retirement waits for writers, claims read the
-// list), and the look-ahead that lets a claim take a backlog in lane order. The last two reach the read model's
-// receipt lookup, judged by its own test too.
+// list), and the look-ahead that lets a claim take a backlog in lane order. The two after them reach the read
+// model's receipt lookup, judged by its own test too, and the last one the hot path's plans, judged by the plans
+// test.
 const engine = "packages/runtime/src/QueueStorageEngine.ts"
 const jobs = "packages/runtime/src/internal/sql/queueStorage/jobs.ts"
 const dlq = "packages/runtime/src/internal/sql/queueStorage/dlq.ts"
@@ -23,6 +24,7 @@ const counters = "runtime:test/QueueStorageCounters.integration.test.ts"
 const exits = "runtime:test/QueueStorageExits.integration.test.ts"
 const concurrency = "runtime:test/QueueStorageConcurrency.integration.test.ts"
 const readModel = "runtime:test/QueueStorageReadModel.integration.test.ts"
+const plans = "runtime:test/QueueStoragePlans.integration.test.ts"
 
 export default [
   {
@@ -315,5 +317,15 @@ export default [
     search: "        ORDER BY cb.max_seq LIMIT 1\n      ) f",
     replace: "        ORDER BY cb.max_seq DESC LIMIT 1\n      ) f",
     judges: [readModel],
+  },
+  {
+    id: "claim-plans-from-statistics",
+    mistake:
+      "a claim plans its reads from the ring's statistics, so after a VACUUM of an empty ring it sorts a whole lane",
+    file: hotPath,
+    search:
+      "SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_sort = off AS $$\n#variable_conflict use_column\nDECLARE\n  v_lane integer;",
+    replace: "AS $$\n#variable_conflict use_column\nDECLARE\n  v_lane integer;",
+    judges: [plans],
   },
 ]
