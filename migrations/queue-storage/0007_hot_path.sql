@@ -580,14 +580,16 @@ BEGIN
     -- the first v_left rows are read whole, and of the 100 after them only the earliest run time: when none runs
     -- before the latest of the first v_left (the usual backlog), those are the rows the full window would give
     -- first in (run_at, lane_seq) order, so they are the claim. Otherwise the full window is read.
+    v_win := NULL;
     IF p_kinds IS NULL THEN
       v_win := ARRAY(SELECT r FROM {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left, v_slots) r);
       IF cardinality(v_win) = v_left
          AND (SELECT min(a.run_at) FROM {{schema}}.lane_window(v_lane, v_win[v_left].lane_seq, v_high, 100, v_slots) a)
              < (SELECT max(w.run_at) FROM unnest(v_win) w) THEN
-        v_win := ARRAY(SELECT r FROM {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left + 100, v_slots) r);
+        v_win := NULL;
       END IF;
-    ELSE
+    END IF;
+    IF v_win IS NULL THEN
       v_win := ARRAY(SELECT r FROM {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left + 100, v_slots) r);
     END IF;
     CONTINUE WHEN cardinality(v_win) = 0;
