@@ -289,9 +289,9 @@ export interface PinnedSnapshotResult {
  * whole phase (as a forgotten `BEGIN` or a long report would), enqueues `count` no-op jobs (insertMany,
  * `batch` per statement) and works them all with one worker with `tuning`; then counts the dead tuples
  * every table of `schemas` holds, still under the pinned horizon, and with `latency`, measures pickup latency
- * as `pickupLatency` does, on the tables as the phase left them. Run it in a fresh database: its tables
- * are vacuumed first, so every dead tuple counted is this phase's. WAL and commits are measured around
- * enqueueing and processing together.
+ * as `pickupLatency` does, in `queue` itself (whose dead rows a worker of a busy queue meets), on the tables as
+ * the phase left them. Run it in a fresh database: its tables are vacuumed first, so every dead tuple counted
+ * is this phase's. WAL and commits are measured around enqueueing and processing together.
  */
 export const pinnedSnapshotRun = async (
   url: string,
@@ -331,7 +331,7 @@ export const pinnedSnapshotRun = async (
     const pickup =
       latency === undefined
         ? undefined
-        : await pickupLatency(url, engine, `${queue}_latency`, latency.rate, latency.durationMs, {})
+        : await pickupLatency(url, engine, queue, latency.rate, latency.durationMs, {})
     return { jobs: count, pinnedXmin: holder.xmin, ms, cost, dead, latency: pickup }
   } finally {
     await holder.release()

@@ -262,8 +262,8 @@ export default [
     mistake:
       "an attempt write (completion, heartbeat, retry, failure, cancel; with or without its ready slot) is applied whatever its run_lease",
     file: hotPath,
-    search: "          AND r0.run_lease = d.run_lease - 1 OFFSET 0",
-    replace: "          OFFSET 0",
+    search: "WHERE r0.ready_slot = v_slot AND r0.id = d.id AND r0.run_lease = d.run_lease - 1 OFFSET 0",
+    replace: "WHERE r0.ready_slot = v_slot AND r0.id = d.id OFFSET 0",
     judges: [exits],
   },
   {
@@ -290,6 +290,15 @@ export default [
     file: hotPath,
     search: "            UNION SELECT s.slot FROM {{schema}}.queue_ring_strays s)",
     replace: "            )",
+    judges: [concurrency, rings],
+  },
+  {
+    id: "claim-window-in-slot-order",
+    mistake:
+      "a claim takes a lane's rows slot by slot as the live slots are listed, not in lane order across them, so a newer slot's rows can pass an older slot's",
+    file: hotPath,
+    search: "r\n                     ORDER BY r.lane_seq LIMIT v_left);",
+    replace: "r\n                     LIMIT v_left);",
     judges: [concurrency, rings],
   },
   {
