@@ -39,9 +39,10 @@ the single-row INSERT commit rate measured in the same run; then a pinned-snapsh
 idle in a REPEATABLE READ transaction for the whole phase, it enqueues and works --pinned-jobs jobs and
 reports WAL bytes and commits per job (enqueue and processing together) and the dead tuples per table and
 per job, then pickup latency in that phase's queue, on the tables as they were left. The engines are printed
-side by side. With both engines, a head-to-head phase follows: --rounds rounds, each working a burn-down and a
-pickup-latency run per engine back to back (the order alternating), so that the machine's drift, which moves
-figures measured minutes apart, falls on both engines alike.
+side by side. With both engines, a head-to-head phase follows: --rounds rounds, each working a burn-down, a
+pickup-latency run at the light rate above and one under sustained load per engine back to back (the order
+alternating), so that the machine's drift, which moves figures measured minutes apart, falls on both engines
+alike.
 
 Flags (or environment variables):
   --engine E             canonical, queue_storage or both (AWA_BENCH_ENGINE, default canonical)
@@ -56,6 +57,9 @@ Flags (or environment variables):
   --latency-seconds S    how long to offer them (AWA_BENCH_LATENCY_SECONDS, default 5)
   --baseline-seconds S   length of each baseline loop (AWA_BENCH_BASELINE_SECONDS, default 2)
   --rounds N             head-to-head rounds when both engines run (AWA_BENCH_ROUNDS, default 3; 0 skips them)
+  --sustained-rate N     offered jobs/s of the head-to-head's sustained pickup run (AWA_BENCH_SUSTAINED_RATE;
+                         default a quarter of the baseline commit rate)
+  --sustained-seconds S  how long to offer them (AWA_BENCH_SUSTAINED_SECONDS, default 15; 0 skips that run)
   --fsync on|off         fsync of the embedded server (AWA_BENCH_FSYNC, default on); off models a disk whose
                          flushes cost nothing, to compare with figures measured on such a machine
   --database-url URL     use this server instead of an embedded one (DATABASE_URL)
@@ -77,6 +81,8 @@ const { values } = parseArgs({
     "baseline-seconds": { type: "string" },
     "database-url": { type: "string" },
     rounds: { type: "string" },
+    "sustained-rate": { type: "string" },
+    "sustained-seconds": { type: "string" },
     fsync: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
@@ -132,6 +138,12 @@ const latencyMs = numberOption(values["latency-seconds"], "AWA_BENCH_LATENCY_SEC
 const baselineMs = numberOption(values["baseline-seconds"], "AWA_BENCH_BASELINE_SECONDS", 2)! * 1000
 const roundsText = values.rounds ?? process.env.AWA_BENCH_ROUNDS
 const rounds = roundsText === "0" ? 0 : Math.round(numberOption(values.rounds, "AWA_BENCH_ROUNDS", 3)!)
+const sustainedRateGiven = numberOption(values["sustained-rate"], "AWA_BENCH_SUSTAINED_RATE", undefined)
+const sustainedText = values["sustained-seconds"] ?? process.env.AWA_BENCH_SUSTAINED_SECONDS
+const sustainedMs =
+  sustainedText === "0"
+    ? 0
+    : numberOption(values["sustained-seconds"], "AWA_BENCH_SUSTAINED_SECONDS", 15)! * 1000
 const databaseUrl = values["database-url"] ?? (process.env.DATABASE_URL || undefined)
 const fsyncText = values.fsync ?? (process.env.AWA_BENCH_FSYNC || "on")
 if (fsyncText !== "on" && fsyncText !== "off") {
@@ -180,8 +192,10 @@ interface EngineRun {
   readonly pinned: PinnedSnapshotResult | undefined
 }
 
-// The pickup-latency rate is chosen once, from the first engine's baseline, so every engine is offered the same load.
+// The pickup-latency rates are chosen once, from the first engine's baseline, so every engine is offered the same
+// load: a light one (a tenth of the baseline commit rate, at most 1,000/s) and a sustained one (a quarter).
 let chosenRate: number | undefined
+let sustainedRate: number | undefined
 
 const runEngine = async (server: BenchServer, engine: EngineName): Promise<EngineRun> => {
   const say = (text: string) => log(`[${engine}] ${text}`)
@@ -215,6 +229,7 @@ const runEngine = async (server: BenchServer, engine: EngineName): Promise<Engin
 
     const baseRate = perSecond(base1.result.rows, base1.result.ms)
     chosenRate ??= rateGiven ?? Math.max(10, Math.min(1000, Math.floor(baseRate / 10 / 10) * 10))
+    sustainedRate ??= sustainedRateGiven ?? Math.max(10, Math.floor(baseRate / 4 / 10) * 10)
     const rate = chosenRate
     say(
       `pickup latency: ${fmt(rate)} jobs/s offered for ${latencyMs / 1000} s, one worker with default options...`,
@@ -283,18 +298,27 @@ interface DuelRun {
   readonly engine: EngineName
   readonly burnPerSecond: number
   readonly pickup: ReadonlyArray<number>
+  /** Pickup latencies under sustained load (empty when that run is skipped). */
+  readonly sustained: ReadonlyArray<number>
 }
 
-// Each round works, per engine in a fresh database, the tuned burn-down and a pickup-latency run at the rate of
-// the main phase; the engine order alternates between rounds.
-const headToHead = async (server: BenchServer, rate: number): Promise<ReadonlyArray<DuelRun>> => {
+// Each round works, per engine in a fresh database, the tuned burn-down, a pickup-latency run at the rate of the
+// main phase and one at the sustained rate; the engine order alternates between rounds.
+const headToHead = async (
+  server: BenchServer,
+  rate: number,
+  sustained: number,
+): Promise<ReadonlyArray<DuelRun>> => {
   const duel: Array<DuelRun> = []
   const seconds = Math.max(1, Math.min(3, latencyMs / 1000))
   for (let round = 1; round <= rounds; round++) {
     const order = round % 2 === 1 ? engines : [...engines].reverse()
     for (const engine of order) {
       log(
-        `[head to head ${round}/${rounds}] ${engine}: burn-down (${tuningText}), then pickup latency for ${seconds} s...`,
+        `[head to head ${round}/${rounds}] ${engine}: burn-down (${tuningText}), then pickup latency for ${seconds} s` +
+          (sustainedMs > 0
+            ? ` at ${fmt(rate)}/s and for ${sustainedMs / 1000} s at ${fmt(sustained)}/s...`
+            : "..."),
       )
       const db = await server.createDatabase(`${engine}_duel`)
       try {
@@ -302,7 +326,17 @@ const headToHead = async (server: BenchServer, rate: number): Promise<ReadonlyAr
         await enqueueCopy(db.url, engine, "bench_duel_burn", jobs)
         const ms = await burnDown(db.url, engine, "bench_duel_burn", jobs, workers, tuning)
         const latency = await pickupLatency(db.url, engine, "bench_duel_latency", rate, seconds * 1000, {})
-        duel.push({ round, engine, burnPerSecond: perSecond(jobs, ms), pickup: latency.samples })
+        const underLoad =
+          sustainedMs > 0
+            ? await pickupLatency(db.url, engine, "bench_duel_sustained", sustained, sustainedMs, {})
+            : undefined
+        duel.push({
+          round,
+          engine,
+          burnPerSecond: perSecond(jobs, ms),
+          pickup: latency.samples,
+          sustained: underLoad?.samples ?? [],
+        })
       } finally {
         await db.drop()
       }
@@ -328,10 +362,22 @@ const printHeadToHead = (duel: ReadonlyArray<DuelRun>): void => {
     { name: "pickup latency p50", value: (d) => percentile(d.pickup, 50), unit: " ms", digits: 2 },
     { name: "pickup latency p95", value: (d) => percentile(d.pickup, 95), unit: " ms", digits: 2 },
     { name: "pickup latency p99", value: (d) => percentile(d.pickup, 99), unit: " ms", digits: 2 },
+    ...(sustainedMs > 0
+      ? [50, 95, 99].map((p) => ({
+          name: `pickup latency p${p}, sustained`,
+          value: (d: DuelRun) => percentile(d.sustained, p),
+          unit: " ms",
+          digits: 2,
+        }))
+      : []),
   ]
   console.log(
     `\nhead to head: ${roundsRun.length} rounds, ${first} and ${second} back to back in each (order alternating), ` +
-      `${fmt(jobs)} jobs per burn-down, pickup at ${fmt(chosenRate ?? 0)}/s; medians over the rounds, and ` +
+      `${fmt(jobs)} jobs per burn-down, pickup at ${fmt(chosenRate ?? 0)}/s` +
+      (sustainedMs > 0
+        ? ` and, sustained, at ${fmt(sustainedRate ?? 0)}/s for ${sustainedMs / 1000} s`
+        : "") +
+      "; medians over the rounds, and " +
       `${second} / ${first} per round:`,
   )
   const rows = metrics.map((m) => {
@@ -362,7 +408,10 @@ const main = async (): Promise<void> => {
   try {
     const runs: Array<EngineRun> = []
     for (const engine of engines) runs.push(await runEngine(server, engine))
-    const duel = engines.length > 1 && rounds > 0 ? await headToHead(server, chosenRate ?? 100) : []
+    const duel =
+      engines.length > 1 && rounds > 0
+        ? await headToHead(server, chosenRate ?? 100, sustainedRate ?? 100)
+        : []
     printReport(server, runs)
     if (duel.length > 0) printHeadToHead(duel)
   } finally {
