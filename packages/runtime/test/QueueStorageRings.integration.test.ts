@@ -224,6 +224,26 @@ describe("queue-storage live slots", () => {
     expect((await claimRefs(engine, x, "retire")).map((r) => r.id)).toEqual([later])
   })
 
+  it("claims a lane's jobs in lane order across its live slots, also after the ring wraps past its last slot", async () => {
+    const x = toExecutor(db.pool)
+    // Move the ring to slot 8 through empty slots, then write one job per slot: slots 8..15, then 0 and 1.
+    for (let i = 0; i < 8; i++) await force()
+    expect(await current()).toBe(8)
+    const ids: Array<string> = []
+    const slots: Array<number> = []
+    for (let n = 0; n < 10; n++) {
+      slots.push((await current())!)
+      ids.push(...(await insertIds(engine, x, [qsRow(n, "wrapped")])))
+      await force()
+    }
+    expect(slots).toEqual([8, 9, 10, 11, 12, 13, 14, 15, 0, 1])
+    // Slot numbers no longer follow the order the jobs were written in; the claims still do.
+    const claimed: Array<string> = []
+    for (let n = 0; n < 10; n++) claimed.push(...(await claimRefs(engine, x, "wrapped", 1)).map((r) => r.id))
+    expect(claimed).toEqual(ids)
+    expect(await claimRefs(engine, x, "wrapped")).toEqual([])
+  })
+
   it("a writer whose snapshot predates its slot's retirement lists the slot, and its job is claimed", async () => {
     const x = toExecutor(db.pool)
     // The lane exists before the writer's snapshot (creating it there would conflict with the claims below).
