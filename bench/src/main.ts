@@ -67,27 +67,39 @@ Flags (or environment variables):
 
 // `pnpm bench -- --jobs 5000` passes the "--" through; drop it.
 const argv = process.argv.slice(2)
-const { values } = parseArgs({
-  args: argv[0] === "--" ? argv.slice(1) : argv,
-  options: {
-    engine: { type: "string" },
-    "pinned-jobs": { type: "string" },
-    jobs: { type: "string" },
-    workers: { type: "string" },
-    concurrency: { type: "string" },
-    "claim-batch": { type: "string" },
-    rate: { type: "string" },
-    "latency-seconds": { type: "string" },
-    "baseline-seconds": { type: "string" },
-    "database-url": { type: "string" },
-    rounds: { type: "string" },
-    "sustained-rate": { type: "string" },
-    "sustained-seconds": { type: "string" },
-    fsync: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  },
-  allowPositionals: false,
-})
+// A flag parseArgs refuses (unknown, or a value it takes for another flag) ends the run with its message, not a
+// stack trace.
+const parsed = (() => {
+  try {
+    return parseArgs({
+      args: argv[0] === "--" ? argv.slice(1) : argv,
+      options: {
+        engine: { type: "string" },
+        "pinned-jobs": { type: "string" },
+        jobs: { type: "string" },
+        workers: { type: "string" },
+        concurrency: { type: "string" },
+        "claim-batch": { type: "string" },
+        rate: { type: "string" },
+        "latency-seconds": { type: "string" },
+        "baseline-seconds": { type: "string" },
+        "database-url": { type: "string" },
+        rounds: { type: "string" },
+        "sustained-rate": { type: "string" },
+        "sustained-seconds": { type: "string" },
+        fsync: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: false,
+    })
+  } catch (error) {
+    console.error(
+      `bench: ${error instanceof Error ? error.message : String(error)}\n(pnpm bench --help lists the flags)`,
+    )
+    process.exit(2)
+  }
+})()
+const { values } = parsed
 if (values.help) {
   console.log(usage)
   process.exit(0)
