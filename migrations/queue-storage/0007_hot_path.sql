@@ -46,10 +46,13 @@ BEGIN
 END
 $$;
 
--- The one-argument form (0003), used by maintenance and the read model: the same cursor.
+-- The one-argument form (0003): the same cursor. PL/pgSQL, as a LANGUAGE sql function that only calls another is
+-- not inlined and was planned again at every call (the hot path calls the two-argument form directly).
 CREATE OR REPLACE FUNCTION {{schema}}.lane_cursor(p_lane integer) RETURNS bigint
-LANGUAGE sql STABLE AS $$
-  SELECT {{schema}}.lane_cursor(p_lane, NULL::smallint)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN {{schema}}.lane_cursor(p_lane, NULL::smallint);
+END
 $$;
 
 -- Busy lanes (advisory namespace 6, key = lane id). Besides its reservation (see 0003), a producer holds the
@@ -59,7 +62,9 @@ $$;
 -- producer that registers later waits (for microseconds: the claimer takes no other lock and reads one
 -- sequence while it holds it) and then draws values above the one the claimer read. So the claimer's bound
 -- is event_seq's last value, read under the lock, and it needs pg_locks only when the lane is busy.
-CREATE OR REPLACE FUNCTION {{schema}}.lock_lanes(p_queues text[], p_priorities smallint[]) RETURNS void
+-- reserve_lanes registers as lock_lanes (0003) does, and returns the lanes' ids (in lane id order): a single enqueue
+-- then writes its job's lane without looking it up again.
+CREATE FUNCTION {{schema}}.reserve_lanes(p_queues text[], p_priorities smallint[]) RETURNS integer[]
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -96,6 +101,14 @@ BEGIN
     v_held := v_held || ',' || v_mark;
     PERFORM set_config('awa_qs.lanes_in_flight', v_held, true);
   END LOOP;
+  RETURN v_lanes;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION {{schema}}.lock_lanes(p_queues text[], p_priorities smallint[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM {{schema}}.reserve_lanes(p_queues, p_priorities);
 END
 $$;
 
@@ -148,7 +161,7 @@ AS $$
     WHERE l.fam <> 'f'
   ), cursors AS (
     -- One cursor read per lane, not per row.
-    SELECT k.lane_id, {{schema}}.lane_cursor(k.lane_id) AS upto
+    SELECT k.lane_id, {{schema}}.lane_cursor(k.lane_id, NULL) AS upto
     FROM (SELECT DISTINCT rr.lane_id FROM ready_rows rr WHERE rr.fam = 'r') k
   ), ready AS (
     SELECT rr.*, (rr.fam = 'r' AND rr.tomb_claimed IS NULL AND rr.lane_seq > k.upto) AS pending
@@ -211,7 +224,7 @@ $$;
 CREATE OR REPLACE FUNCTION {{schema}}.queue_slot_blocker(p_slot smallint) RETURNS text
 LANGUAGE sql STABLE AS $$
   WITH cursors AS MATERIALIZED (
-    SELECT l.lane_id, {{schema}}.lane_cursor(l.lane_id) AS upto FROM {{schema}}.lanes l
+    SELECT l.lane_id, {{schema}}.lane_cursor(l.lane_id, NULL) AS upto FROM {{schema}}.lanes l
     WHERE EXISTS (SELECT 1 FROM {{schema}}.ready_entries r WHERE r.ready_slot = p_slot AND r.lane_id = l.lane_id)
   )
   SELECT CASE
@@ -255,6 +268,7 @@ DECLARE
   -- A job is due when its run time is not ahead of the clock at insert (not the transaction's start).
   v_clock timestamptz := clock_timestamp();
   v_slot smallint;
+  v_lane integer;
 BEGIN
   IF v_n = 1 THEN
     v_ids := ARRAY[{{schema}}.next_job_id()];
@@ -280,24 +294,36 @@ BEGIN
     INTO v_won;
   END IF;
   IF v_n = 1 THEN
+    -- One job due now: its lane comes from the reservation, and one row of VALUES costs less than the general
+    -- statement below (no series to join to the lanes and sort).
     IF v_won[1] AND v_run_ats[1] <= v_clock THEN
-      PERFORM {{schema}}.lock_lanes(p_queues, p_priorities);
+      v_lane := ({{schema}}.reserve_lanes(p_queues, p_priorities))[1];
+      v_slot := {{schema}}.current_queue_slot();
+    INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
+        max_attempts, run_lease, run_at, attempt_timeout_ms, tags, metadata, errors, unique_key, unique_states,
+        created_at)
+      VALUES (v_slot, v_ids[1], v_lane, nextval('{{schema}}.event_seq'), p_kinds[1], p_queues[1], p_priorities[1],
+        p_args[1]::jsonb, 0, p_max_attempts[1], 0, v_run_ats[1], p_timeouts[1],
+        CASE WHEN p_tags[1] IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(p_tags[1]::jsonb)) END,
+        coalesce(p_metadata[1]::jsonb, '{}'::jsonb), NULL, decode(p_unique_keys[1], 'hex'), p_unique_states[1]::text[],
+        v_now);
     END IF;
   ELSE
     PERFORM {{schema}}.lock_lanes(array_agg(p_queues[o]), array_agg(p_priorities[o]))
     FROM generate_series(1, v_n) AS o WHERE v_won[o] AND v_run_ats[o] <= v_clock;
+    v_slot := {{schema}}.current_queue_slot();
+    INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
+      max_attempts, run_lease, run_at, attempt_timeout_ms, tags, metadata, errors, unique_key, unique_states,
+      created_at)
+    SELECT v_slot, v_ids[o], l.lane_id, nextval('{{schema}}.event_seq'), p_kinds[o], p_queues[o], p_priorities[o],
+      p_args[o]::jsonb, 0, p_max_attempts[o], 0, v_run_ats[o], p_timeouts[o],
+      CASE WHEN p_tags[o] IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(p_tags[o]::jsonb)) END,
+      coalesce(p_metadata[o]::jsonb, '{}'::jsonb), NULL, decode(p_unique_keys[o], 'hex'), p_unique_states[o]::text[], v_now
+    FROM generate_series(1, v_n) AS o
+    JOIN {{schema}}.lanes l ON l.queue = p_queues[o] AND l.priority = p_priorities[o]
+    WHERE v_won[o] AND v_run_ats[o] <= v_clock
+    ORDER BY o;
   END IF;
-  v_slot := {{schema}}.current_queue_slot();
-  INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
-    max_attempts, run_lease, run_at, attempt_timeout_ms, tags, metadata, errors, unique_key, unique_states, created_at)
-  SELECT v_slot, v_ids[o], l.lane_id, nextval('{{schema}}.event_seq'), p_kinds[o], p_queues[o], p_priorities[o],
-    p_args[o]::jsonb, 0, p_max_attempts[o], 0, v_run_ats[o], p_timeouts[o],
-    CASE WHEN p_tags[o] IS NULL THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(p_tags[o]::jsonb)) END,
-    coalesce(p_metadata[o]::jsonb, '{}'::jsonb), NULL, decode(p_unique_keys[o], 'hex'), p_unique_states[o]::text[], v_now
-  FROM generate_series(1, v_n) AS o
-  JOIN {{schema}}.lanes l ON l.queue = p_queues[o] AND l.priority = p_priorities[o]
-  WHERE v_won[o] AND v_run_ats[o] <= v_clock
-  ORDER BY o;
   -- Jobs due later wait in deferred_jobs.
   IF v_clock < ANY (v_run_ats) THEN
     INSERT INTO {{schema}}.deferred_jobs (id, seq, state, kind, queue, priority, args, attempt, max_attempts, run_lease,
@@ -484,27 +510,36 @@ BEGIN
 END
 $$;
 
--- A lane's claimable rows after p_after up to p_upto (not tombstoned), read from the ring slots p_slots only (the
--- live ones), one slot at a time: at most p_limit rows of each slot in lane order, slot after slot, so a caller
--- orders them by lane_seq and keeps the first p_limit. Each slot's statement names its partitions by a plain
--- parameter, so its plan initializes only them and probes the tombstones without pruning again per row (reading
--- up to four slots in one statement did that per row: a claim of 100 took a quarter longer).
+-- A lane's first p_limit claimable rows after p_after up to p_upto (not tombstoned), in lane order, read from the
+-- ring slots p_slots only (the live ones; a slot listed twice is read once), one slot at a time: each slot's
+-- statement names its partitions by a plain parameter, so its plan initializes only them and probes the
+-- tombstones without pruning again per row (reading up to four slots in one statement did that per row: a claim
+-- of 100 took a quarter longer). An array rather than a set of rows: the claim calls it as an expression, which
+-- costs less than a query over a set-returning function.
 CREATE FUNCTION {{schema}}.lane_window(p_lane integer, p_after bigint, p_upto bigint, p_limit integer,
   p_slots smallint[])
-RETURNS SETOF {{schema}}.ready_entries
+RETURNS {{schema}}.ready_entries[]
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
   v_slot smallint;
+  v_read smallint[] := '{}';
+  v_win {{schema}}.ready_entries[] := '{}';
 BEGIN
   FOREACH v_slot IN ARRAY p_slots LOOP
-    RETURN QUERY
-    SELECT r.* FROM {{schema}}.ready_entries r
-    WHERE r.ready_slot = v_slot AND r.lane_id = p_lane AND r.lane_seq > p_after AND r.lane_seq <= p_upto
-      AND NOT EXISTS (SELECT 1 FROM {{schema}}.ready_tombstones t
-                      WHERE t.ready_slot = v_slot AND t.id = r.id AND t.lane_seq = r.lane_seq)
-    ORDER BY r.lane_seq
-    LIMIT p_limit;
+    CONTINUE WHEN v_slot = ANY (v_read);
+    v_read := v_read || v_slot;
+    v_win := v_win || ARRAY(
+      SELECT r FROM {{schema}}.ready_entries r
+      WHERE r.ready_slot = v_slot AND r.lane_id = p_lane AND r.lane_seq > p_after AND r.lane_seq <= p_upto
+        AND NOT EXISTS (SELECT 1 FROM {{schema}}.ready_tombstones t
+                        WHERE t.ready_slot = v_slot AND t.id = r.id AND t.lane_seq = r.lane_seq)
+      ORDER BY r.lane_seq
+      LIMIT p_limit);
   END LOOP;
+  IF cardinality(v_read) > 1 THEN
+    v_win := ARRAY(SELECT w FROM unnest(v_win) w ORDER BY w.lane_seq LIMIT p_limit);
+  END IF;
+  RETURN v_win;
 END
 $$;
 
@@ -562,9 +597,10 @@ BEGIN
     v_high := {{schema}}.lane_settled_upto(v_lane);
     -- The claim ring's current slot (receipts go there) and the live queue-ring slots, then the cursor, read from
     -- that claim slot first.
+    -- (A slot may be listed twice; lane_window reads it once. Concatenating costs less than a UNION.)
     SELECT (SELECT c.slot FROM {{schema}}.claim_ring_rotations c ORDER BY c.generation DESC LIMIT 1),
-      ARRAY(SELECT q.slot FROM {{schema}}.queue_ring_rotations q WHERE NOT q.retired
-            UNION SELECT s.slot FROM {{schema}}.queue_ring_strays s)
+      ARRAY(SELECT q.slot FROM {{schema}}.queue_ring_rotations q WHERE NOT q.retired)
+        || ARRAY(SELECT s.slot FROM {{schema}}.queue_ring_strays s)
     INTO v_cslot, v_slots;
     v_cursor := {{schema}}.lane_cursor(v_lane, v_cslot);
     -- The window: the lane's next claimable rows, read once (from the live slots only). Without a kind filter,
@@ -573,19 +609,15 @@ BEGIN
     -- first in (run_at, lane_seq) order, so they are the claim. Otherwise the full window is read.
     v_win := NULL;
     IF p_kinds IS NULL THEN
-      v_win := ARRAY(SELECT r FROM {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left, v_slots) r
-                     ORDER BY r.lane_seq LIMIT v_left);
+      v_win := {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left, v_slots);
       IF cardinality(v_win) = v_left
-         AND (SELECT min(a.run_at) FROM (
-             SELECT a0.run_at FROM {{schema}}.lane_window(v_lane, v_win[v_left].lane_seq, v_high, 100, v_slots) a0
-             ORDER BY a0.lane_seq LIMIT 100) a)
+         AND (SELECT min(a.run_at) FROM unnest({{schema}}.lane_window(v_lane, v_win[v_left].lane_seq, v_high, 100, v_slots)) a)
              < (SELECT max(w.run_at) FROM unnest(v_win) w) THEN
         v_win := NULL;
       END IF;
     END IF;
     IF v_win IS NULL THEN
-      v_win := ARRAY(SELECT r FROM {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left + 100, v_slots) r
-                     ORDER BY r.lane_seq LIMIT v_left + 100);
+      v_win := {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left + 100, v_slots);
     END IF;
     CONTINUE WHEN cardinality(v_win) = 0;
     IF p_kinds IS NULL AND cardinality(v_win) <= v_left THEN
@@ -697,7 +729,7 @@ BEGIN
       WHERE d.slot = v_slot
     ), cursors AS MATERIALIZED (
       -- One cursor read per lane, not per attempt.
-      SELECT x.lane_id, {{schema}}.lane_cursor(x.lane_id) AS upto FROM (SELECT DISTINCT lane_id FROM cand) x
+      SELECT x.lane_id, {{schema}}.lane_cursor(x.lane_id, NULL) AS upto FROM (SELECT DISTINCT lane_id FROM cand) x
     )
     SELECT c.* FROM cand c
     JOIN cursors k ON k.lane_id = c.lane_id

@@ -288,8 +288,8 @@ export default [
     id: "claim-ignores-strays",
     mistake: "a claim reads only the slots the ledger calls live, not the listed strays",
     file: hotPath,
-    search: "            UNION SELECT s.slot FROM {{schema}}.queue_ring_strays s)",
-    replace: "            )",
+    search: "        || ARRAY(SELECT s.slot FROM {{schema}}.queue_ring_strays s)",
+    replace: "        || ARRAY[]::smallint[]",
     judges: [concurrency, rings],
   },
   {
@@ -297,8 +297,17 @@ export default [
     mistake:
       "a claim takes a lane's rows slot by slot as the live slots are listed, not in lane order across them, so a newer slot's rows can pass an older slot's",
     file: hotPath,
-    search: "r\n                     ORDER BY r.lane_seq LIMIT v_left);",
-    replace: "r\n                     LIMIT v_left);",
+    search: "    v_win := ARRAY(SELECT w FROM unnest(v_win) w ORDER BY w.lane_seq LIMIT p_limit);",
+    replace: "    v_win := ARRAY(SELECT w FROM unnest(v_win) w LIMIT p_limit);",
+    judges: [concurrency, rings],
+  },
+  {
+    id: "window-reads-slot-twice",
+    mistake:
+      "a claim reads a live slot once for each time it is listed (in the ledger and as a stray), so it hands the slot's rows out twice",
+    file: hotPath,
+    search: "    CONTINUE WHEN v_slot = ANY (v_read);",
+    replace: "    NULL;",
     judges: [concurrency, rings],
   },
   {
