@@ -610,10 +610,13 @@ BEGIN
     v_win := NULL;
     IF p_kinds IS NULL THEN
       v_win := {{schema}}.lane_window(v_lane, v_cursor, v_high, v_left, v_slots);
-      IF cardinality(v_win) = v_left
-         AND (SELECT min(a.run_at) FROM unnest({{schema}}.lane_window(v_lane, v_win[v_left].lane_seq, v_high, 100, v_slots)) a)
-             < (SELECT max(w.run_at) FROM unnest(v_win) w) THEN
-        v_win := NULL;
+      -- (Two IFs: a condition with a subquery runs as a query, its executor set up in full at every call; the usual window
+      -- is not full, and that test alone is a plain expression.)
+      IF cardinality(v_win) = v_left THEN
+        IF (SELECT min(a.run_at) FROM unnest({{schema}}.lane_window(v_lane, v_win[v_left].lane_seq, v_high, 100, v_slots)) a)
+           < (SELECT max(w.run_at) FROM unnest(v_win) w) THEN
+          v_win := NULL;
+        END IF;
       END IF;
     END IF;
     IF v_win IS NULL THEN

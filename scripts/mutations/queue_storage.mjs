@@ -315,8 +315,8 @@ export default [
     mistake:
       "a claim without a kind filter takes the first rows in lane order without looking ahead for an earlier run time",
     file: hotPath,
-    search: "      IF cardinality(v_win) = v_left\n         AND",
-    replace: "      IF false\n         AND",
+    search: "      IF cardinality(v_win) = v_left THEN\n        IF (SELECT min",
+    replace: "      IF false THEN\n        IF (SELECT min",
   },
   {
     id: "read-model-skips-out-of-order-receipts",
