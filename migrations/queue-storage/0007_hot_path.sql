@@ -1,4 +1,4 @@
--- Hot-path speed for schema {{schema}}: the ring-slot and lane-cursor helpers become PL/pgSQL (a LANGUAGE sql function that is not inlined is planned again at every call, which cost more than its statement); producers also mark each lane they write as busy (and a single enqueue runs fewer statements), so a claimer on an idle lane reads its settled bound without scanning pg_locks; claim runs fewer statements per lane, reads only the live ring slots (see Live slots below) and returns each job's ready slot, which completions pass back so each attempt is looked up in one ring partition rather than all of them; the read model (job_rows) and the prune gate (queue_slot_blocker) take time linear in the rows they read. Results are unchanged; the two-argument complete_attempts of earlier clients still works.
+-- Hot-path speed for schema {{schema}}: the ring-slot and lane-cursor helpers become PL/pgSQL (a LANGUAGE sql function that is not inlined is planned again at every call, which cost more than its statement); producers also mark each lane they write as busy (and a single enqueue runs fewer statements), so a claimer on an idle lane reads its settled bound without scanning pg_locks; claim runs fewer statements per lane, reads only the live ring slots (see Live slots below) and returns each job's ready slot, which completions pass back so each attempt is looked up in one ring partition rather than all of them; the read model (job_rows) and the prune gate (queue_slot_blocker) take time linear in the rows they read; ring maintenance holds its locks briefly (see the end of this file). Results are unchanged; the two-argument complete_attempts of earlier clients still works.
 
 
 -- The claim ring's current slot (newest generation).
@@ -822,3 +822,261 @@ BEGIN
   RETURN QUERY SELECT c.id FROM {{schema}}.complete_attempts(p_ids, p_leases, NULL::smallint[]) c;
 END
 $$;
+
+-- Ring maintenance that holds its locks briefly. A claim's or completion's statements lock every partition of
+-- the ring tables they read (a generic plan locks each partition it may prune), so while a prune holds a slot's
+-- ACCESS EXCLUSIVE lock, claims and completions wait: pruning a queue slot of 46,000 jobs stopped the queue for
+-- a second, most of it spent checking the gates again and reading the whole read model for jobs to carry
+-- forward. maintain_rings (0004) now checks both rings' gates before it takes any lock, and under the locks
+-- checks them again only if the slot's rows changed meanwhile, which it judges by counting them: the ring tables
+-- only grow until a prune truncates them, a gate that held can fail later only through new rows (attempts only
+-- close, and a slot's tombstones and receipts follow rows that were pending), and a count taken once the lock
+-- is held includes every writer that was in flight. Jobs to carry forward are looked for only when the slot
+-- holds a failed or cancelled fact inside retention (a job is failed or cancelled through such a fact, written in
+-- its body's slot). Results are unchanged.
+
+-- Whether claim-ring slot p_slot holds a receipt of an attempt that has no closure yet.
+CREATE FUNCTION {{schema}}.claim_slot_open(p_slot smallint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT EXISTS (
+    SELECT 1 FROM {{schema}}.claim_batches cb
+    CROSS JOIN LATERAL unnest(cb.ids, cb.leases, cb.ready_slots) AS u(id, lease, rslot)
+    WHERE cb.claim_slot = p_slot
+      AND NOT EXISTS (SELECT 1 FROM {{schema}}.closures c
+                      WHERE c.ready_slot = u.rslot AND c.id = u.id AND c.run_lease = u.lease))
+$$;
+
+CREATE OR REPLACE FUNCTION {{schema}}.maintain_rings(p_queue_rotate_ms bigint, p_claim_rotate_ms bigint, p_failed_ms bigint,
+  p_lock_timeout_ms integer)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_n integer := (SELECT (value #>> '{}')::integer FROM {{schema}}.queue_storage_meta WHERE key = 'queue_ring_slots');
+  v_m integer := (SELECT (value #>> '{}')::integer FROM {{schema}}.queue_storage_meta WHERE key = 'claim_ring_slots');
+  v_old_timeout text := current_setting('lock_timeout');
+  v_gen bigint;
+  v_cur smallint;
+  v_slot smallint;
+  v_rotated_at timestamptz;
+  v_blocker text;
+  v_queue_pruned integer[] := '{}';
+  v_claim_pruned integer[] := '{}';
+  v_skipped jsonb := '[]'::jsonb;
+  v_queue_rotated boolean := false;
+  v_claim_rotated boolean := false;
+  v_terminal bigint := 0;
+  v_carried bigint := 0;
+  v_n_carried bigint;
+  v_folded bigint;
+  v_qgen bigint;
+  v_qcur smallint;
+  v_qrotated_at timestamptz;
+  v_rows bigint;
+  v_stones bigint;
+  v_open boolean;
+  v_q_slots smallint[] := '{}';
+  v_q_blockers text[] := '{}';
+  v_q_rows bigint[] := '{}';
+  v_q_stones bigint[] := '{}';
+BEGIN
+  IF NOT pg_try_advisory_xact_lock({{schema}}.lock_space(5), 0) THEN
+    RETURN jsonb_build_object('skipped', jsonb_build_array(jsonb_build_object('ring', 'queue', 'slot', -1,
+      'reason', 'another maintainer is running')));
+  END IF;
+  PERFORM set_config('lock_timeout', p_lock_timeout_ms || 'ms', true);
+
+  -- The queue ring's gates, before any lock: its sealed slots oldest first, up to the first that cannot go
+  -- (one that waits only for claim receipts is kept: the claim ring's prune below may remove them). Each slot's
+  -- gate and its row counts are read in one snapshot.
+  SELECT generation, slot, rotated_at INTO v_qgen, v_qcur, v_qrotated_at
+  FROM {{schema}}.queue_ring_rotations ORDER BY generation DESC LIMIT 1;
+  FOR k IN 1..v_n - 1 LOOP
+    v_slot := ((v_qcur + k) % v_n)::smallint;
+    CONTINUE WHEN {{schema}}.queue_slot_empty(v_slot);
+    SELECT {{schema}}.queue_slot_blocker(v_slot),
+      (SELECT count(*) FROM {{schema}}.ready_entries r WHERE r.ready_slot = v_slot),
+      (SELECT count(*) FROM {{schema}}.ready_tombstones t WHERE t.ready_slot = v_slot)
+    INTO v_blocker, v_rows, v_stones;
+    v_q_slots := v_q_slots || v_slot;
+    v_q_blockers := v_q_blockers || v_blocker;
+    v_q_rows := v_q_rows || v_rows;
+    v_q_stones := v_q_stones || v_stones;
+    EXIT WHEN v_blocker IS NOT NULL;
+  END LOOP;
+
+  -- Claim ring first: a queue-ring slot is prunable only once no receipt points at it.
+  SELECT generation, slot, rotated_at INTO v_gen, v_cur, v_rotated_at
+  FROM {{schema}}.claim_ring_rotations ORDER BY generation DESC LIMIT 1;
+  FOR k IN 1..v_m - 1 LOOP
+    v_slot := ((v_cur + k) % v_m)::smallint;
+    -- The gate before any lock, with the slot's receipt count in the same snapshot.
+    SELECT (SELECT count(*) FROM {{schema}}.claim_batches cb WHERE cb.claim_slot = v_slot),
+      {{schema}}.claim_slot_open(v_slot)
+    INTO v_rows, v_open;
+    CONTINUE WHEN v_rows = 0;
+    IF v_open THEN
+      v_skipped := v_skipped || jsonb_build_object('ring', 'claim', 'slot', v_slot, 'reason', 'an open attempt');
+      EXIT;
+    END IF;
+    BEGIN
+      -- Every lane with a receipt here: hold its claim lock, so no claimer reads the cursor while the slot
+      -- disappears, and keep the lane's cursor in claimed_floor.
+      PERFORM pg_advisory_xact_lock({{schema}}.lock_space(2), x.lane_id)
+      FROM (SELECT DISTINCT lane_id FROM {{schema}}.claim_batches WHERE claim_slot = v_slot ORDER BY 1) x;
+      EXECUTE format('LOCK TABLE %s.%I IN ACCESS EXCLUSIVE MODE', '{{schema}}', 'claim_batches_' || v_slot);
+      -- Again only if receipts arrived since (from a claimer that read this slot as current before it rotated).
+      IF (SELECT count(*) FROM {{schema}}.claim_batches cb WHERE cb.claim_slot = v_slot) <> v_rows
+         AND {{schema}}.claim_slot_open(v_slot) THEN
+        RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'an open attempt';
+      END IF;
+      UPDATE {{schema}}.lanes l SET claimed_floor = m.max_seq
+      FROM (SELECT lane_id, max(max_seq) AS max_seq FROM {{schema}}.claim_batches WHERE claim_slot = v_slot GROUP BY 1) m
+      WHERE l.lane_id = m.lane_id AND l.claimed_floor < m.max_seq;
+      EXECUTE format('TRUNCATE %s.%I', '{{schema}}', 'claim_batches_' || v_slot);
+      v_claim_pruned := v_claim_pruned || v_slot::integer;
+    EXCEPTION
+      WHEN lock_not_available THEN
+        v_skipped := v_skipped || jsonb_build_object('ring', 'claim', 'slot', v_slot, 'reason', 'lock contention');
+        EXIT;
+      WHEN raise_exception THEN
+        v_skipped := v_skipped || jsonb_build_object('ring', 'claim', 'slot', v_slot, 'reason', SQLERRM);
+        EXIT;
+    END;
+  END LOOP;
+  IF now() - v_rotated_at >= p_claim_rotate_ms * interval '1 millisecond'
+     AND NOT EXISTS (SELECT 1 FROM {{schema}}.claim_batches WHERE claim_slot = ((v_cur + 1) % v_m)::smallint)
+     AND (p_claim_rotate_ms = 0 OR EXISTS (SELECT 1 FROM {{schema}}.claim_batches WHERE claim_slot = v_cur)) THEN
+    INSERT INTO {{schema}}.claim_ring_rotations (generation, slot) VALUES (v_gen + 1, ((v_cur + 1) % v_m)::smallint)
+    ON CONFLICT DO NOTHING;
+    DELETE FROM {{schema}}.claim_ring_rotations WHERE generation < v_gen + 1 - v_m;
+    v_claim_rotated := true;
+  END IF;
+
+  -- Queue ring: oldest sealed slot first, as gated above; stop at the first that cannot go (newer facts must
+  -- never be pruned before older ones they supersede).
+  v_gen := v_qgen;
+  v_cur := v_qcur;
+  v_rotated_at := v_qrotated_at;
+  FOR i IN 1..cardinality(v_q_slots) LOOP
+    v_slot := v_q_slots[i];
+    v_blocker := v_q_blockers[i];
+    IF v_blocker = 'claim receipts still point at it'
+       AND NOT EXISTS (SELECT 1 FROM {{schema}}.claim_batches cb WHERE v_slot = ANY (cb.ready_slots)) THEN
+      v_blocker := NULL;
+    END IF;
+    IF v_blocker IS NOT NULL THEN
+      v_skipped := v_skipped || jsonb_build_object('ring', 'queue', 'slot', v_slot, 'reason', v_blocker);
+      EXIT;
+    END IF;
+    BEGIN
+      EXECUTE format('LOCK TABLE %1$s.%2$I, %1$s.%3$I, %1$s.%4$I, %1$s.%5$I, %1$s.%6$I IN ACCESS EXCLUSIVE MODE',
+        '{{schema}}', 'ready_entries_' || v_slot, 'ready_tombstones_' || v_slot, 'done_entries_' || v_slot,
+        'completion_batches_' || v_slot, 'closures_' || v_slot);
+      -- Gates again, in a fresh snapshot now that nothing else can write or read the slot, if its rows changed.
+      IF (SELECT count(*) FROM {{schema}}.ready_entries r WHERE r.ready_slot = v_slot) <> v_q_rows[i]
+         OR (SELECT count(*) FROM {{schema}}.ready_tombstones t WHERE t.ready_slot = v_slot) <> v_q_stones[i] THEN
+        v_blocker := {{schema}}.queue_slot_blocker(v_slot);
+        IF v_blocker IS NOT NULL THEN
+          RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = v_blocker;
+        END IF;
+      END IF;
+      -- Carry failed and cancelled jobs inside retention forward into the current slot, counts with them: only
+      -- when the slot holds such a fact (reading the read model costs time linear in the whole ring).
+      IF EXISTS (SELECT 1 FROM {{schema}}.done_entries d
+                 WHERE d.ready_slot = v_slot AND d.state IN ('failed', 'cancelled')
+                   AND d.finalized_at > now() - p_failed_ms * interval '1 millisecond') THEN
+        WITH keep AS (
+          SELECT j.* FROM {{schema}}.job_rows(NULL) j
+          WHERE j.ready_slot = v_slot AND j.state IN ('failed', 'cancelled')
+            AND j.finalized_at > now() - p_failed_ms * interval '1 millisecond'
+        ), bodies AS (
+          INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
+            max_attempts, run_lease, run_at, attempt_timeout_ms, tags, metadata, errors, unique_key, unique_states,
+            created_at)
+          SELECT v_cur, r.id, r.lane_id, r.lane_seq, r.kind, r.queue, r.priority, r.args, r.attempt, r.max_attempts,
+            r.run_lease, r.run_at, r.attempt_timeout_ms, r.tags, r.metadata, r.errors, r.unique_key, r.unique_states,
+            r.created_at
+          FROM {{schema}}.ready_entries r JOIN keep k ON r.ready_slot = v_slot AND r.id = k.id
+          RETURNING 1
+        ), stones AS (
+          INSERT INTO {{schema}}.ready_tombstones (ready_slot, id, lane_seq, claimed, created_at)
+          SELECT v_cur, t.id, t.lane_seq, t.claimed, t.created_at
+          FROM {{schema}}.ready_tombstones t JOIN keep k ON t.ready_slot = v_slot AND t.id = k.id
+          RETURNING 1
+        ), closed AS (
+          INSERT INTO {{schema}}.closures (ready_slot, id, run_lease, outcome, closed_at)
+          SELECT v_cur, c.id, c.run_lease, c.outcome, c.closed_at
+          FROM {{schema}}.closures c JOIN keep k ON c.ready_slot = v_slot AND c.id = k.id
+          RETURNING 1
+        ), facts AS (
+          INSERT INTO {{schema}}.done_entries (ready_slot, id, seq, body_seq, state, attempt, run_lease, errors,
+            attempted_at, finalized_at)
+          SELECT v_cur, d.id, d.seq, d.body_seq, d.state, d.attempt, d.run_lease, d.errors, d.attempted_at, d.finalized_at
+          FROM {{schema}}.done_entries d JOIN keep k ON d.ready_slot = v_slot AND d.id = k.id
+          RETURNING 1
+        ), moved AS (
+          SELECT {{schema}}.count_terminal(
+            array_agg(x.s ORDER BY x.s), array_agg(x.q ORDER BY x.s), array_agg(x.p ORDER BY x.s),
+            array_agg(x.st ORDER BY x.s), array_agg(x.d ORDER BY x.s))
+          FROM (
+            SELECT v_cur AS s, k.queue AS q, k.priority AS p, k.state AS st, 1::bigint AS d FROM keep k
+            UNION ALL
+            SELECT v_slot, k.queue, k.priority, k.state, -1::bigint FROM keep k
+          ) x
+          HAVING count(*) > 0
+        )
+        SELECT count(*) INTO v_n_carried FROM keep
+        WHERE (SELECT count(*) FROM bodies) >= 0 AND (SELECT count(*) FROM stones) >= 0
+          AND (SELECT count(*) FROM closed) >= 0 AND (SELECT count(*) FROM facts) >= 0
+          AND (SELECT count(*) FROM moved) >= 0;
+        v_carried := v_carried + v_n_carried;
+      END IF;
+      -- A unique key held by a job that leaves with this slot (none of its rows lives on in another slot, in
+      -- deferred or in the DLQ) is released, as deleting the job releases it under the canonical engine.
+      DELETE FROM {{schema}}.unique_claims u
+      WHERE u.job_id IN (SELECT r.id FROM {{schema}}.ready_entries r WHERE r.ready_slot = v_slot)
+        AND NOT EXISTS (SELECT 1 FROM {{schema}}.ready_entries o WHERE o.id = u.job_id AND o.ready_slot <> v_slot)
+        AND NOT EXISTS (SELECT 1 FROM {{schema}}.deferred_jobs d WHERE d.id = u.job_id)
+        AND NOT EXISTS (SELECT 1 FROM {{schema}}.dlq_entries q WHERE q.id = u.job_id);
+      -- Fold what leaves into the rollups and drop the slot's counters, then truncate: one transaction.
+      SELECT coalesce(sum(count), 0) INTO v_folded FROM {{schema}}.queue_terminal_live_counts WHERE ready_slot = v_slot;
+      INSERT INTO {{schema}}.queue_terminal_rollups AS r (queue, priority, state, count)
+      SELECT queue, priority, state, sum(count) FROM {{schema}}.queue_terminal_live_counts
+      WHERE ready_slot = v_slot GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+      ON CONFLICT (queue, priority, state) DO UPDATE SET count = r.count + excluded.count;
+      DELETE FROM {{schema}}.queue_terminal_live_counts WHERE ready_slot = v_slot;
+      v_terminal := v_terminal + v_folded;
+      EXECUTE format('TRUNCATE %1$s.%2$I, %1$s.%3$I, %1$s.%4$I, %1$s.%5$I, %1$s.%6$I',
+        '{{schema}}', 'ready_entries_' || v_slot, 'ready_tombstones_' || v_slot, 'done_entries_' || v_slot,
+        'completion_batches_' || v_slot, 'closures_' || v_slot);
+      v_queue_pruned := v_queue_pruned || v_slot::integer;
+    EXCEPTION
+      WHEN lock_not_available THEN
+        v_skipped := v_skipped || jsonb_build_object('ring', 'queue', 'slot', v_slot, 'reason', 'lock contention');
+        EXIT;
+      WHEN raise_exception THEN
+        v_skipped := v_skipped || jsonb_build_object('ring', 'queue', 'slot', v_slot, 'reason', SQLERRM);
+        EXIT;
+    END;
+  END LOOP;
+  IF now() - v_rotated_at >= p_queue_rotate_ms * interval '1 millisecond'
+     AND {{schema}}.queue_slot_empty(((v_cur + 1) % v_n)::smallint)
+     AND (p_queue_rotate_ms = 0 OR EXISTS (SELECT 1 FROM {{schema}}.ready_entries WHERE ready_slot = v_cur)) THEN
+    INSERT INTO {{schema}}.queue_ring_rotations (generation, slot) VALUES (v_gen + 1, ((v_cur + 1) % v_n)::smallint)
+    ON CONFLICT DO NOTHING;
+    DELETE FROM {{schema}}.queue_ring_rotations WHERE generation < v_gen + 1 - v_n;
+    v_queue_rotated := true;
+  END IF;
+
+  -- Heartbeats of attempts that have ended.
+  DELETE FROM {{schema}}.attempt_state a
+  WHERE EXISTS (SELECT 1 FROM {{schema}}.closures c WHERE c.id = a.id AND c.run_lease = a.run_lease);
+
+  PERFORM set_config('lock_timeout', v_old_timeout, true);
+  RETURN jsonb_build_object('queue_rotated', v_queue_rotated, 'claim_rotated', v_claim_rotated,
+    'queue_pruned', to_jsonb(v_queue_pruned), 'claim_pruned', to_jsonb(v_claim_pruned),
+    'terminal_pruned', v_terminal, 'carried', v_carried, 'skipped', v_skipped);
+END
+$$;
+

@@ -123,16 +123,16 @@ export default [
   {
     id: "claim-prune-ignores-open-receipts",
     mistake: "claim-ring prune truncates receipts of attempts that have no closure",
-    file: maintenance,
-    search: "RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'an open attempt';",
-    replace: "NULL;",
+    file: hotPath,
+    search: "    WHERE cb.claim_slot = p_slot\n      AND NOT EXISTS (SELECT 1 FROM {{schema}}.closures c",
+    replace: "    WHERE false\n      AND NOT EXISTS (SELECT 1 FROM {{schema}}.closures c",
     judges: [rings],
   },
   {
     id: "prune-drops-failed-in-retention",
     mistake:
       "prune does not carry failed and cancelled jobs inside retention forward (they leave with the slot)",
-    file: maintenance,
+    file: hotPath,
     search: "WHERE j.ready_slot = v_slot AND j.state IN ('failed', 'cancelled')",
     replace: "WHERE false AND j.ready_slot = v_slot AND j.state IN ('failed', 'cancelled')",
     judges: [rings],
@@ -140,15 +140,26 @@ export default [
   {
     id: "prune-skips-rollup-fold",
     mistake: "prune drops a slot's counters without folding them into the rollups",
-    file: maintenance,
+    file: hotPath,
     search: "WHERE ready_slot = v_slot GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
     replace: "WHERE false GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
     judges: [rings, counters],
   },
   {
+    id: "prune-skips-gate-recheck",
+    mistake:
+      "prune checks a queue slot's gates only before it takes the slot's lock, so a row written meanwhile is truncated",
+    file: hotPath,
+    search:
+      "      IF (SELECT count(*) FROM {{schema}}.ready_entries r WHERE r.ready_slot = v_slot) <> v_q_rows[i]",
+    replace:
+      "      IF false AND (SELECT count(*) FROM {{schema}}.ready_entries r WHERE r.ready_slot = v_slot) <> v_q_rows[i]",
+    judges: [rings],
+  },
+  {
     id: "rotation-into-occupied-slot",
     mistake: "rotation advances the queue ring into a slot that has not been pruned",
-    file: maintenance,
+    file: hotPath,
     search: "AND {{schema}}.queue_slot_empty(((v_cur + 1) % v_n)::smallint)",
     replace: "AND true",
     judges: [rings],

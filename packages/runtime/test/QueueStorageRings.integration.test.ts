@@ -299,6 +299,39 @@ describe("queue-storage live slots", () => {
     })
     expect((await claimRefs(quick, x, "inflight")).map((r) => r.id)).toEqual([held])
   })
+
+  it("a prune whose slot gains a row while it waits for the slot's lock checks the gates again, and keeps the row", async () => {
+    const x = toExecutor(db.pool)
+    // A settled job in the current slot, and its lane, before the writer's snapshot.
+    await insertIds(engine, x, [qsRow(0, "gains")])
+    await engine.complete(x, await claimRefs(engine, x, "gains"))
+    const slot = await current()
+    let late: string | undefined
+    await withWriter(async (writer) => {
+      await writer.query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+      await writer.query("SELECT 1")
+      // The slot is sealed; the writer still sees it as current and writes a job there, not committed yet.
+      await force()
+      expect(await current()).not.toBe(slot)
+      ;[late] = await insertIds(engine, toExecutor(writer), [qsRow(1, "gains")])
+      // The next run finds the slot settled (the job is invisible to it) and waits for the slot's lock, which
+      // the writer holds until it commits: the gates must be checked again, and the job found pending.
+      const run = force()
+      await waitFor("the prune to wait for the slot's lock", async () => {
+        const { rows } = await db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE wait_event_type = 'Lock' AND query LIKE '%maintain_rings%'`,
+        )
+        return rows[0]!.n > 0
+      })
+      await writer.query("COMMIT")
+      const report = await run
+      expect(report.queueSlotsPruned).not.toContain(slot)
+      expect(report.skipped).toContainEqual({ ring: "queue", slot, reason: "a pending job" })
+    })
+    expect(await slotRows(db.pool, "ready_entries", slot!)).toBe(2)
+    expect((await claimRefs(engine, x, "gains")).map((r) => r.id)).toEqual([late])
+  })
 })
 
 describe("queue-storage rings of a chosen size", () => {
