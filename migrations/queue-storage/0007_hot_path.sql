@@ -627,24 +627,26 @@ BEGIN
       -- Every row of the window is taken, so all in lane order: one receipt up to the last, no tombstone. The
       -- statement below gives the same rows in this case; this one is smaller, and this is the usual case (workers
       -- that keep up find fewer jobs than they ask for; a backlog in run-time order is taken v_left at a time).
-      RETURN QUERY
-      WITH picked AS (
-        SELECT * FROM unnest(v_win)
-      ), receipt AS (
+      IF cardinality(v_win) = 1 THEN
+        -- One job (a worker keeping up): its receipt as one row of VALUES.
+        INSERT INTO {{schema}}.claim_batches (claim_slot, lane_id, max_seq, claimed_at, default_timeout_ms, ids, leases,
+          ready_slots, timeouts)
+        VALUES (v_cslot, v_lane, v_win[1].lane_seq, v_now, p_default_timeout_ms, ARRAY[v_win[1].id],
+          ARRAY[v_win[1].run_lease + 1], ARRAY[v_win[1].ready_slot], ARRAY[v_win[1].attempt_timeout_ms]);
+      ELSE
         INSERT INTO {{schema}}.claim_batches (claim_slot, lane_id, max_seq, claimed_at, default_timeout_ms, ids, leases,
           ready_slots, timeouts)
         SELECT v_cslot, v_lane, max(p.lane_seq), v_now, p_default_timeout_ms,
           array_agg(p.id ORDER BY p.lane_seq), array_agg(p.run_lease + 1 ORDER BY p.lane_seq),
           array_agg(p.ready_slot ORDER BY p.lane_seq), array_agg(p.attempt_timeout_ms ORDER BY p.lane_seq)
-        FROM picked p
-        RETURNING 1
-      )
+        FROM unnest(v_win) p;
+      END IF;
+      RETURN QUERY
       SELECT p.id, p.kind, p.queue, p.args, p.priority, p.attempt + 1, p.max_attempts, p.run_lease + 1,
         date_part('epoch', p.run_at) * 1000, date_part('epoch', v_now) * 1000,
         date_part('epoch', v_now + coalesce(p.attempt_timeout_ms, p_default_timeout_ms) * interval '1 millisecond') * 1000,
         p.attempt_timeout_ms, p.tags, p.metadata, date_part('epoch', p.created_at) * 1000, p.ready_slot
-      FROM picked p
-      WHERE (SELECT count(*) FROM receipt) >= 0
+      FROM unnest(v_win) p
       ORDER BY p.run_at, p.lane_seq;
     ELSE
       RETURN QUERY

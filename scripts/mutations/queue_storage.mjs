@@ -313,6 +313,14 @@ export default [
     judges: [concurrency, rings],
   },
   {
+    id: "single-claim-receipt-keeps-cursor",
+    mistake:
+      "a claim of one job writes its receipt without the job's lane_seq, so the lane's cursor stays put and the job is handed out again",
+    file: hotPath,
+    search: "        VALUES (v_cslot, v_lane, v_win[1].lane_seq, v_now,",
+    replace: "        VALUES (v_cslot, v_lane, 0, v_now,",
+  },
+  {
     id: "window-reads-slot-twice",
     mistake:
       "a claim reads a live slot once for each time it is listed (in the ledger and as a stray), so it hands the slot's rows out twice",
