@@ -46,13 +46,10 @@ BEGIN
 END
 $$;
 
--- The one-argument form (0003): the same cursor. PL/pgSQL, as a LANGUAGE sql function that only calls another is
--- not inlined and was planned again at every call (the hot path calls the two-argument form directly).
+-- The one-argument form (0003), for callers outside this file: the same cursor.
 CREATE OR REPLACE FUNCTION {{schema}}.lane_cursor(p_lane integer) RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-  RETURN {{schema}}.lane_cursor(p_lane, NULL::smallint);
-END
+LANGUAGE sql STABLE AS $$
+  SELECT {{schema}}.lane_cursor(p_lane, NULL::smallint)
 $$;
 
 -- Busy lanes (advisory namespace 6, key = lane id). Besides its reservation (see 0003), a producer holds the
@@ -309,7 +306,7 @@ BEGIN
         v_now);
     END IF;
   ELSE
-    PERFORM {{schema}}.lock_lanes(array_agg(p_queues[o]), array_agg(p_priorities[o]))
+    PERFORM {{schema}}.reserve_lanes(array_agg(p_queues[o]), array_agg(p_priorities[o]))
     FROM generate_series(1, v_n) AS o WHERE v_won[o] AND v_run_ats[o] <= v_clock;
     v_slot := {{schema}}.current_queue_slot();
     INSERT INTO {{schema}}.ready_entries (ready_slot, id, lane_id, lane_seq, kind, queue, priority, args, attempt,
